@@ -1,0 +1,47 @@
+# editq: `make run` runs the whole stack locally, `make test` runs every test.
+# Both install what is missing first (a virtualenv in .venv; redis-server and docker-compose
+# through apt when absent and running as root).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test lint typecheck unit integration bench system-deps deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+deps: $(STAMP) system-deps
+
+system-deps:
+	@./ops/install-system-deps.sh
+
+run: deps
+	$(BIN)/editq run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+integration: deps
+	$(BIN)/pytest tests/integration -q
+
+test: deps lint typecheck
+	$(BIN)/pytest -q
+
+bench: deps
+	$(BIN)/python -m ops.bench
+
+clean:
+	rm -rf $(VENV) .editq .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The thin HTTP API: authenticate, validate, store, admit, answer."""

@@ -1,0 +1,66 @@
+"""The FastAPI application: built once per process, clients opened in its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api import errors, metrics
+from api.routes import account, batch, edits, health
+from api.stream import router as stream_router
+from editq import __version__, catalogue
+from editq.settings import Settings, get_settings
+from storage import tenants
+from storage.backend import Backend
+from storage.redis import connect_async
+
+log = logging.getLogger("editq.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Backend.connect(settings)
+        db.objects.ensure_bucket(retention_days=max(1, settings.output_retention_seconds // 86400))
+        if settings.bootstrap_api_key is not None:
+            tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
+        app.state.backend = db
+        app.state.catalogue = catalogue.load(settings.catalogue_path)
+        app.state.async_redis = connect_async(settings.redis_url)
+        if not getattr(metrics.REGISTRY, "_editq_state", False):
+            metrics.register_state(db)
+            metrics.REGISTRY._editq_state = True  # type: ignore[attr-defined]
+        log.info("editq API %s ready", __version__)
+        try:
+            yield
+        finally:
+            await app.state.async_redis.aclose()
+            db.close()
+
+    app = FastAPI(
+        title="editq",
+        version=__version__,
+        lifespan=lifespan,
+        description="Asynchronous, cost-aware image edits.",
+    )
+    errors.install(app)
+    for router in (edits.router, stream_router, batch.router, account.router, health.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.REQUESTS.labels(request.method, name, str(response.status_code)).inc()
+        metrics.LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
+        return response
+
+    return app

@@ -1,0 +1,51 @@
+"""Named dependencies for route handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+import redis.asyncio
+from fastapi import Depends, Request
+
+from editq.catalogue import Catalogue
+from editq.errors import Unauthorized
+from storage import tenants
+from storage.backend import Backend
+
+
+def backend(request: Request) -> Backend:
+    db: Backend = request.app.state.backend
+    return db
+
+
+def catalogue(request: Request) -> Catalogue:
+    found: Catalogue = request.app.state.catalogue
+    return found
+
+
+def async_redis(request: Request) -> redis.asyncio.Redis:
+    client: redis.asyncio.Redis = request.app.state.async_redis
+    return client
+
+
+DB = Annotated[Backend, Depends(backend)]
+Models = Annotated[Catalogue, Depends(catalogue)]
+AsyncRedis = Annotated[redis.asyncio.Redis, Depends(async_redis)]
+
+
+async def tenant(request: Request, db: DB) -> str:
+    """The tenant of the bearer API key."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if not header:
+        raise Unauthorized("missing_api_key", "send Authorization: Bearer <API key>")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("invalid_api_key", "Authorization must be 'Bearer <API key>'")
+    found = await anyio.to_thread.run_sync(tenants.authenticate, db, key.strip())
+    if found is None:
+        raise Unauthorized("invalid_api_key", "unknown or revoked API key")
+    return found
+
+
+Tenant = Annotated[str, Depends(tenant)]

@@ -1,0 +1,73 @@
+"""Every refusal the API sends, mapped in one place to `{"error": {"code", "message", "param"}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from editq.errors import EditqError, Unavailable
+from storage.errors import StorageError, StorageUnavailable
+from storage.redis import REDIS_ERRORS
+
+log = logging.getLogger("editq.api")
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def envelope(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "param": param}}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(EditqError)
+    async def editq_error(request: Request, exc: EditqError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="editq"'
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_down(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        log.warning("storage unavailable: %s", exc)
+        response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
+        response.headers["Retry-After"] = "2"
+        return response
+
+    for error in REDIS_ERRORS:
+
+        @app.exception_handler(error)
+        async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+            log.warning("redis unavailable: %s", exc)
+            response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
+            response.headers["Retry-After"] = "2"
+            return response
+
+    @app.exception_handler(StorageError)
+    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage error: %s", exc)
+        return envelope(503, "storage_error", "storage refused the operation; retry shortly")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        param = ".".join(loc) or None
+        return envelope(
+            400, "invalid_parameter", f"{param or 'request'}: {first.get('msg', 'invalid')}", param
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return envelope(exc.status_code, code, str(exc.detail))

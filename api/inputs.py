@@ -1,0 +1,160 @@
+"""Turning what a client sent (form parts, JSON, headers) into options and checked sources."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from api.multipart import Form, Limits
+from api.submit import Source
+from editq import images as pillow
+from editq.errors import InvalidRequest
+from editq.options import EditOptions, parse_options
+from editq.settings import Settings
+from storage import images
+from storage.backend import Backend
+
+MAX_IMAGES = 16
+FILE_FIELDS = ("image", "image[]", "mask")
+#: A prompt of 32000 characters is at most 128 KB of UTF-8.
+FIELD_BYTES = 256 * 1024
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+MAX_CANCEL_AFTER_S = 30 * 86400
+
+
+def form_limits(settings: Settings) -> Limits:
+    return Limits(
+        file_bytes={"mask": settings.max_mask_bytes},
+        default_file_bytes=settings.max_image_bytes,
+        field_bytes=FIELD_BYTES,
+        total_bytes=settings.max_request_bytes,
+        max_parts=MAX_IMAGES + 1 + 40,
+    )
+
+
+def options_from_form(form: Form) -> EditOptions:
+    unknown = sorted(set(form.files) - set(FILE_FIELDS))
+    if unknown:
+        raise InvalidRequest("unknown_parameter", f"unknown file field {unknown[0]!r}", unknown[0])
+    misplaced = sorted(set(form.fields) & set(FILE_FIELDS))
+    if misplaced:
+        raise InvalidRequest(
+            "invalid_image", f"{misplaced[0]} must be sent as a file upload", misplaced[0].rstrip("[]")
+        )
+    return parse_options(dict(form.fields))
+
+
+def sources_from_form(form: Form, settings: Settings) -> tuple[list[Source], Source | None]:
+    """Check every uploaded image and the mask with Pillow (CPU: run in a worker thread)."""
+    uploads = form.files.get("image", []) + form.files.get("image[]", [])
+    if not uploads:
+        raise InvalidRequest("image_missing", "send at least one image file", "image")
+    if len(uploads) > MAX_IMAGES:
+        raise InvalidRequest("too_many_images", f"at most {MAX_IMAGES} images per job", "image")
+    masks = form.files.get("mask", [])
+    if len(masks) > 1:
+        raise InvalidRequest("duplicate_parameter", "send one mask", "mask")
+    sources = []
+    for index, upload in enumerate(uploads):
+        param = "image" if len(uploads) == 1 else f"image[{index}]"
+        checked = pillow.check_image(
+            upload.read(),
+            param=param,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+        )
+        sources.append(Source.fresh(checked))
+    mask = None
+    if masks:
+        checked_mask = pillow.check_mask(
+            masks[0].read(),
+            first_image=sources[0].dims,
+            max_bytes=settings.max_mask_bytes,
+            max_pixels=settings.max_image_pixels,
+        )
+        mask = Source.fresh(checked_mask)
+    return sources, mask
+
+
+def sources_from_ids(
+    db: Backend, tenant: str, image_ids: Any, mask_id: Any
+) -> tuple[list[Source], Source | None]:
+    """Sources stored earlier with POST /v1/uploads; another tenant's ids do not exist here."""
+    if not isinstance(image_ids, list) or not image_ids:
+        raise InvalidRequest("image_missing", "image_ids must be a non-empty list", "image_ids")
+    if len(image_ids) > MAX_IMAGES:
+        raise InvalidRequest("too_many_images", f"at most {MAX_IMAGES} images per job", "image_ids")
+    sources = []
+    for ref in image_ids:
+        meta = images.get(db, tenant, ref) if isinstance(ref, str) else None
+        if meta is None:
+            raise InvalidRequest("image_not_found", f"no uploaded image {ref!r}", "image_ids")
+        sources.append(Source(meta))
+    mask = None
+    if mask_id is not None:
+        meta = images.get(db, tenant, mask_id) if isinstance(mask_id, str) else None
+        if meta is None:
+            raise InvalidRequest("image_not_found", f"no uploaded mask {mask_id!r}", "mask_id")
+        if meta["content_type"] != "image/png":
+            raise InvalidRequest("mask_not_png", "mask must be a PNG with an alpha channel", "mask_id")
+        if not meta["has_alpha"]:
+            raise InvalidRequest("mask_without_alpha", "mask has no alpha channel", "mask_id")
+        mask = Source(meta)
+    return sources, mask
+
+
+def split_json_edit(body: Any) -> tuple[dict[str, Any], Any, Any]:
+    """A JSON edit: its option fields, its image_ids and its mask_id."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("invalid_json", "the body must be a JSON object")
+    fields = dict(body)
+    image_ids = fields.pop("image_ids", None)
+    mask_id = fields.pop("mask_id", None)
+    for name in ("image", "image[]", "mask", "images"):
+        if name in fields:
+            raise InvalidRequest(
+                "invalid_parameter",
+                f"JSON edits reference uploads with image_ids and mask_id, not {name}",
+                name,
+            )
+    return fields, image_ids, mask_id
+
+
+def cancel_after(header: str | None) -> float | None:
+    """`Cancel-After: 90` (seconds) or a duration like `1h30m`, `45s`, `2d`."""
+    if header is None:
+        return None
+    text = header.strip().lower()
+    seconds: float
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = _DURATION.match(text)
+        if not text or match is None or not any(match.groups()):
+            raise InvalidRequest(
+                "invalid_cancel_after",
+                "Cancel-After is seconds or a duration like 5m or 1h30m",
+                "Cancel-After",
+            ) from None
+        d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = d * 86400 + h * 3600 + m * 60 + s
+    if not 0 < seconds <= MAX_CANCEL_AFTER_S:
+        raise InvalidRequest(
+            "invalid_cancel_after", "Cancel-After must be more than 0 and at most 30 days", "Cancel-After"
+        )
+    return seconds
+
+
+def prefer_wait(header: str | None, ceiling: int) -> int | None:
+    """The seconds asked by `Prefer: wait=N` (RFC 7240), capped at `ceiling`."""
+    if not header:
+        return None
+    for preference in header.split(","):
+        for token in preference.split(";"):
+            name, _, value = token.strip().partition("=")
+            if name.strip().lower() == "wait":
+                try:
+                    return max(0, min(ceiling, int(value.strip().strip('"'))))
+                except ValueError:
+                    return None
+    return None

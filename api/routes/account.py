@@ -1,0 +1,127 @@
+"""A tenant's money, webhook settings and the model catalogue."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import DB, Models, Tenant
+from api.routes.edits import read_json
+from editq.cost import usd
+from editq.errors import InvalidRequest, NotFound
+from storage import deliveries, money, tenants
+
+router = APIRouter(prefix="/v1", tags=["account"])
+
+
+def _day(value: str | None, default: date, name: str) -> date:
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise InvalidRequest("invalid_parameter", f"{name} is a date like 2026-11-25", name) from None
+
+
+@router.get("/usage")
+def usage(
+    db: DB,
+    tenant: Tenant,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    group_by: Annotated[str, Query()] = "day",
+) -> dict[str, Any]:
+    """Spend, reservations and what remains of each budget; spend grouped by day or model."""
+    if group_by not in ("day", "model"):
+        raise InvalidRequest("invalid_parameter", "group_by is day or model", "group_by")
+    today = datetime.now(UTC).date()
+    first = _day(from_, today.replace(day=1), "from")
+    last = _day(to, today, "to")
+    if last < first or (last - first).days > 400:
+        raise InvalidRequest("invalid_parameter", "from..to must be 0 to 400 days", "from")
+    found = tenants.get(db, tenant)
+    assert found is not None
+    groups = money.usage(db, tenant, first, last, group_by)
+    total = sum(int(g["spent_micros"]) for g in groups)
+    return {
+        "object": "usage",
+        "tenant": tenant,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "group_by": group_by,
+        "budgets": money.budgets(db, tenant, found.budgets),
+        "spent_usd": usd(total),
+        "groups": groups,
+    }
+
+
+@router.get("/usage/ledger")
+def ledger(
+    db: DB,
+    tenant: Tenant,
+    after: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> dict[str, Any]:
+    """Ledger entries oldest first; pass the last `id` as `after` for the next page."""
+    start = "-" if after is None else f"({after}"
+    try:
+        entries = money.ledger(db, tenant, start=start, count=limit)
+    except Exception as exc:
+        if "Invalid stream ID" in str(exc):
+            raise InvalidRequest("invalid_parameter", "after is an entry id", "after") from None
+        raise
+    return {"object": "list", "data": entries, "has_more": len(entries) == limit}
+
+
+@router.get("/webhooks/secret")
+def webhook_secret(db: DB, tenant: Tenant) -> dict[str, Any]:
+    """The signing secrets in use: the current one first, rotated ones until they expire."""
+    items = tenants.secrets_of(db, tenant)
+    return {"object": "webhook_secret", "secret": items[0]["secret"] if items else None, "secrets": items}
+
+
+@router.post("/webhooks/secret/rotate")
+def rotate_secret(db: DB, tenant: Tenant) -> dict[str, Any]:
+    """A new signing secret; the old one keeps signing (both signatures sent) for a while."""
+    items = tenants.rotate_secret(db, tenant, db.settings.secret_overlap_seconds)
+    return {"object": "webhook_secret", "secret": items[0]["secret"], "secrets": items}
+
+
+@router.post("/webhooks/{delivery_id}/redeliver", status_code=202)
+def redeliver(delivery_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+    found = deliveries.get(db, delivery_id)
+    if found is None or found.tenant != tenant:
+        raise NotFound("delivery_not_found", f"no delivery {delivery_id!r}", "delivery_id")
+    deliveries.redeliver(db, found)
+    return {"id": found.id, "status": "pending", "event": found.event, "url": found.url}
+
+
+@router.get("/webhooks/endpoints")
+def endpoints(db: DB, tenant: Tenant) -> dict[str, Any]:
+    """Webhook URLs disabled after answering 410 Gone."""
+    return {"object": "list", "disabled": sorted(tenants.disabled_urls(db, tenant))}
+
+
+@router.post("/webhooks/endpoints/enable")
+async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> dict[str, Any]:
+    body = await read_json(request, 8192)
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str):
+        raise InvalidRequest("invalid_parameter", 'send {"url": "..."}', "url")
+    if not tenants.enable_url(db, tenant, url):
+        raise NotFound("endpoint_not_disabled", "that URL is not disabled", "url")
+    return {"url": url, "enabled": True}
+
+
+@router.get("/models")
+def models(models: Models, db: DB) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    aliases = db.settings.model_aliases
+    return {
+        "object": "list",
+        "default": db.settings.default_model,
+        "aliases": aliases,
+        "data": [{**m.public(), "retired": m.retired(today)} for m in models.models.values()],
+    }

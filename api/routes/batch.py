@@ -1,0 +1,130 @@
+"""Uploads (store an image once, use it in many jobs) and batch submission."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from api import inputs
+from api.deps import DB, Models, Tenant
+from api.multipart import Limits, read_form
+from api.routes.edits import read_json
+from api.submit import commit, prepare
+from editq import images as pillow
+from editq.errors import EditqError, InvalidRequest
+from editq.options import parse_options
+from storage import idempotency, images
+
+router = APIRouter(prefix="/v1", tags=["batch"])
+
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+
+
+@router.post("/uploads", status_code=201)
+async def upload(
+    request: Request, db: DB, tenant: Tenant, content_type: Annotated[str, Header()] = ""
+) -> dict[str, Any]:
+    """Store one image (field `file`); answers its id (`img_<sha256>`) for `image_ids`/`mask_id`."""
+    settings = db.settings
+    limits = Limits(
+        file_bytes={},
+        default_file_bytes=settings.max_image_bytes,
+        field_bytes=1024,
+        total_bytes=settings.max_image_bytes + 64 * 1024,
+        max_parts=2,
+    )
+    form = await read_form(content_type, request.stream(), limits)
+    try:
+        if set(form.fields) or set(form.files) - {"file"}:
+            extra = sorted({*form.fields, *form.files} - {"file"})[0]
+            raise InvalidRequest("unknown_parameter", f"unknown parameter {extra!r}", extra)
+        files = form.files.get("file", [])
+        if len(files) != 1:
+            raise InvalidRequest("image_missing", "send exactly one image as the field `file`", "file")
+        data = files[0].read()
+    finally:
+        form.close()
+    checked = await anyio.to_thread.run_sync(
+        lambda: pillow.check_image(
+            data, param="file", max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
+    )
+    meta = await anyio.to_thread.run_sync(images.put, db, tenant, checked, settings.source_retention_seconds)
+    return {"object": "image", **meta}
+
+
+def _item(
+    db: Any, models: Any, tenant: str, index: int, raw: Any, defaults: dict[str, Any], deadline: float | None
+) -> dict[str, Any]:
+    try:
+        if not isinstance(raw, dict):
+            raise InvalidRequest("invalid_item", "each item is a JSON object")
+        fields, image_ids, mask_id = inputs.split_json_edit({**defaults, **raw})
+        options = parse_options(fields)
+        sources, mask = inputs.sources_from_ids(db, tenant, image_ids, mask_id)
+        prepared = prepare(
+            db, models, tenant=tenant, options=options, sources=sources, mask=mask, cancel_after_s=deadline
+        )
+        answer = commit(db, prepared, idempotency_key=None)
+    except EditqError as exc:
+        return {"index": index, "status": exc.status, "error": exc.body()["error"]}
+    return {"index": index, "status": answer.status, "job": answer.body}
+
+
+@router.post("/edits/batch")
+async def batch(
+    request: Request,
+    db: DB,
+    models: Models,
+    tenant: Tenant,
+    idempotency_key: Annotated[str | None, Header()] = None,
+    cancel_after: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Up to `EDITQ_MAX_BATCH_ITEMS` jobs referencing uploads; each item answers on its own."""
+    settings = db.settings
+    key = idempotency.parse_key(idempotency_key)
+    deadline = inputs.cancel_after(cancel_after)
+    body = await read_json(request, MAX_BATCH_BYTES)
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise InvalidRequest("invalid_batch", 'send {"items": [...]} with one object per job', "items")
+    extra = set(body) - {"items", "defaults"}
+    if extra:
+        raise InvalidRequest("unknown_parameter", f"unknown parameter {sorted(extra)[0]!r}", sorted(extra)[0])
+    items, defaults = body["items"], body.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise InvalidRequest("invalid_batch", "defaults is an object of edit fields", "defaults")
+    if not items or len(items) > settings.max_batch_items:
+        raise InvalidRequest(
+            "invalid_batch_size", f"a batch has 1 to {settings.max_batch_items} items", "items"
+        )
+    fingerprint = hashlib.sha256(
+        json.dumps({"body": body, "cancel_after": deadline}, sort_keys=True).encode()
+    ).hexdigest()
+    if key is not None:
+        replay = await anyio.to_thread.run_sync(idempotency.begin, db, tenant, key, fingerprint)
+        if replay is not None:
+            return JSONResponse(
+                replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"}
+            )
+
+    def run() -> list[dict[str, Any]]:
+        return [_item(db, models, tenant, i, raw, defaults, deadline) for i, raw in enumerate(items)]
+
+    try:
+        results = await anyio.to_thread.run_sync(run)
+    except Exception:
+        if key is not None:
+            await anyio.to_thread.run_sync(idempotency.abort, db, tenant, key, fingerprint)
+        raise
+    accepted = sum(1 for r in results if r["status"] < 300)
+    answer = {"object": "batch", "accepted": accepted, "refused": len(results) - accepted, "items": results}
+    if key is not None:
+        await anyio.to_thread.run_sync(
+            idempotency.store, db, tenant, key, 200, answer, settings.idempotency_ttl_seconds
+        )
+    return JSONResponse(answer, status_code=200)

@@ -1,0 +1,204 @@
+"""Edit jobs: submit, read, list, cancel, download outputs, see webhook deliveries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api import inputs
+from api.deps import DB, AsyncRedis, Models, Tenant
+from api.multipart import read_form
+from api.stream import wait_for_end
+from api.submit import Answer, commit, prepare
+from editq.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from editq.jobs import TERMINAL, Job
+from editq.options import parse_options
+from storage import deliveries, idempotency, outputs
+from storage import jobs as job_store
+
+router = APIRouter(prefix="/v1/edits", tags=["edits"])
+
+MAX_JSON_BYTES = 1024 * 1024
+
+
+def _job(db: Any, tenant: str, job_id: str) -> Job:
+    job = job_store.get(db, tenant, job_id)
+    if job is None:
+        raise NotFound("job_not_found", f"no job {job_id!r}", "id")
+    return job
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge("request_too_large", f"the JSON body is over {limit} bytes")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvalidRequest("invalid_json", "the body is not valid JSON") from None
+
+
+@router.post("", status_code=202)
+async def submit(
+    request: Request,
+    db: DB,
+    models: Models,
+    aredis: AsyncRedis,
+    tenant: Tenant,
+    content_type: Annotated[str, Header()] = "",
+    idempotency_key: Annotated[str | None, Header()] = None,
+    cancel_after: Annotated[str | None, Header()] = None,
+    prefer: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Submit one edit: multipart with image files, or JSON referencing uploaded image ids."""
+    settings = db.settings
+    key = idempotency.parse_key(idempotency_key)
+    deadline = inputs.cancel_after(cancel_after)
+    wait = inputs.prefer_wait(prefer, settings.max_wait_seconds)
+    if content_type.startswith("multipart/form-data"):
+        form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
+        try:
+            options = inputs.options_from_form(form)
+            sources, mask = await anyio.to_thread.run_sync(inputs.sources_from_form, form, settings)
+        finally:
+            form.close()
+    elif content_type.startswith("application/json"):
+        fields, image_ids, mask_id = inputs.split_json_edit(await read_json(request, MAX_JSON_BYTES))
+        options = parse_options(fields)
+        sources, mask = await anyio.to_thread.run_sync(
+            inputs.sources_from_ids, db, tenant, image_ids, mask_id
+        )
+    else:
+        raise InvalidRequest(
+            "unsupported_content_type", "send multipart/form-data or application/json", "Content-Type"
+        )
+
+    def run() -> Answer:
+        prepared = prepare(
+            db, models, tenant=tenant, options=options, sources=sources, mask=mask, cancel_after_s=deadline
+        )
+        return commit(db, prepared, idempotency_key=key)
+
+    answer = await anyio.to_thread.run_sync(run)
+    headers = dict(answer.headers)
+    if wait and answer.job_id and answer.status == 202 and "Idempotent-Replayed" not in headers:
+        headers["Preference-Applied"] = f"wait={wait}"
+        finished = await wait_for_end(db, aredis, tenant, answer.job_id, wait)
+        if finished is not None:
+            return JSONResponse(finished, status_code=200, headers=headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+    return outputs.public(db, _job(db, tenant, job_id))
+
+
+def _ms(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if value.isdigit():
+            return int(value) * (1000 if len(value) <= 10 else 1)
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise InvalidRequest(
+            "invalid_parameter", f"{name} is an ISO 8601 time or unix seconds", name
+        ) from None
+
+
+@router.get("")
+def list_jobs(
+    db: DB,
+    tenant: Tenant,
+    status: Annotated[str | None, Query()] = None,
+    created_after: Annotated[str | None, Query()] = None,
+    created_before: Annotated[str | None, Query()] = None,
+    cursor: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The tenant's jobs, newest first; `status` takes a comma-separated list."""
+    statuses = None
+    if status:
+        statuses = {s.strip() for s in status.split(",") if s.strip()}
+        unknown = statuses - TERMINAL - {"queued", "running"}
+        if unknown:
+            raise InvalidRequest("invalid_parameter", f"unknown status {sorted(unknown)[0]!r}", "status")
+    try:
+        page = job_store.list_jobs(
+            db,
+            tenant,
+            statuses=statuses,
+            created_after=_ms(created_after, "created_after"),
+            created_before=_ms(created_before, "created_before"),
+            cursor=cursor,
+            limit=limit,
+        )
+    except ValueError:
+        raise InvalidRequest("invalid_cursor", "cursor is not one this API returned", "cursor") from None
+    builder = outputs.url_builder(db)
+    return {
+        "object": "list",
+        "data": [job.public(builder) for job in page.jobs],
+        "next_cursor": page.next_cursor,
+        "has_more": page.next_cursor is not None,
+    }
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+    """Cancel a queued job (free) or a running one (its call, if billed, is charged)."""
+    outcome, status = job_store.cancel(db, tenant, job_id)
+    if outcome == "missing" or job_store.get(db, tenant, job_id) is None:
+        raise NotFound("job_not_found", f"no job {job_id!r}", "id")
+    if outcome == "finished":
+        raise Conflict("job_finished", f"the job already ended ({status})", "id", status=status)
+    return outputs.public(db, _job(db, tenant, job_id))
+
+
+@router.get("/{job_id}/outputs/{index}")
+def download(job_id: str, index: int, db: DB, tenant: Tenant) -> StreamingResponse:
+    job = _job(db, tenant, job_id)
+    if job.status.value != "succeeded" or not 0 <= index < len(job.outputs):
+        raise NotFound("output_not_found", f"job {job_id} has no output {index}", "index")
+    body, content_type, length = db.objects.open(job.outputs[index]["key"])
+
+    def chunks() -> Any:
+        try:
+            yield from body.iter_chunks(64 * 1024)
+        finally:
+            body.close()
+
+    return StreamingResponse(
+        chunks(),
+        media_type=content_type or job.outputs[index]["content_type"],
+        headers={"Content-Length": str(length), "Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get("/{job_id}/deliveries")
+def job_deliveries(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+    """Every webhook delivery for the job, with every attempt."""
+    _job(db, tenant, job_id)
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": d.id,
+                "event": d.event,
+                "url": d.url,
+                "status": d.status,
+                "attempt_count": d.attempts,
+                "next_attempt_at": d.next_at,
+                "attempts": deliveries.attempts(db, d.id),
+            }
+            for d in deliveries.for_job(db, tenant, job_id)
+        ],
+    }

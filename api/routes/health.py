@@ -1,0 +1,60 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import DB
+from api.metrics import REGISTRY
+from storage import limiter
+from storage.errors import StorageError
+from storage.redis import REDIS_ERRORS
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(db: DB) -> JSONResponse:
+    """Ready when Redis and S3 answer; says so when the provider account is paused."""
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        db.redis.ping()
+        checks["redis"] = "ok"
+    except REDIS_ERRORS as exc:
+        checks["redis"] = f"down: {exc}"
+        ok = False
+    try:
+        db.objects.ping()
+        checks["s3"] = "ok"
+    except StorageError as exc:
+        checks["s3"] = f"down: {exc}"
+        ok = False
+    status = "ok" if ok else "unavailable"
+    if ok:
+        state = limiter.state(db)
+        workers = int(db.redis.zcount(db.keys.workers, "(" + str(_now_ms()), "+inf"))
+        checks["provider"] = state
+        checks["workers"] = workers
+        if state["paused"] and state["pause_reason"] != "rate_limited":
+            status = "degraded"
+    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

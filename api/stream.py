@@ -1,0 +1,109 @@
+"""Following a job live: `Prefer: wait=N` and server-sent events, both fed by the job's
+Redis event stream (written by the same scripts that change its status)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+import redis.asyncio
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import DB, AsyncRedis, Tenant
+from editq.errors import NotFound
+from editq.jobs import Job
+from storage import jobs as job_store
+from storage import outputs
+from storage.backend import Backend
+
+router = APIRouter(prefix="/v1/edits", tags=["edits"])
+
+#: A comment line keeps proxies from closing a quiet stream.
+KEEPALIVE_SECONDS = 15.0
+#: How often a waiting job's queue position is refreshed.
+POSITION_SECONDS = 1.0
+
+
+async def _last_id(aredis: redis.asyncio.Redis, key: str) -> str:
+    last = await aredis.xrevrange(key, count=1)
+    return str(last[0][0]) if last else "0-0"
+
+
+async def wait_for_end(
+    db: Backend, aredis: redis.asyncio.Redis, tenant: str, job_id: str, seconds: float
+) -> dict[str, Any] | None:
+    """The finished job if it ends within `seconds`, else None."""
+    key = db.keys.events(tenant, job_id)
+    deadline = time.monotonic() + seconds
+    last = "0-0"
+    while True:
+        job = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
+        if job is not None and job.terminal:
+            return outputs.public(db, job)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        entries = await aredis.xread({key: last}, block=max(1, int(remaining * 1000)), count=50)
+        for _, items in entries or []:
+            if items:
+                last = str(items[-1][0])
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@router.get("/{job_id}/events")
+async def events(
+    job_id: str, request: Request, db: DB, aredis: AsyncRedis, tenant: Tenant
+) -> StreamingResponse:
+    """Server-sent events: `status` on every change, `queue_position` while waiting, then `done`."""
+    key = db.keys.events(tenant, job_id)
+    last = await _last_id(aredis, key)
+    job: Job | None = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
+    if job is None:
+        raise NotFound("job_not_found", f"no job {job_id!r}", "id")
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal last
+        current = await anyio.to_thread.run_sync(outputs.public, db, job)
+        yield b"retry: 2000\n\n"
+        yield _sse("status", current)
+        position = current.get("queue_position")
+        quiet_since = time.monotonic()
+        while current["status"] in ("queued", "running"):
+            if await request.is_disconnected():
+                return
+            block = POSITION_SECONDS if current["status"] == "queued" else KEEPALIVE_SECONDS
+            entries = await aredis.xread({key: last}, block=int(block * 1000), count=50)
+            fresh = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
+            if fresh is None:
+                return
+            for _, items in entries or []:
+                if items:
+                    last = str(items[-1][0])
+            if entries:
+                current = await anyio.to_thread.run_sync(outputs.public, db, fresh)
+                position = current.get("queue_position")
+                yield _sse("status", current)
+                quiet_since = time.monotonic()
+                continue
+            if fresh.status.value == "queued":
+                where = await anyio.to_thread.run_sync(job_store.queue_position, db, fresh)
+                if where != position:
+                    position = where
+                    yield _sse("queue_position", {"id": job_id, "queue_position": where})
+            if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield b": keep-alive\n\n"
+        yield _sse("done", {"id": job_id, "status": current["status"]})
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,337 @@
+"""Submitting a job: validate, price, hold, store, commit. Shared by single and batch submits.
+
+Order matters for "202 means durable" and "bad input leaves nothing behind": everything that
+can refuse the request runs before the first byte is stored; the budget is held before the
+sources go to S3; the job, its reservation, its queue entry and the idempotent answer are then
+written by one Lua script. Any failure after the hold releases it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from editq import cost, ids, ssrf
+from editq.catalogue import Catalogue, Resolution
+from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
+from editq.images import SourceImage
+from editq.jobs import Job
+from editq.options import EditOptions, EditPlan, plan_edit
+from storage import idempotency, images, money, outputs
+from storage import jobs as job_store
+from storage import tenants as tenant_store
+from storage.backend import Backend
+from storage.errors import StorageError, StorageUnavailable
+from storage.keys import output_object
+from storage.redis import REDIS_ERRORS
+
+
+@dataclass(frozen=True)
+class Source:
+    """A job's source: fresh bytes to store, or an upload that is already stored."""
+
+    meta: dict[str, Any]
+    image: SourceImage | None = None
+
+    @classmethod
+    def fresh(cls, image: SourceImage) -> Source:
+        return cls(images.describe(image), image)
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return int(self.meta["width"]), int(self.meta["height"])
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request that passed every check and is ready to be held and stored."""
+
+    tenant: str
+    options: EditOptions
+    resolution: Resolution
+    plan: EditPlan
+    estimate: cost.Estimate | None
+    sources: list[Source]
+    mask: Source | None
+    deadline_ms: int | None
+    reuse_fingerprint: str
+    request_fingerprint: str
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def prepare(
+    db: Backend,
+    catalogue: Catalogue,
+    *,
+    tenant: str,
+    options: EditOptions,
+    sources: list[Source],
+    mask: Source | None,
+    cancel_after_s: float | None = None,
+    today: date | None = None,
+) -> Prepared:
+    """Every check a submission must pass, before anything is written."""
+    settings = db.settings
+    if not sources:
+        raise InvalidRequest("image_missing", "at least one image is required", "image")
+    resolution = catalogue.resolve(
+        options.model or settings.default_model, aliases=settings.model_aliases, today=today
+    )
+    model = resolution.model
+    unsupported = ("webp",) if settings.provider == "azure" else ()
+    plan = plan_edit(
+        options,
+        model,
+        resolution.api_name,
+        image_count=len(sources),
+        first_image=sources[0].dims,
+        unsupported_formats=unsupported,
+    )
+    if mask is not None and mask.dims != sources[0].dims:
+        raise InvalidRequest(
+            "mask_size_mismatch",
+            f"mask is {mask.dims[0]}x{mask.dims[1]} but the first image is "
+            f"{sources[0].dims[0]}x{sources[0].dims[1]}",
+            "mask",
+        )
+    if options.webhook_url is not None:
+        ssrf.check_url(
+            options.webhook_url,
+            allow_private=settings.webhook_allow_private,
+            allow_http=settings.webhook_allow_http,
+        )
+        if options.webhook_url in tenant_store.disabled_urls(db, tenant):
+            raise InvalidRequest(
+                "webhook_endpoint_disabled",
+                "this webhook_url answered 410 Gone and is disabled; re-enable it with "
+                "POST /v1/webhooks/endpoints/enable",
+                "webhook_url",
+            )
+    estimate = None
+    if model.prices.complete:
+        estimate = cost.estimate(model, plan, [s.dims for s in sources], mask.dims if mask else None)
+    else:
+        limits = tenant_store.get(db, tenant)
+        if options.max_cost_micros is not None or (limits and any(limits.budgets.values())):
+            raise InvalidRequest(
+                "model_price_unknown",
+                f"{model.name} has no confirmed prices, so it cannot run under a budget or "
+                "max_cost_usd; the operator sets them in the catalogue (EDITQ_CATALOGUE)",
+                "model",
+            )
+    if (
+        estimate is not None
+        and options.max_cost_micros is not None
+        and estimate.micros > options.max_cost_micros
+    ):
+        raise PaymentRequired(
+            "max_cost_exceeded",
+            f"this job may cost up to ${cost.usd(estimate.micros)}, above max_cost_usd "
+            f"${cost.usd(options.max_cost_micros)}",
+            "max_cost_usd",
+            estimated_usd=cost.usd(estimate.micros),
+        )
+    deadline_ms = None
+    if cancel_after_s is not None:
+        deadline_ms = int((time.time() + cancel_after_s) * 1000)
+    shas = [s.meta["sha256"] for s in sources]
+    mask_sha = mask.meta["sha256"] if mask else None
+    reuse_fp = _digest({"plan": plan.to_dict(), "sources": shas, "mask": mask_sha})
+    request_fp = _digest(
+        {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
+    )
+    return Prepared(
+        tenant=tenant,
+        options=options,
+        resolution=resolution,
+        plan=plan,
+        estimate=estimate,
+        sources=sources,
+        mask=mask,
+        deadline_ms=deadline_ms,
+        reuse_fingerprint=reuse_fp,
+        request_fingerprint=request_fp,
+    )
+
+
+def sunset_headers(resolution: Resolution) -> dict[str, str]:
+    model = resolution.model
+    if model.retires_on is None:
+        return {}
+    sunset = datetime(model.retires_on.year, model.retires_on.month, model.retires_on.day, tzinfo=UTC)
+    headers = {"Sunset": format_datetime(sunset, usegmt=True)}
+    if model.deprecated_on is not None:
+        deprecated = datetime(
+            model.deprecated_on.year, model.deprecated_on.month, model.deprecated_on.day, tzinfo=UTC
+        )
+        headers["Deprecation"] = f"@{int(deprecated.timestamp())}"
+    else:
+        headers["Deprecation"] = "true"
+    return headers
+
+
+def _fields(p: Prepared, job_id: str, created_ms: int, reusable: bool) -> dict[str, str]:
+    options = p.options
+    echo = {
+        "n": options.n,
+        "size": options.size,
+        "aspect_ratio": options.aspect_ratio,
+        "output_size": options.output_size,
+        "strength": options.strength,
+        "quality": options.quality,
+        "output_format": options.output_format,
+        "output_compression": options.output_compression,
+        "background": options.background,
+        "input_fidelity": options.input_fidelity,
+        "reuse": options.reuse,
+    }
+    return {
+        "id": job_id,
+        "tenant": p.tenant,
+        "model": p.resolution.model.name,
+        "model_requested": p.resolution.requested,
+        "prompt": options.prompt,
+        "priority": options.priority,
+        "plan": json.dumps(p.plan.to_dict()),
+        "options": json.dumps(echo),
+        "sources": json.dumps(
+            [
+                {k: s.meta[k] for k in ("id", "sha256", "content_type", "width", "height", "bytes")}
+                for s in p.sources
+            ]
+        ),
+        "mask": json.dumps({k: p.mask.meta[k] for k in ("id", "sha256", "width", "height", "bytes")})
+        if p.mask
+        else "",
+        "images": str(p.plan.n),
+        "webhook_url": options.webhook_url or "",
+        "webhook_events": json.dumps(list(options.webhook_events)),
+        "metadata": json.dumps(options.metadata),
+        "estimate": json.dumps(p.estimate.to_dict() if p.estimate else {"estimated_usd": None}),
+        "created_at": str(created_ms),
+        "deadline": "" if p.deadline_ms is None else str(p.deadline_ms),
+        "fingerprint": p.reuse_fingerprint,
+        "reusable": "1" if reusable else "0",
+        "user": options.user or "",
+    }
+
+
+def _reusable(p: Prepared) -> bool:
+    return p.options.reuse and p.plan.n == 1
+
+
+def _earlier(db: Backend, p: Prepared) -> Job | None:
+    if not _reusable(p):
+        return None
+    job_id = db.redis.get(db.keys.reuse(p.tenant, p.reuse_fingerprint))
+    if not job_id:
+        return None
+    earlier = job_store.get(db, p.tenant, job_id)
+    if earlier is None or earlier.status.value != "succeeded" or not earlier.outputs:
+        return None
+    return earlier
+
+
+def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_status: int = 202) -> Answer:
+    """Hold, store and commit a prepared job. Returns the answer the client gets."""
+    settings = db.settings
+    if idempotency_key is not None:
+        replay = idempotency.begin(db, p.tenant, idempotency_key, p.request_fingerprint)
+        if replay is not None:
+            return Answer(replay.status, replay.body, {"Idempotent-Replayed": "true"}, replay.body.get("id"))
+    hold: money.Hold | None = None
+    try:
+        earlier = _earlier(db, p)
+        amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
+        hold = money.hold(db, p.tenant, amount)
+        job_id = ids.new_id("edit")
+        created_ms = int(time.time() * 1000)
+        fields = _fields(p, job_id, created_ms, _reusable(p))
+        fields["retention_s"] = str(settings.job_retention_seconds)
+        retention = max(settings.source_retention_seconds, settings.job_retention_seconds)
+        for source in [*p.sources, *([p.mask] if p.mask else [])]:
+            if source.image is not None:
+                images.put(db, p.tenant, source.image, retention)
+            else:
+                images.touch(db, p.tenant, source.meta["sha256"], retention)
+        mode = "queue"
+        status = answer_status
+        if earlier is not None:
+            copied = []
+            for index, out in enumerate(earlier.outputs):
+                key = output_object(p.tenant, job_id, index, out["key"].rsplit(".", 1)[-1])
+                db.objects.copy(out["key"], key)
+                copied.append({**out, "key": key})
+            fields.update(
+                outputs=json.dumps(copied),
+                reused_from=earlier.id,
+                usage="",
+                estimate=json.dumps({"estimated_usd": "0.000000", "reused": True}),
+            )
+            mode, status = "reused", 200
+        job = Job.from_hash(
+            {
+                **fields,
+                "status": "succeeded" if mode == "reused" else "queued",
+                "reserved": str(amount),
+                "settled": "1" if mode == "reused" else "",
+                "actual": "0",
+            }
+        )
+        position = (
+            None if mode == "reused" else int(db.redis.llen(db.keys.queue(p.tenant, p.options.priority)))
+        )
+        body = job.public(outputs.url_builder(db), position)
+        result = db.scripts.run(
+            "submit",
+            p.tenant,
+            job_id,
+            hold.id,
+            json.dumps(fields),
+            "" if idempotency_key is None else idempotency.key_hash(idempotency_key),
+            settings.idempotency_ttl_seconds,
+            status,
+            json.dumps(body),
+            mode,
+            earlier.id if earlier else "",
+        )
+        if result[0] != "ok":
+            raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
+        hold = None
+    except (StorageUnavailable, *REDIS_ERRORS) as exc:
+        _undo(db, p, hold, idempotency_key)
+        raise Unavailable("storage_unavailable", f"cannot store the job right now ({exc})") from exc
+    except StorageError as exc:
+        _undo(db, p, hold, idempotency_key)
+        raise Unavailable("storage_error", f"cannot store the job ({exc})") from exc
+    except EditqError:
+        _undo(db, p, hold, idempotency_key)
+        raise
+    headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.resolution)}
+    return Answer(status, body, headers, job_id)
+
+
+def _undo(db: Backend, p: Prepared, hold: money.Hold | None, key: str | None) -> None:
+    try:
+        if hold is not None:
+            money.release_hold(db, hold.id)
+        if key is not None:
+            idempotency.abort(db, p.tenant, key, p.request_fingerprint)
+    except (StorageError, *REDIS_ERRORS):
+        pass  # beat releases lapsed holds; the in-flight key lapses on its own

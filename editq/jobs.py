@@ -1,0 +1,209 @@
+"""The job record: how it is stored in Redis and how clients see it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from editq.cost import usd
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING)
+
+
+TERMINAL = frozenset(s.value for s in Status if s.terminal)
+#: Options echoed back to the client as they were asked.
+ECHOED_OPTIONS = (
+    "n",
+    "size",
+    "aspect_ratio",
+    "output_size",
+    "strength",
+    "quality",
+    "output_format",
+    "output_compression",
+    "background",
+    "input_fidelity",
+    "reuse",
+)
+
+
+def iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(value: str | None, default: Any) -> Any:
+    if not value:
+        return default
+    return json.loads(value)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+@dataclass
+class Job:
+    """One edit job, read from its Redis hash."""
+
+    id: str
+    tenant: str
+    status: Status
+    model: str
+    model_requested: str
+    prompt: str
+    priority: str
+    plan: dict[str, Any]
+    options: dict[str, Any]
+    sources: list[dict[str, Any]]
+    mask: dict[str, Any] | None
+    images: int
+    webhook_url: str | None
+    webhook_events: list[str]
+    metadata: dict[str, str]
+    estimate: dict[str, Any]
+    reserved: int
+    actual: int | None
+    usage: dict[str, Any] | None
+    outputs: list[dict[str, Any]]
+    error: dict[str, Any] | None
+    created_at: int
+    updated_at: int | None
+    started_at: int | None
+    finished_at: int | None
+    deadline: int | None
+    token: str
+    runs: int
+    attempts: int
+    rate_limited: int
+    losses: int
+    reused_from: str | None
+    fingerprint: str
+    reusable: bool
+    raw: dict[str, str] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str]) -> Job:
+        return cls(
+            id=h["id"],
+            tenant=h["tenant"],
+            status=Status(h["status"]),
+            model=h.get("model", ""),
+            model_requested=h.get("model_requested", ""),
+            prompt=h.get("prompt", ""),
+            priority=h.get("priority", "interactive"),
+            plan=_json(h.get("plan"), {}),
+            options=_json(h.get("options"), {}),
+            sources=_json(h.get("sources"), []),
+            mask=_json(h.get("mask"), None),
+            images=int(h.get("images") or 1),
+            webhook_url=h.get("webhook_url") or None,
+            webhook_events=_json(h.get("webhook_events"), []),
+            metadata=_json(h.get("metadata"), {}),
+            estimate=_json(h.get("estimate"), {}),
+            reserved=int(h.get("reserved") or 0),
+            actual=_int(h.get("actual")) if h.get("settled") == "1" else None,
+            usage=_json(h.get("usage"), None),
+            outputs=_json(h.get("outputs"), []),
+            error=_json(h.get("error"), None),
+            created_at=int(h.get("created_at") or 0),
+            updated_at=_int(h.get("updated_at")),
+            started_at=_int(h.get("started_at")),
+            finished_at=_int(h.get("finished_at")),
+            deadline=_int(h.get("deadline")),
+            token=h.get("token", ""),
+            runs=int(h.get("runs") or 0),
+            attempts=int(h.get("attempts") or 0),
+            rate_limited=int(h.get("rate_limited") or 0),
+            losses=int(h.get("losses") or 0),
+            reused_from=h.get("reused_from") or None,
+            fingerprint=h.get("fingerprint", ""),
+            reusable=h.get("reusable") == "1",
+            raw=h,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    def public(
+        self,
+        output_url: Callable[[Job, int, dict[str, Any]], str],
+        queue_position: int | None = None,
+    ) -> dict[str, Any]:
+        """The job as `GET /v1/edits/{id}` shows it."""
+        last_error = _json(self.raw.get("last_error"), None)
+        return {
+            "id": self.id,
+            "object": "edit",
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "model": self.model_requested or self.model,
+            "model_called": self.plan.get("api_model", self.model),
+            "prompt": self.prompt,
+            "options": {k: self.options.get(k) for k in ECHOED_OPTIONS},
+            "provider_request": {
+                k: self.plan.get(k)
+                for k in (
+                    "size",
+                    "quality",
+                    "output_format",
+                    "output_compression",
+                    "background",
+                    "input_fidelity",
+                    "n",
+                )
+            },
+            "priority": self.priority,
+            "metadata": self.metadata,
+            "webhook": {"url": self.webhook_url, "events": self.webhook_events} if self.webhook_url else None,
+            "sources": [
+                {k: s.get(k) for k in ("id", "content_type", "width", "height", "bytes")}
+                for s in self.sources
+            ],
+            "mask": None
+            if self.mask is None
+            else {k: self.mask.get(k) for k in ("id", "width", "height", "bytes")},
+            "cost": {
+                "estimated_usd": self.estimate.get("estimated_usd"),
+                "reserved_usd": usd(self.reserved) if self.actual is None else usd(0),
+                "actual_usd": None if self.actual is None else usd(self.actual),
+                "usage": self.usage,
+            },
+            "outputs": [
+                {
+                    "url": output_url(self, index, out),
+                    "content_type": out["content_type"],
+                    "width": out["width"],
+                    "height": out["height"],
+                    "bytes": out.get("bytes"),
+                }
+                for index, out in enumerate(self.outputs)
+            ]
+            if self.status is Status.SUCCEEDED
+            else [],
+            "error": self.error,
+            "last_error": last_error if not self.terminal else None,
+            "queue_position": queue_position if self.status is Status.QUEUED else None,
+            "attempts": self.attempts,
+            "deadline": iso(self.deadline),
+            "reused_from": self.reused_from,
+        }

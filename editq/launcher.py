@@ -1,0 +1,367 @@
+"""Starting editq's processes: what `make run` (`editq run`) does, and what the tests and
+benchmarks reuse to stand the same stack up on private ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from storage.redis import connect
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout}s ({last})")
+
+
+@dataclass
+class Proc:
+    """A child process with its output copied to ours, each line prefixed with its name."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path | None = None
+    pump: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        if self.pump is not None:
+            self.pump.join(2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+        self.popen.wait(10)
+
+
+def _pump(name: str, stream: IO[bytes], sink: IO[str] | None, log: IO[bytes] | None) -> None:
+    for raw in iter(stream.readline, b""):
+        if log is not None:
+            log.write(raw)
+            log.flush()
+        if sink is not None:
+            sink.write(f"{name:>8} | {raw.decode('utf-8', 'replace')}")
+            sink.flush()
+    stream.close()
+    if log is not None:
+        log.close()
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    echo: bool = True,
+    log: Path | None = None,
+) -> Proc:
+    popen = subprocess.Popen(  # noqa: S603 - argv built here, never from a shell string
+        argv,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert popen.stdout is not None
+    log_file = log.open("ab") if log is not None else None
+    pump = threading.Thread(
+        target=_pump, args=(name, popen.stdout, sys.stdout if echo else None, log_file), daemon=True
+    )
+    pump.start()
+    return Proc(name, popen, log, pump)
+
+
+def redis_server(
+    port: int, data_dir: Path, *, aof: bool = True, echo: bool = True, log: Path | None = None
+) -> Proc:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make run installs it with apt when run as root)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+    proc = spawn("redis", argv, echo=echo, log=log)
+    wait_for_port(port)
+    return proc
+
+
+def s3_server(
+    port: int, data_dir: Path, *, access_key: str, secret_key: str, echo: bool = True, log: Path | None = None
+) -> Proc:
+    """MinIO when it is on PATH, otherwise moto's S3 server (in memory)."""
+    minio = shutil.which("minio")
+    if minio is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {"MINIO_ROOT_USER": access_key, "MINIO_ROOT_PASSWORD": secret_key}
+        argv = [minio, "server", str(data_dir), "--address", f"127.0.0.1:{port}", "--quiet"]
+        proc = spawn("minio", argv, env=env, echo=echo, log=log)
+    else:
+        proc = spawn(
+            "s3", [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], echo=echo, log=log
+        )
+    wait_for_http(f"http://127.0.0.1:{port}/", timeout=60)
+    return proc
+
+
+def simulator(
+    port: int,
+    *,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    echo: bool = True,
+    log: Path | None = None,
+) -> Proc:
+    argv = [PYTHON, "-m", "editq.cli", "sim", "--host", "127.0.0.1", "--port", str(port), *(args or [])]
+    proc = spawn("sim", argv, env=env, echo=echo, log=log)
+    wait_for_http(f"http://127.0.0.1:{port}/", timeout=60)
+    return proc
+
+
+def api(env: dict[str, str], port: int, *, echo: bool = True, log: Path | None = None) -> Proc:
+    argv = [PYTHON, "-m", "editq.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    proc = spawn("api", argv, env=env, echo=echo, log=log)
+    wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+    return proc
+
+
+def worker(
+    env: dict[str, str],
+    *,
+    name: str = "worker",
+    concurrency: int = 8,
+    echo: bool = True,
+    log: Path | None = None,
+) -> Proc:
+    argv = [PYTHON, "-m", "editq.cli", "worker", "--concurrency", str(concurrency), "--name", name]
+    return spawn(name, argv, env=env, echo=echo, log=log)
+
+
+def beat(env: dict[str, str], state_dir: Path, *, echo: bool = True, log: Path | None = None) -> Proc:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    argv = [PYTHON, "-m", "editq.cli", "beat", "--schedule", str(state_dir / "celerybeat-schedule")]
+    return spawn("beat", argv, env=env, echo=echo, log=log)
+
+
+def flower(
+    env: dict[str, str], port: int, basic_auth: str, *, echo: bool = True, log: Path | None = None
+) -> Proc:
+    argv = [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+        f"--basic-auth={basic_auth}",
+    ]
+    return spawn("flower", argv, env=env, echo=echo, log=log)
+
+
+def wait_for_worker(redis_url: str, prefix: str, count: int = 1, timeout: float = 60.0) -> None:
+    """Until `count` workers advertise edit slots in Redis."""
+    client = connect(redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            now = int(time.time() * 1000)
+            if client.zcount(f"{prefix}:workers", f"({now}", "+inf") >= count:
+                return
+            time.sleep(0.1)
+    finally:
+        client.close()
+    raise TimeoutError(f"{count} worker(s) did not register in {timeout}s")
+
+
+@dataclass
+class Stack:
+    """The processes `editq run` started, stopped in reverse order."""
+
+    procs: list[Proc] = field(default_factory=list)
+
+    def add(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def _state_dir() -> Path:
+    path = Path(os.environ.get("EDITQ_STATE_DIR", ".editq")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _persistent_secret(path: Path, make: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.write_text(make + "\n")
+    path.chmod(0o600)
+    return make
+
+
+@contextlib.contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def run() -> int:
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
+    state = _state_dir()
+    env: dict[str, str] = {}
+    stack = Stack()
+    stop = threading.Event()
+    out = sys.stdout
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    with _signals(stop):
+        try:
+            if "EDITQ_REDIS_URL" in os.environ:
+                say(f"using Redis at {os.environ['EDITQ_REDIS_URL']}")
+            else:
+                port = int(os.environ.get("EDITQ_LOCAL_REDIS_PORT", "6390"))
+                stack.add(redis_server(port, state / "redis"))
+                env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+            access = os.environ.setdefault("AWS_ACCESS_KEY_ID", "editq")
+            secret = os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "editq-local-secret")
+            if "EDITQ_S3_ENDPOINT_URL" in os.environ:
+                say(f"using S3 at {os.environ['EDITQ_S3_ENDPOINT_URL']}")
+            else:
+                port = int(os.environ.get("EDITQ_LOCAL_S3_PORT", "9010"))
+                stack.add(s3_server(port, state / "s3", access_key=access, secret_key=secret))
+                env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+            if "OPENAI_API_KEY" in os.environ:
+                say(
+                    f"calling the provider at {os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1')}"
+                )
+            else:
+                port = int(os.environ.get("EDITQ_LOCAL_SIM_PORT", "8100"))
+                stack.add(simulator(port, args=["--latency", "0.5-1.5"]))
+                env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+                env["OPENAI_API_KEY"] = "sk-editq-simulator"
+            key = os.environ.get("EDITQ_BOOTSTRAP_API_KEY") or _persistent_secret(
+                state / "dev-api-key", "eq_dev_" + secrets.token_urlsafe(24)
+            )
+            env["EDITQ_BOOTSTRAP_API_KEY"] = key
+            flower_auth = os.environ.get("EDITQ_FLOWER_BASIC_AUTH") or _persistent_secret(
+                state / "flower-auth", "admin:" + secrets.token_urlsafe(12)
+            )
+            env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
+            env.setdefault(
+                "EDITQ_WEBHOOK_ALLOW_PRIVATE", os.environ.get("EDITQ_WEBHOOK_ALLOW_PRIVATE", "true")
+            )
+            env.setdefault("EDITQ_WEBHOOK_ALLOW_HTTP", os.environ.get("EDITQ_WEBHOOK_ALLOW_HTTP", "true"))
+            api_port = int(os.environ.get("EDITQ_API_PORT", "8000"))
+            flower_port = int(os.environ.get("EDITQ_FLOWER_PORT", "5555"))
+            full = {**os.environ, **env}
+            stack.add(api(full, api_port))
+            stack.add(worker(full, concurrency=int(os.environ.get("EDITQ_WORKER_CONCURRENCY", "16"))))
+            stack.add(beat(full, state / "beat"))
+            stack.add(flower(full, flower_port, flower_auth))
+            say("")
+            say("editq is running (Ctrl-C stops everything):")
+            say(f"  API      http://127.0.0.1:{api_port}   (docs: /docs)")
+            say(f"  API key  {key}")
+            say(f"  Flower   http://127.0.0.1:{flower_port}   (user:password {flower_auth})")
+            say(f"  Redis    {full['EDITQ_REDIS_URL']}")
+            say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
+            say(f"  model    {full.get('OPENAI_BASE_URL', 'https://api.openai.com/v1')}")
+            say("")
+            while not stop.wait(1.0):
+                dead = [p for p in stack.procs if not p.alive()]
+                if dead:
+                    say(f"{dead[0].name} exited with {dead[0].popen.returncode}; stopping")
+                    return 1
+            return 0
+        finally:
+            say("stopping editq ...")
+            stack.stop()

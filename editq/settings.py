@@ -1,0 +1,188 @@
+"""The one settings object, read from the environment once per process."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Standard Webhooks retry schedule (seconds after the event): immediately, 5 s, 5 min, 30 min,
+#: 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+DEFAULT_WEBHOOK_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
+
+
+def _env(name: str, *aliases: str) -> AliasChoices:
+    return AliasChoices(name, *aliases)
+
+
+class Settings(BaseSettings):
+    """Every tunable of editq. Environment variables are named in each field's alias."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    # --- API ---------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", validation_alias=_env("EDITQ_API_HOST"))
+    api_port: int = Field(8000, validation_alias=_env("EDITQ_API_PORT"))
+    #: Base URL clients use to reach the API; output URLs served by the API are built on it.
+    public_url: str = Field("", validation_alias=_env("EDITQ_PUBLIC_URL"))
+    #: `api` serves outputs through `GET /v1/edits/{id}/outputs/{i}` (tenant-checked);
+    #: `presigned` hands out presigned S3 URLs.
+    output_urls: Literal["api", "presigned"] = Field("api", validation_alias=_env("EDITQ_OUTPUT_URLS"))
+    presign_seconds: int = Field(3600, validation_alias=_env("EDITQ_PRESIGN_SECONDS"))
+
+    # --- Redis and S3 ------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("EDITQ_REDIS_URL"))
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("EDITQ_S3_ENDPOINT_URL"))
+    s3_bucket: str = Field("editq", validation_alias=_env("EDITQ_S3_BUCKET"))
+    s3_region: str = Field("us-east-1", validation_alias=_env("EDITQ_S3_REGION", "AWS_REGION"))
+    aws_access_key_id: str = Field("editq", validation_alias=_env("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr = Field(
+        SecretStr("editq-secret"), validation_alias=_env("AWS_SECRET_ACCESS_KEY")
+    )
+    s3_timeout_seconds: float = Field(10.0, validation_alias=_env("EDITQ_S3_TIMEOUT"))
+
+    # --- Provider ----------------------------------------------------------------------------
+    provider: Literal["openai", "azure"] = Field("openai", validation_alias=_env("EDITQ_PROVIDER"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
+    azure_endpoint: str = Field("", validation_alias=_env("AZURE_OPENAI_ENDPOINT"))
+    azure_api_key: SecretStr | None = Field(None, validation_alias=_env("AZURE_OPENAI_API_KEY"))
+    azure_api_version: str = Field("2025-04-01-preview", validation_alias=_env("EDITQ_AZURE_API_VERSION"))
+    #: JSON object mapping a model name to its Azure deployment name (default: the model name).
+    azure_deployments: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("EDITQ_AZURE_DEPLOYMENTS")
+    )
+    provider_connect_timeout: float = Field(10.0, validation_alias=_env("EDITQ_PROVIDER_CONNECT_TIMEOUT"))
+    provider_read_timeout: float = Field(180.0, validation_alias=_env("EDITQ_PROVIDER_READ_TIMEOUT"))
+    #: Attempts per job for retryable provider errors (timeouts, 5xx, connection errors).
+    provider_max_attempts: int = Field(4, validation_alias=_env("EDITQ_PROVIDER_MAX_ATTEMPTS"))
+    #: Attempts per job answered 429 rate_limit_exceeded before the job fails.
+    provider_max_rate_limited: int = Field(20, validation_alias=_env("EDITQ_PROVIDER_MAX_RATE_LIMITED"))
+    retry_base_seconds: float = Field(2.0, validation_alias=_env("EDITQ_RETRY_BASE_SECONDS"))
+    retry_max_seconds: float = Field(120.0, validation_alias=_env("EDITQ_RETRY_MAX_SECONDS"))
+
+    # --- Limits of the provider account ------------------------------------------------------
+    provider_ipm: int = Field(250, ge=1, validation_alias=_env("EDITQ_PROVIDER_IPM"))
+    provider_rpm: int = Field(250, ge=1, validation_alias=_env("EDITQ_PROVIDER_RPM"))
+    provider_max_inflight: int = Field(32, ge=1, validation_alias=_env("EDITQ_PROVIDER_MAX_INFLIGHT"))
+    #: Largest burst the limiter lets through at once, in seconds of the configured rate.
+    limiter_burst_seconds: float = Field(1.0, gt=0, validation_alias=_env("EDITQ_LIMITER_BURST_SECONDS"))
+    #: Credit, in images, a tenant gets when it becomes active again after being idle.
+    fair_burst_images: int = Field(10, ge=1, validation_alias=_env("EDITQ_FAIR_BURST"))
+
+    # --- Models ------------------------------------------------------------------------------
+    default_model: str = Field("gpt-image-1-mini", validation_alias=_env("EDITQ_DEFAULT_MODEL"))
+    #: Optional JSON file that overrides or extends the shipped model catalogue.
+    catalogue_path: Path | None = Field(None, validation_alias=_env("EDITQ_CATALOGUE"))
+    #: JSON object mapping a requested model name to the model actually called.
+    model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("EDITQ_MODEL_ALIASES")
+    )
+
+    # --- Tenants, keys, budgets ------------------------------------------------------------------
+    bootstrap_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_BOOTSTRAP_API_KEY"))
+    idempotency_ttl_seconds: int = Field(86400, validation_alias=_env("EDITQ_IDEMPOTENCY_TTL"))
+    reuse_window_seconds: int = Field(86400, validation_alias=_env("EDITQ_REUSE_WINDOW"))
+
+    # --- Input limits ------------------------------------------------------------------------
+    max_image_bytes: int = Field(50 * 1024 * 1024, validation_alias=_env("EDITQ_MAX_IMAGE_BYTES"))
+    max_mask_bytes: int = Field(4 * 1024 * 1024, validation_alias=_env("EDITQ_MAX_MASK_BYTES"))
+    max_image_pixels: int = Field(36_000_000, validation_alias=_env("EDITQ_MAX_IMAGE_PIXELS"))
+    max_request_bytes: int = Field(
+        16 * 50 * 1024 * 1024 + 8 * 1024 * 1024, validation_alias=_env("EDITQ_MAX_REQUEST_BYTES")
+    )
+    max_batch_items: int = Field(1000, validation_alias=_env("EDITQ_MAX_BATCH_ITEMS"))
+    max_wait_seconds: int = Field(60, validation_alias=_env("EDITQ_MAX_WAIT_SECONDS"))
+
+    # --- Webhooks ----------------------------------------------------------------------------
+    webhook_allow_private: bool = Field(False, validation_alias=_env("EDITQ_WEBHOOK_ALLOW_PRIVATE"))
+    webhook_allow_http: bool = Field(False, validation_alias=_env("EDITQ_WEBHOOK_ALLOW_HTTP"))
+    webhook_timeout_seconds: float = Field(15.0, validation_alias=_env("EDITQ_WEBHOOK_TIMEOUT"))
+    #: Seconds after the event at which each attempt is due (comma separated).
+    webhook_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
+        DEFAULT_WEBHOOK_SCHEDULE, validation_alias=_env("EDITQ_WEBHOOK_SCHEDULE")
+    )
+    #: Jitter applied to each retry delay, as a fraction of the delay.
+    webhook_jitter: float = Field(0.1, ge=0, le=0.5, validation_alias=_env("EDITQ_WEBHOOK_JITTER"))
+    #: How long a rotated-out signing secret still signs deliveries.
+    secret_overlap_seconds: int = Field(86400, validation_alias=_env("EDITQ_SECRET_OVERLAP"))
+
+    # --- Retention ---------------------------------------------------------------------------
+    job_retention_seconds: int = Field(30 * 86400, validation_alias=_env("EDITQ_JOB_RETENTION"))
+    source_retention_seconds: int = Field(7 * 86400, validation_alias=_env("EDITQ_SOURCE_RETENTION"))
+    output_retention_seconds: int = Field(7 * 86400, validation_alias=_env("EDITQ_OUTPUT_RETENTION"))
+
+    # --- Workers -----------------------------------------------------------------------------
+    worker_concurrency: int = Field(16, ge=1, validation_alias=_env("EDITQ_WORKER_CONCURRENCY"))
+    #: Celery visibility timeout: far longer than any call, so Redis never redelivers live work.
+    visibility_timeout: int = Field(3600, validation_alias=_env("EDITQ_VISIBILITY_TIMEOUT"))
+    #: A running job's lease; a worker renews it every third of this, a dead worker's lapses.
+    lease_seconds: float = Field(30.0, gt=0, validation_alias=_env("EDITQ_LEASE_SECONDS"))
+    #: How long an admitted job may wait for a worker before it is dispatched again.
+    admit_grace_seconds: float = Field(60.0, gt=0, validation_alias=_env("EDITQ_ADMIT_GRACE_SECONDS"))
+    #: Times a job is restarted after its worker died before it fails with `worker_lost`.
+    max_worker_losses: int = Field(3, validation_alias=_env("EDITQ_MAX_WORKER_LOSSES"))
+    housekeeping_seconds: float = Field(5.0, gt=0, validation_alias=_env("EDITQ_HOUSEKEEPING_SECONDS"))
+
+    # --- The `editq` command as a client of the API ---------------------------------------------
+    client_api_url: str = Field("", validation_alias=_env("EDITQ_API_URL"))
+    client_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_API_KEY"))
+
+    # --- Flower ------------------------------------------------------------------------------
+    flower_port: int = Field(5555, validation_alias=_env("EDITQ_FLOWER_PORT"))
+    flower_basic_auth: SecretStr | None = Field(None, validation_alias=_env("EDITQ_FLOWER_BASIC_AUTH"))
+
+    #: Prefix of every Redis key editq writes.
+    redis_prefix: str = Field("editq", validation_alias=_env("EDITQ_REDIS_PREFIX"))
+    log_level: str = Field("INFO", validation_alias=_env("EDITQ_LOG_LEVEL"))
+
+    @field_validator("azure_deployments", "model_aliases", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            parsed = (
+                json.loads(text)
+                if text.startswith("{")
+                else dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+            )
+            return {str(k).strip(): str(v).strip() for k, v in parsed.items()}
+        return value
+
+    @field_validator("webhook_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.webhook_schedule:
+            raise ValueError("EDITQ_WEBHOOK_SCHEDULE needs at least one attempt")
+        key = self.bootstrap_api_key
+        if key is not None and key.get_secret_value().lower() in _PLACEHOLDERS:
+            raise ValueError("EDITQ_BOOTSTRAP_API_KEY is a placeholder; set a real key")
+        if self.provider == "azure" and not self.azure_endpoint:
+            raise ValueError("EDITQ_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT")
+        if self.lease_seconds * 2 > self.visibility_timeout:
+            raise ValueError("EDITQ_VISIBILITY_TIMEOUT must be well above EDITQ_LEASE_SECONDS")
+        return self
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,506 @@
+"""The simulator's HTTP app: `POST /v1/images/edits` as the OpenAI spec extract describes it.
+
+Same multipart fields, same response and error shapes, `usage` from the catalogue's token
+table, rate limits with `x-ratelimit-*` headers, configurable latency and injected faults.
+`/_sim/config` changes its behaviour at run time and `/_sim/stats` counts what it answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import math
+import random
+import time
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from editq import catalogue as catalogue_module
+from editq import cost
+from editq.catalogue import Catalogue, Model
+from editq.errors import InvalidRequest
+from editq.options import check_size
+from editq.sim import effects
+from editq.sim.limits import Limits
+
+FIELDS = {
+    "image",
+    "image[]",
+    "mask",
+    "prompt",
+    "model",
+    "n",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "input_fidelity",
+    "user",
+    "stream",
+    "partial_images",
+    "response_format",
+}
+MAX_MASK_BYTES = 4 * 1024 * 1024
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+CACHE_ENTRIES = 64
+
+
+@dataclass
+class SimConfig:
+    """What the simulator does; every field can be changed through POST /_sim/config."""
+
+    rpm: float | None = None
+    ipm: float | None = None
+    latency_min: float = 0.0
+    latency_max: float = 0.0
+    fail_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_seconds: float = 600.0
+    quota_exhausted: bool = False
+    api_key: str | None = None
+    #: `all`: request and image rate headers; `requests`: only the documented request ones;
+    #: `none`: no rate headers at all.
+    rate_headers: str = "all"
+    start_full: bool = True
+    seed: int = 7
+    moderation_words: tuple[str, ...] = ("[moderation]",)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    images: int = 0
+    by_model: Counter[str] = field(default_factory=Counter)
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def record(self, status: int, images: int = 0, model: str = "") -> None:
+        self.requests += 1
+        self.by_status[str(status)] += 1
+        self.images += images
+        if model:
+            self.by_model[model] += 1
+        if len(self.timeline) < 500_000:
+            self.timeline.append((time.time(), status, images))
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class Simulator:
+    def __init__(self, config: SimConfig, catalogue: Catalogue) -> None:
+        self.config = config
+        self.catalogue = catalogue
+        self.limits = Limits(config.rpm, config.ipm, start_full=config.start_full)
+        self.stats = Stats()
+        self.rng = random.Random(config.seed)
+        self.cache: OrderedDict[str, bytes] = OrderedDict()
+
+    def reconfigure(self, changes: dict[str, Any]) -> None:
+        known = {f.name for f in fields(SimConfig)}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown setting {key!r}")
+            setattr(self.config, key, tuple(value) if key == "moderation_words" else value)
+        if {"rpm", "ipm", "start_full"} & set(changes):
+            self.limits = Limits(self.config.rpm, self.config.ipm, start_full=self.config.start_full)
+        if "seed" in changes:
+            self.rng = random.Random(self.config.seed)
+
+    def rate_headers(self) -> dict[str, str]:
+        mode = self.config.rate_headers
+        if mode == "none":
+            return {}
+        return self.limits.headers(include_images=mode == "all")
+
+
+def _model(sim: Simulator, name: str) -> Model:
+    base = sim.catalogue.snapshots.get(name, name)
+    model = sim.catalogue.models.get(base)
+    if model is None:
+        raise InvalidRequest("model_not_found", f"The model '{name}' does not exist.", "model")
+    return model
+
+
+async def _read_file(upload: UploadFile, param: str, limit: int) -> bytes:
+    data = await upload.read()
+    if len(data) > limit:
+        raise InvalidRequest("invalid_image", f"'{param}' is too large: must be under {limit} bytes.", param)
+    return data
+
+
+def _open(data: bytes, param: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP"))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidRequest(
+            "invalid_image_format",
+            f"Invalid image file or mode for '{param}'. Supported: png, jpeg, webp.",
+            param,
+        ) from None
+    return image
+
+
+def _int_field(form: Any, name: str, default: int | None) -> int | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InvalidRequest(
+            "invalid_value", f"Invalid type for '{name}': expected an integer.", name
+        ) from None
+
+
+def _resolve_size(model: Model, size: str, first: tuple[int, int]) -> tuple[int, int]:
+    if size != "auto":
+        width, height = (int(p) for p in size.split("x"))
+        return width, height
+    ratio = first[0] / first[1]
+    if ratio > 1.2:
+        return 1536, 1024
+    if ratio < 1 / 1.2:
+        return 1024, 1536
+    return 1024, 1024
+
+
+def usage_for(
+    model: Model,
+    prompt: str,
+    images: list[tuple[int, int]],
+    fidelity: str | None,
+    quality: str,
+    size: str,
+    n: int,
+) -> dict[str, Any]:
+    """What the simulator bills: the documented formulas, never above editq's estimate."""
+    text = math.ceil(len(prompt.encode()) / 4) + model.extra_text_tokens_per_image * len(images)
+    image_in = sum(cost.image_input_tokens(w, h, fidelity) for w, h in images)
+    out = cost.output_tokens(model, quality, size) * n
+    usage: dict[str, Any] = {
+        "input_tokens": text + image_in,
+        "output_tokens": out,
+        "total_tokens": text + image_in + out,
+        "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
+    }
+    if model.prices.text_output is not None:
+        usage["output_tokens_details"] = {"image_tokens": out, "text_tokens": 0}
+    return usage
+
+
+async def edits(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    config = sim.config
+    if config.api_key is not None:
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {config.api_key}":
+            sim.stats.record(401)
+            return _error(401, "Incorrect API key provided.", code="invalid_api_key")
+    try:
+        async with request.form(max_files=20, max_fields=40, max_part_size=256 * 1024) as form:
+            return await _edit(sim, form)
+    except InvalidRequest as exc:
+        sim.stats.record(400)
+        return _error(400, exc.message, param=exc.param, code=exc.code)
+
+
+async def _edit(sim: Simulator, form: Any) -> Response:
+    config = sim.config
+    unknown = sorted(set(form.keys()) - FIELDS)
+    if unknown:
+        raise InvalidRequest("unknown_parameter", f"Unknown parameter: '{unknown[0]}'.", unknown[0])
+    uploads = [f for key in ("image", "image[]") for f in form.getlist(key) if isinstance(f, UploadFile)]
+    if not uploads:
+        raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'image'.", "image")
+    if len(uploads) > 16:
+        raise InvalidRequest("invalid_value", "Too many images: at most 16.", "image")
+    prompt = form.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'prompt'.", "prompt")
+    model_name = str(form.get("model") or "gpt-image-1.5")
+    model = _model(sim, model_name)
+    if len(prompt) > model.prompt_max_chars:
+        raise InvalidRequest(
+            "string_above_max_length",
+            f"Invalid 'prompt': string too long. Expected at most {model.prompt_max_chars} characters.",
+            "prompt",
+        )
+    if form.get("stream") in ("true", "True", "1"):
+        raise InvalidRequest(
+            "unsupported_value", "The simulator does not stream; set stream=false.", "stream"
+        )
+    if form.get("response_format"):
+        raise InvalidRequest(
+            "unsupported_parameter", "'response_format' is only supported for dall-e-2.", "response_format"
+        )
+    n = _int_field(form, "n", 1) or 1
+    if not 1 <= n <= model.max_n:
+        raise InvalidRequest(
+            "integer_out_of_range", f"Invalid 'n': must be between 1 and {model.max_n}.", "n"
+        )
+    size = str(form.get("size") or "1024x1024")
+    try:
+        check_size(model, size)
+    except InvalidRequest as exc:
+        raise InvalidRequest("invalid_value", f"Invalid 'size': {exc.message}", "size") from None
+    quality = str(form.get("quality") or "auto")
+    if quality not in model.qualities:
+        raise InvalidRequest(
+            "invalid_value", f"Invalid 'quality': must be one of {', '.join(model.qualities)}.", "quality"
+        )
+    output_format = str(form.get("output_format") or "png")
+    if output_format not in model.output_formats:
+        raise InvalidRequest(
+            "invalid_value",
+            f"Invalid 'output_format': must be one of {', '.join(model.output_formats)}.",
+            "output_format",
+        )
+    background = str(form.get("background") or "auto")
+    if background not in model.backgrounds:
+        raise InvalidRequest("invalid_value", "Invalid 'background'.", "background")
+    if background == "transparent" and output_format not in ("png", "webp"):
+        raise InvalidRequest(
+            "invalid_value", "Transparent background requires output_format png or webp.", "background"
+        )
+    compression = _int_field(form, "output_compression", None)
+    if compression is not None and (output_format == "png" or not 0 <= compression <= 100):
+        raise InvalidRequest(
+            "invalid_value", "'output_compression' is 0-100 and only for jpeg or webp.", "output_compression"
+        )
+    fidelity = form.get("input_fidelity") or None
+    if fidelity is not None:
+        if not model.input_fidelity:
+            raise InvalidRequest(
+                "unsupported_parameter",
+                f"'input_fidelity' is not supported for {model.name}.",
+                "input_fidelity",
+            )
+        if fidelity not in ("low", "high"):
+            raise InvalidRequest("invalid_value", "Invalid 'input_fidelity': low or high.", "input_fidelity")
+    datas = [await _read_file(u, "image", MAX_IMAGE_BYTES) for u in uploads]
+    images = [_open(d, "image") for d in datas]
+    mask_image = None
+    mask_upload = form.get("mask")
+    if isinstance(mask_upload, UploadFile):
+        mask_data = await _read_file(mask_upload, "mask", MAX_MASK_BYTES)
+        mask_image = _open(mask_data, "mask")
+        if mask_image.format != "PNG" or (
+            mask_image.mode not in ("RGBA", "LA") and "transparency" not in mask_image.info
+        ):
+            raise InvalidRequest(
+                "invalid_image_format", "Invalid mask: must be a PNG with an alpha channel.", "mask"
+            )
+        if mask_image.size != images[0].size:
+            raise InvalidRequest(
+                "invalid_value", "Invalid mask: must have the same dimensions as image.", "mask"
+            )
+        datas.append(mask_data)
+
+    if config.quota_exhausted:
+        sim.stats.record(429)
+        return _error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            kind="insufficient_quota",
+            code="insufficient_quota",
+        )
+    wait = sim.limits.take(n)
+    if wait > 0:
+        sim.stats.record(429)
+        headers = {
+            **sim.rate_headers(),
+            "retry-after": str(max(1, math.ceil(wait))),
+            "retry-after-ms": str(math.ceil(wait * 1000)),
+        }
+        return _error(
+            429,
+            f"Rate limit reached for images per minute. Please try again in {wait:.3f}s.",
+            kind="requests",
+            code="rate_limit_exceeded",
+            headers=headers,
+        )
+    headers = sim.rate_headers()
+    latency = sim.rng.uniform(config.latency_min, max(config.latency_min, config.latency_max))
+    roll = sim.rng.random()
+    if roll < config.hang_rate:
+        await asyncio.sleep(config.hang_seconds)
+        sim.stats.record(500)
+        return _error(
+            500, "The server had an error processing your request.", kind="server_error", headers=headers
+        )
+    if latency:
+        await asyncio.sleep(latency)
+    if roll < config.hang_rate + config.fail_rate:
+        sim.stats.record(500)
+        return _error(
+            500,
+            "The server had an error processing your request. Sorry about that!",
+            kind="server_error",
+            headers=headers,
+        )
+    if any(word in prompt.lower() for word in config.moderation_words):
+        sim.stats.record(400)
+        return _error(
+            400,
+            "Your request was rejected by the safety system. safety_violations=[violence].",
+            kind="image_generation_user_error",
+            code="moderation_blocked",
+            headers=headers,
+        )
+
+    resolved_quality = "medium" if quality == "auto" else quality
+    width, height = _resolve_size(model, size, images[0].size)
+    resolved_size = f"{width}x{height}"
+    resolved_background = "transparent" if background == "transparent" else "opaque"
+    digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in datas)).hexdigest()
+    outputs = await asyncio.to_thread(
+        _render_all,
+        sim,
+        images[0],
+        mask_image,
+        prompt,
+        (width, height),
+        n,
+        digest,
+        output_format,
+        compression,
+        fidelity,
+        resolved_background == "transparent",
+    )
+    usage = usage_for(model, prompt, [im.size for im in images], fidelity, resolved_quality, resolved_size, n)
+    sim.stats.record(200, n, model.name)
+    body = {
+        "created": int(time.time()),
+        "data": [{"b64_json": base64.b64encode(o).decode()} for o in outputs],
+        "background": resolved_background,
+        "output_format": output_format,
+        "size": resolved_size,
+        "quality": resolved_quality,
+        "usage": usage,
+    }
+    headers["x-request-id"] = "req_sim_" + hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:24]
+    headers["x-editq-simulator"] = "true"
+    return JSONResponse(body, headers=headers)
+
+
+def _render_all(
+    sim: Simulator,
+    first: Image.Image,
+    mask: Image.Image | None,
+    prompt: str,
+    size: tuple[int, int],
+    n: int,
+    digest: str,
+    output_format: str,
+    compression: int | None,
+    fidelity: str | None,
+    transparent: bool,
+) -> list[bytes]:
+    results = []
+    for index in range(n):
+        key = f"{digest}|{prompt}|{size}|{output_format}|{compression}|{fidelity}|{transparent}|{index}"
+        cached = sim.cache.get(key)
+        if cached is None:
+            seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+            image = effects.apply(
+                first, prompt, size, seed=seed, mask=mask, input_fidelity=fidelity, transparent=transparent
+            )
+            out = io.BytesIO()
+            if output_format == "jpeg":
+                image.convert("RGB").save(
+                    out, format="JPEG", quality=compression if compression is not None else 90
+                )
+            elif output_format == "webp":
+                image.save(out, format="WEBP", quality=compression if compression is not None else 90)
+            else:
+                image.save(out, format="PNG", compress_level=1)
+            cached = out.getvalue()
+            sim.cache[key] = cached
+            while len(sim.cache) > CACHE_ENTRIES:
+                sim.cache.popitem(last=False)
+        else:
+            sim.cache.move_to_end(key)
+        results.append(cached)
+    return results
+
+
+async def get_config(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    return JSONResponse(asdict(sim.config))
+
+
+async def set_config(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    try:
+        sim.reconfigure(await request.json())
+    except (ValueError, TypeError) as exc:
+        return _error(400, str(exc))
+    return JSONResponse(asdict(sim.config))
+
+
+async def stats(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    s = sim.stats
+    since = float(request.query_params.get("since", "0"))
+    timeline = [t for t in s.timeline if t[0] >= since] if request.query_params.get("timeline") else []
+    return JSONResponse(
+        {
+            "requests": s.requests,
+            "by_status": dict(s.by_status),
+            "images": s.images,
+            "by_model": dict(s.by_model),
+            "timeline": timeline,
+        }
+    )
+
+
+async def reset(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    sim.stats = Stats()
+    sim.limits = Limits(sim.config.rpm, sim.config.ipm, start_full=sim.config.start_full)
+    return JSONResponse({"reset": True})
+
+
+async def root(request: Request) -> Response:
+    return PlainTextResponse(
+        "editq simulator: an OpenAI-compatible image-edit server that applies deterministic Pillow "
+        "effects. It is a simulator, not a generative model.\n"
+    )
+
+
+def create_app(config: SimConfig | None = None, catalogue: Catalogue | None = None) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/v1/images/edits", edits, methods=["POST"]),
+            Route("/_sim/config", get_config, methods=["GET"]),
+            Route("/_sim/config", set_config, methods=["POST"]),
+            Route("/_sim/stats", stats, methods=["GET"]),
+            Route("/_sim/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.sim = Simulator(config or SimConfig(), catalogue or catalogue_module.load())
+    return app

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system programs editq's stack and tests need, when they are missing:
+# redis-server (the broker and state store) and docker-compose (to validate docker-compose.yml).
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+
+for pkg in "${missing[@]}"; do
+  if [ "$pkg" = redis-server ]; then
+    echo "editq needs redis-server on PATH: install it (Debian/Ubuntu: sudo apt-get install redis-server," >&2
+    echo "macOS: brew install redis), or point EDITQ_REDIS_URL at a running Redis." >&2
+    exit 1
+  fi
+  echo "note: $pkg is not installed; the test that validates docker-compose.yml will be skipped" >&2
+done

@@ -1,0 +1,41 @@
+"""The handles every editq process holds: one Redis client, its scripts, one S3 client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from editq.settings import Settings
+from storage.keys import Keys
+from storage.redis import REDIS_ERRORS, Scripts, connect
+from storage.s3 import ObjectStore
+
+
+@dataclass
+class Backend:
+    """Built once per process (API startup, worker process init) and shared by its threads."""
+
+    settings: Settings
+    redis: redis.Redis
+    scripts: Scripts
+    keys: Keys
+    objects: ObjectStore
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Backend:
+        client = connect(settings.redis_url)
+        return cls(
+            settings=settings,
+            redis=client,
+            scripts=Scripts(client, settings.redis_prefix),
+            keys=Keys(settings.redis_prefix),
+            objects=ObjectStore(settings),
+        )
+
+    def close(self) -> None:
+        self.redis.close()
+        self.objects.client.close()
+
+
+__all__ = ["REDIS_ERRORS", "Backend"]

@@ -1,0 +1,135 @@
+"""Webhook deliveries: one record per event, every attempt kept."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from storage.backend import Backend
+
+PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
+
+
+def delivery_id(tenant: str, job_id: str, event: str) -> str:
+    """Stable per event, so every retry of it carries the same `webhook-id`."""
+    return "msg_" + hashlib.sha256(f"{tenant}|{job_id}|{event}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    tenant: str
+    job_id: str
+    event: str
+    url: str
+    body: str
+    status: str
+    attempts: int
+    created_at: int
+    next_at: int | None
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str]) -> Delivery:
+        return cls(
+            id=h["id"],
+            tenant=h["tenant"],
+            job_id=h["job"],
+            event=h["event"],
+            url=h["url"],
+            body=h["body"],
+            status=h["status"],
+            attempts=int(h.get("attempts", "0")),
+            created_at=int(h.get("created_at", "0")),
+            next_at=int(h["next_at"]) if h.get("next_at") else None,
+        )
+
+
+def create(
+    db: Backend, tenant: str, job_id: str, event: str, url: str, body: str, retention_s: int
+) -> str | None:
+    """Record a delivery and schedule its first attempt; None if it already exists."""
+    dlv = delivery_id(tenant, job_id, event)
+    key = db.keys.delivery(dlv)
+    now = int(time.time() * 1000)
+    if not db.redis.hsetnx(key, "id", dlv):
+        return None
+    pipe = db.redis.pipeline()
+    pipe.hset(
+        key,
+        mapping={
+            "tenant": tenant,
+            "job": job_id,
+            "event": event,
+            "url": url,
+            "body": body,
+            "status": PENDING,
+            "attempts": "0",
+            "created_at": str(now),
+            "next_at": str(now),
+        },
+    )
+    pipe.expire(key, retention_s)
+    pipe.rpush(db.keys.job_deliveries(tenant, job_id), dlv)
+    pipe.expire(db.keys.job_deliveries(tenant, job_id), retention_s)
+    pipe.zadd(db.keys.schedule, {f"dlv|{dlv}": now})
+    pipe.execute()
+    return dlv
+
+
+def get(db: Backend, dlv: str) -> Delivery | None:
+    h = db.redis.hgetall(db.keys.delivery(dlv))
+    return Delivery.from_hash(h) if h.get("tenant") else None
+
+
+def record_attempt(
+    db: Backend,
+    dlv: Delivery,
+    *,
+    attempt: dict[str, Any],
+    status: str,
+    next_at: int | None,
+) -> None:
+    """Keep the attempt; move the delivery on (next attempt scheduled, or a final status)."""
+    key = db.keys.delivery(dlv.id)
+    pipe = db.redis.pipeline()
+    pipe.rpush(db.keys.delivery_attempts(dlv.id), json.dumps(attempt))
+    pipe.expire(db.keys.delivery_attempts(dlv.id), max(1, int(db.redis.ttl(key) or 1)))
+    pipe.hincrby(key, "attempts", 1)
+    pipe.hset(key, mapping={"status": status, "next_at": "" if next_at is None else str(next_at)})
+    if next_at is None:
+        pipe.zrem(db.keys.schedule, f"dlv|{dlv.id}")
+    else:
+        pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": next_at})
+    pipe.execute()
+
+
+def attempts(db: Backend, dlv: str) -> list[dict[str, Any]]:
+    return [json.loads(item) for item in db.redis.lrange(db.keys.delivery_attempts(dlv), 0, -1)]
+
+
+def for_job(db: Backend, tenant: str, job_id: str) -> list[Delivery]:
+    found = []
+    for dlv in db.redis.lrange(db.keys.job_deliveries(tenant, job_id), 0, -1):
+        item = get(db, dlv)
+        if item is not None:
+            found.append(item)
+    return found
+
+
+def redeliver(db: Backend, dlv: Delivery) -> None:
+    """Send the same event again (same webhook-id), starting the schedule over."""
+    now = int(time.time() * 1000)
+    pipe = db.redis.pipeline()
+    pipe.hset(
+        db.keys.delivery(dlv.id),
+        mapping={"status": PENDING, "next_at": str(now), "round_start": str(dlv.attempts)},
+    )
+    pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": now})
+    pipe.execute()
+
+
+def disable_url(db: Backend, tenant: str, url: str) -> None:
+    db.redis.sadd(db.keys.disabled_urls(tenant), url)

@@ -1,0 +1,147 @@
+"""The provider limiter and fair admission, shared by every worker through Redis.
+
+Images per minute and requests per minute are GCRA buckets on Redis' clock; calls in flight
+are leases in a sorted set, so a dead worker's slots come back when its leases lapse. The
+limits adapt: a 429 pauses admission for its Retry-After and cuts the rate to the goodput
+actually seen; rate-limit headers cap it at the provider's own figures; quiet periods probe
+back up to the configured rate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from storage.backend import Backend
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one admission step decided."""
+
+    outcome: str  # admitted | expired | wait | full | empty | paused
+    tenant: str = ""
+    job_id: str = ""
+    token: str = ""
+    images: int = 0
+    wait_ms: int = 0
+    reason: str = ""
+
+
+def admit(db: Backend) -> Admission:
+    s = db.settings
+    result = db.scripts.run(
+        "admit",
+        s.provider_ipm,
+        s.provider_rpm,
+        s.provider_max_inflight,
+        s.limiter_burst_seconds,
+        int(s.admit_grace_seconds * 1000),
+        16,
+    )
+    outcome = str(result[0])
+    if outcome == "admitted":
+        return Admission(outcome, str(result[1]), str(result[2]), str(result[3]), int(result[4]))
+    if outcome == "expired":
+        return Admission(outcome, str(result[1]), str(result[2]))
+    if outcome == "wait":
+        return Admission(outcome, wait_ms=int(result[1]))
+    if outcome == "paused":
+        return Admission(outcome, reason=str(result[1]))
+    return Admission(outcome)
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """The provider's x-ratelimit-* figures we act on (None when absent)."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    limit_images: int | None = None
+    remaining_images: int | None = None
+
+
+def observe(
+    db: Backend,
+    kind: str,
+    *,
+    images: int = 0,
+    retry_after_ms: int = 0,
+    headers: RateHeaders | None = None,
+    pause_ms: int = 0,
+    reason: str = "",
+) -> None:
+    """Tell the limiter how a call went: kind is ok, rate_limited, quota or auth."""
+    h = headers or RateHeaders()
+    s = db.settings
+    db.scripts.run(
+        "observe",
+        kind,
+        images,
+        retry_after_ms,
+        h.limit_requests,
+        h.remaining_requests,
+        h.limit_images,
+        h.remaining_images,
+        s.provider_ipm,
+        s.provider_rpm,
+        pause_ms,
+        reason,
+    )
+
+
+def state(db: Backend) -> dict[str, Any]:
+    """The limiter as operators see it in /readyz and /metrics."""
+    h = db.redis.hgetall(db.keys.limiter)
+    now_ms = int(time.time() * 1000)
+    paused_until = int(h.get("paused_until", "0") or 0)
+    reason = h.get("pause_reason", "") if paused_until > now_ms else ""
+    s = db.settings
+    return {
+        "ipm_configured": s.provider_ipm,
+        "rpm_configured": s.provider_rpm,
+        "ipm_effective": round(
+            min(float(h.get("ipm_eff", s.provider_ipm)), float(h.get("learned_ipm", s.provider_ipm))), 2
+        ),
+        "rpm_effective": round(
+            min(float(h.get("rpm_eff", s.provider_rpm)), float(h.get("learned_rpm", s.provider_rpm))), 2
+        ),
+        "inflight": int(db.redis.zcount(db.keys.inflight, f"({now_ms}", "+inf")),
+        "max_inflight": s.provider_max_inflight,
+        "paused": bool(reason),
+        "pause_reason": reason or None,
+        "paused_until_ms": paused_until if reason else None,
+    }
+
+
+def resume(db: Backend) -> None:
+    """Lift a quota or auth pause (after the operator fixed the account)."""
+    db.redis.hset(db.keys.limiter, mapping={"paused_until": "0", "pause_reason": ""})
+    wake(db)
+
+
+def heartbeat(db: Backend, worker: str, slots: int, ttl_seconds: float) -> None:
+    """Register a worker's free slots for admission; they vanish if it stops beating."""
+    expires = int((time.time() + ttl_seconds) * 1000)
+    pipe = db.redis.pipeline()
+    pipe.zadd(db.keys.workers, {worker: expires})
+    pipe.hset(db.keys.worker_slots, worker, str(slots))
+    pipe.hset(db.keys.fair_cfg, "burst", str(db.settings.fair_burst_images))
+    pipe.zremrangebyscore(db.keys.workers, "-inf", int(time.time() * 1000) - 3_600_000)
+    pipe.execute()
+
+
+def unregister(db: Backend, worker: str) -> None:
+    pipe = db.redis.pipeline()
+    pipe.zrem(db.keys.workers, worker)
+    pipe.hdel(db.keys.worker_slots, worker)
+    pipe.execute()
+
+
+def wake(db: Backend) -> None:
+    """Nudge a dispatcher: new work or new capacity."""
+    pipe = db.redis.pipeline()
+    pipe.lpush(db.keys.wake, "1")
+    pipe.ltrim(db.keys.wake, 0, 0)
+    pipe.execute()

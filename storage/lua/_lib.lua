@@ -1,0 +1,122 @@
+-- Shared helpers, prepended to every editq script when it is loaded.
+-- Keys are built from the prefix passed as ARGV[1]; editq runs on one Redis (not Cluster).
+
+local P = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function num(n)
+  return string.format('%.17g', n)
+end
+
+-- Civil date (UTC) of a unix time in ms: 'YYYY-MM-DD', 'YYYY-MM' (H. Hinnant's algorithm).
+local function civil(ms)
+  local z = math.floor(ms / 86400000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02d', y, m, d), string.format('%04d-%02d', y, m)
+end
+
+local function jkey(t, id) return P .. ':job:' .. t .. ':' .. id end
+local function qkey(t, prio) return P .. ':q:' .. t .. ':' .. prio end
+local function bucket_keys(t, day, month)
+  return {P .. ':budget:' .. t .. ':d:' .. day, P .. ':budget:' .. t .. ':m:' .. month,
+          P .. ':budget:' .. t .. ':total'}
+end
+
+local function hget_all(key)
+  local flat = redis.call('HGETALL', key)
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- Put a tenant on the fair-queue ring if it is not there (start-time fair queueing).
+local function activate(t)
+  if redis.call('ZSCORE', P .. ':fair', t) then return end
+  local weight = tonumber(redis.call('HGET', P .. ':tenant:' .. t, 'weight') or '1') or 1
+  if weight <= 0 then weight = 1 end
+  local burst = tonumber(redis.call('HGET', P .. ':fair:cfg', 'burst') or '10') or 10
+  local clock = tonumber(redis.call('GET', P .. ':fair:clock') or '0') or 0
+  local saved = tonumber(redis.call('HGET', P .. ':fair:vt', t) or '0') or 0
+  local vt = math.max(saved, clock - burst / weight)
+  redis.call('ZADD', P .. ':fair', num(vt), t)
+end
+
+local function wake()
+  redis.call('LPUSH', P .. ':wake', '1')
+  redis.call('LTRIM', P .. ':wake', 0, 0)
+end
+
+local function enqueue(t, id, prio, head)
+  if head then
+    redis.call('LPUSH', qkey(t, prio), id)
+  else
+    redis.call('RPUSH', qkey(t, prio), id)
+  end
+  activate(t)
+  wake()
+end
+
+local function drop_slot(t, id)
+  redis.call('ZREM', P .. ':inflight', t .. '/' .. id)
+  redis.call('ZREM', P .. ':running:' .. t, id)
+end
+
+-- Append a status change to the job's event stream and, if the job's webhook listens for
+-- it, to the outbox (the schedule), where a dispatcher turns it into a delivery.
+local function emit(t, id, job, status, now, reason)
+  local key = P .. ':ev:' .. t .. ':' .. id
+  redis.call('XADD', key, 'MAXLEN', '~', '200', '*', 'status', status, 'at', int(now),
+             'reason', reason or '')
+  local ttl = tonumber(job['retention_s'] or '0') or 0
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  local event = 'edit.' .. status
+  if status == 'running' then event = 'edit.started' end
+  local url = job['webhook_url'] or ''
+  local events = job['webhook_events'] or ''
+  if url ~= '' and string.find(events, '"' .. event .. '"', 1, true) then
+    redis.call('ZADD', P .. ':sched', int(now), 'evt|' .. t .. '|' .. id .. '|' .. event)
+  end
+end
+
+-- Move a job's reservation out of its budget buckets and record what was spent.
+-- kind: 'settled' (actual > 0 or the call was made) or 'released' (nothing billed).
+local function settle(t, id, job, actual, kind, usage, now, note)
+  local reserved = tonumber(job['reserved'] or '0') or 0
+  if (job['settled'] or '') == '1' then return 0 end
+  local keys = bucket_keys(t, job['budget_day'], job['budget_month'])
+  for _, k in ipairs(keys) do
+    redis.call('HINCRBY', k, 'reserved', int(-reserved))
+    if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
+  end
+  local model = job['model'] or ''
+  local ukey = P .. ':usage:' .. t .. ':' .. job['budget_day']
+  if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
+  redis.call('HINCRBY', ukey, model .. '|' .. kind, 1)
+  redis.call('EXPIRE', ukey, 400 * 86400)
+  redis.call('XADD', P .. ':ledger:' .. t, '*', 'job', id, 'kind', kind, 'amount', int(actual),
+             'released', int(reserved), 'model', model, 'usage', usage or '', 'day',
+             job['budget_day'], 'at', int(now), 'note', note or '')
+  redis.call('HSET', jkey(t, id), 'settled', '1', 'actual', int(actual))
+  return actual
+end
+
+local function retain(t, id, job)
+  local ttl = tonumber(job['retention_s'] or '0') or 0
+  if ttl > 0 then redis.call('EXPIRE', jkey(t, id), ttl) end
+end

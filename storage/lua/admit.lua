@@ -1,0 +1,104 @@
+-- Admission: pick the next job fairly and let it run if the provider limiter has room.
+-- ARGV: prefix, ipm_cfg, rpm_cfg, inflight_cfg, burst_seconds, grace_ms, scan
+-- Returns one of:
+--   {'admitted', tenant, job_id, token, images}
+--   {'expired', tenant, job_id}          (deadline passed; the caller expires it)
+--   {'wait', ms}                         (rate or pause; try again after ms)
+--   {'full'} | {'empty'} | {'paused', reason}
+local ipm_cfg, rpm_cfg = tonumber(ARGV[2]), tonumber(ARGV[3])
+local inflight_cfg, burst_s = tonumber(ARGV[4]), tonumber(ARGV[5])
+local grace, scan = tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = now_ms()
+local lim = P .. ':lim'
+local state = hget_all(lim)
+
+local paused = tonumber(state['paused_until'] or '0') or 0
+if paused > now then
+  if (state['pause_reason'] or '') ~= '' and (state['pause_reason'] or '') ~= 'rate_limited' then
+    return {'paused', state['pause_reason']}
+  end
+  return {'wait', int(paused - now)}
+end
+
+-- Capacity: live provider leases against the account cap and the live worker slots.
+local live = redis.call('ZCOUNT', P .. ':inflight', '(' .. int(now), '+inf')
+local slots = 0
+local workers = redis.call('ZRANGEBYSCORE', P .. ':workers', '(' .. int(now), '+inf')
+for _, w in ipairs(workers) do
+  slots = slots + (tonumber(redis.call('HGET', P .. ':workers:slots', w) or '0') or 0)
+end
+local cap = math.min(inflight_cfg, slots)
+if live >= cap then return {'full'} end
+
+local ipm = math.min(ipm_cfg, tonumber(state['ipm_eff'] or '') or ipm_cfg)
+local rpm = math.min(rpm_cfg, tonumber(state['rpm_eff'] or '') or rpm_cfg)
+local learned_ipm = tonumber(state['learned_ipm'] or '')
+local learned_rpm = tonumber(state['learned_rpm'] or '')
+if learned_ipm then ipm = math.min(ipm, learned_ipm) end
+if learned_rpm then rpm = math.min(rpm, learned_rpm) end
+
+-- GCRA: how long until `n` units fit, given a rate per minute and a burst in seconds.
+local function gcra(tat_field, rate, n)
+  local interval = 60000 / rate
+  local burst = math.max(n, math.floor(rate * burst_s / 60))
+  local tat = math.max(tonumber(state[tat_field] or '0') or 0, now)
+  local new_tat = tat + n * interval
+  local wait = new_tat - burst * interval - now
+  return wait, new_tat
+end
+
+local candidates = redis.call('ZRANGE', P .. ':fair', 0, scan - 1, 'WITHSCORES')
+for i = 1, #candidates, 2 do
+  local t, vt = candidates[i], tonumber(candidates[i + 1])
+  local tenant = P .. ':tenant:' .. t
+  local cap_t = tonumber(redis.call('HGET', tenant, 'max_running') or '0') or 0
+  local busy = cap_t > 0 and redis.call('ZCOUNT', P .. ':running:' .. t, '(' .. int(now), '+inf') >= cap_t
+  if not busy then
+    local id, prio = nil, nil
+    for _, p in ipairs({'0', '1'}) do
+      while true do
+        local head = redis.call('LINDEX', qkey(t, p), 0)
+        if not head then break end
+        local st = redis.call('HGET', jkey(t, head), 'status')
+        if st == 'queued' then id, prio = head, p; break end
+        redis.call('LPOP', qkey(t, p))
+      end
+      if id then break end
+    end
+    if not id then
+      redis.call('ZREM', P .. ':fair', t)
+      redis.call('HSET', P .. ':fair:vt', t, num(vt))
+    else
+      local job = redis.call('HMGET', jkey(t, id), 'images', 'deadline')
+      local n = tonumber(job[1] or '1') or 1
+      local deadline = tonumber(job[2] or '')
+      if deadline and deadline <= now then
+        redis.call('LPOP', qkey(t, prio))
+        return {'expired', t, id}
+      end
+      local wait_i, tat_i = gcra('img_tat', ipm, n)
+      local wait_r, tat_r = gcra('req_tat', rpm, 1)
+      local wait = math.max(wait_i, wait_r)
+      if wait > 0 then return {'wait', int(math.ceil(wait))} end
+      redis.call('LPOP', qkey(t, prio))
+      local token = int(redis.call('INCR', P .. ':seq'))
+      redis.call('HSET', jkey(t, id), 'token', token, 'admitted_at', int(now))
+      redis.call('ZADD', P .. ':inflight', int(now + grace), t .. '/' .. id)
+      redis.call('ZADD', P .. ':running:' .. t, int(now + grace), id)
+      redis.call('HSET', lim, 'img_tat', num(tat_i), 'req_tat', num(tat_r))
+      local weight = tonumber(redis.call('HGET', tenant, 'weight') or '1') or 1
+      if weight <= 0 then weight = 1 end
+      local next_vt = vt + n / weight
+      redis.call('SET', P .. ':fair:clock', num(vt))
+      if redis.call('LLEN', qkey(t, '0')) + redis.call('LLEN', qkey(t, '1')) > 0 then
+        redis.call('ZADD', P .. ':fair', num(next_vt), t)
+      else
+        redis.call('ZREM', P .. ':fair', t)
+        redis.call('HSET', P .. ':fair:vt', t, num(next_vt))
+      end
+      return {'admitted', t, id, token, int(n)}
+    end
+  end
+end
+if redis.call('ZCARD', P .. ':fair') == 0 then return {'empty'} end
+return {'full'}

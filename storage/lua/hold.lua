@@ -1,0 +1,28 @@
+-- Reserve an amount against every budget of a tenant, before anything is stored.
+-- ARGV: prefix, tenant, hold_id, amount (micro-dollars), hold_ttl_ms
+-- Returns {'ok', day, month} or {'budget_exceeded', period, limit, remaining}.
+local t, hold, amount, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local day, month = civil(now)
+local keys = bucket_keys(t, day, month)
+local limits = redis.call('HMGET', P .. ':tenant:' .. t, 'budget_day', 'budget_month', 'budget_total')
+local periods = {'day', 'month', 'total'}
+for i = 1, 3 do
+  local limit = tonumber(limits[i] or '')
+  if limit then
+    local b = redis.call('HMGET', keys[i], 'reserved', 'spent')
+    local used = (tonumber(b[1] or '0') or 0) + (tonumber(b[2] or '0') or 0)
+    if used + amount > limit then
+      return {'budget_exceeded', periods[i], int(limit), int(math.max(0, limit - used))}
+    end
+  end
+end
+for i = 1, 3 do
+  redis.call('HINCRBY', keys[i], 'reserved', int(amount))
+end
+redis.call('EXPIRE', keys[1], 400 * 86400)
+redis.call('EXPIRE', keys[2], 800 * 86400)
+redis.call('HSET', P .. ':hold:' .. hold, 'tenant', t, 'amount', int(amount), 'day', day,
+           'month', month)
+redis.call('ZADD', P .. ':holds', int(now + ttl), hold)
+return {'ok', day, month}

@@ -1,0 +1,161 @@
+"""S3 objects: sources (content-addressed per tenant) and outputs (per job)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from storage.errors import StorageError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from editq.settings import Settings
+
+_UNAVAILABLE = (EndpointConnectionError, BotoCoreError)
+_MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def _fail(exc: Exception) -> StorageError:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            return StorageUnavailable(f"s3: {code or status}")
+        return StorageError(f"s3: {code or status}: {exc}")
+    return StorageUnavailable(f"s3: {exc}")
+
+
+class ObjectStore:
+    """One bucket, one boto3 client per process, every call with a timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3_bucket
+        self.settings = settings
+        self.client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
+            config=Config(
+                connect_timeout=settings.s3_timeout_seconds,
+                read_timeout=settings.s3_timeout_seconds,
+                retries={"max_attempts": 2, "mode": "standard"},
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+                max_pool_connections=64,
+            ),
+        )
+
+    def ensure_bucket(self, retention_days: int | None = None) -> None:
+        """Create the bucket if missing, with an expiry rule for outputs where supported."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) not in _MISSING:
+                raise _fail(exc) from exc
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as create_exc:
+                code = str(create_exc.response.get("Error", {}).get("Code"))
+                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise _fail(create_exc) from create_exc
+        except _UNAVAILABLE as exc:
+            raise _fail(exc) from exc
+        if retention_days:
+            self._lifecycle(retention_days)
+
+    def _lifecycle(self, days: int) -> None:
+        rule: Any = {
+            "ID": "editq-output-retention",
+            "Filter": {"Prefix": "t/"},
+            "Status": "Enabled",
+            "Expiration": {"Days": days},
+        }
+        try:
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": [rule]}
+            )
+        except (ClientError, *_UNAVAILABLE):
+            return  # not every S3 endpoint has lifecycle rules; beat's cleanup covers them
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+
+    def open(self, key: str) -> tuple[Any, str, int]:
+        """A streaming body, its content type and length."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+        return response["Body"], response.get("ContentType", ""), response.get("ContentLength", 0)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+                return False
+            raise _fail(exc) from exc
+        except _UNAVAILABLE as exc:
+            raise _fail(exc) from exc
+        return True
+
+    def copy(self, source: str, target: str) -> None:
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+            )
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                keys: list[Any] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+                    deleted += len(keys)
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+        return deleted
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc
+
+    def presign(self, key: str, seconds: int) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+        )
+
+    def ping(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, *_UNAVAILABLE) as exc:
+            raise _fail(exc) from exc

@@ -1,0 +1,40 @@
+"""The Redis schedule: a sorted set of work by due time (retries, webhook events and
+deliveries), drained by dispatchers and by beat. Nothing waits in Celery."""
+
+from __future__ import annotations
+
+import time
+
+from storage.backend import Backend
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def due(db: Backend, limit: int = 200) -> list[str]:
+    return list(db.redis.zrangebyscore(db.keys.schedule, "-inf", now_ms(), start=0, num=limit))
+
+
+def next_due_ms(db: Backend) -> int | None:
+    """Milliseconds until the earliest entry is due (0 if one is due now)."""
+    first = db.redis.zrange(db.keys.schedule, 0, 0, withscores=True)
+    if not first:
+        return None
+    return max(0, int(first[0][1]) - now_ms())
+
+
+def claim(db: Backend, member: str, lease_ms: int) -> bool:
+    return bool(db.scripts.run("claim", member, lease_ms))
+
+
+def put(db: Backend, member: str, due_at_ms: int) -> None:
+    db.redis.zadd(db.keys.schedule, {member: due_at_ms})
+
+
+def done(db: Backend, member: str) -> None:
+    db.redis.zrem(db.keys.schedule, member)
+
+
+def release_retry(db: Backend, member: str) -> bool:
+    return bool(db.scripts.run("release_retry", member))

@@ -1,0 +1,1 @@
+"""Celery workers: admission, provider calls, webhook delivery, housekeeping."""

@@ -1,0 +1,68 @@
+"""The Celery app, configured for long paid calls on a Redis broker.
+
+Late acks and prefetch 1 (a reserved message is a running one); a visibility timeout far above
+any call, so Redis never hands live work to a second worker; no result backend (job state
+lives in editq's own records); task events on for Flower. Queues: `editq.edits` (provider
+calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from editq.settings import Settings, get_settings
+
+EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("editq", broker=settings.redis_url, include=["worker.tasks"])
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "global_keyprefix": f"{settings.redis_prefix}:celery:",
+        "unacked_restore_throttle": 3,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+    app.conf.update(
+        broker_transport_options=transport,
+        visibility_timeout=settings.visibility_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_pool_limit=max(16, settings.worker_concurrency + 4),
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        task_reject_on_worker_lost=False,
+        task_acks_on_failure=True,
+        task_acks_on_timeout=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_soft_shutdown_timeout=0.0,
+        worker_hijack_root_logger=False,
+        task_default_queue=OPS,
+        task_routes={
+            "editq.edit": {"queue": EDITS},
+            "editq.deliver": {"queue": WEBHOOKS},
+            "editq.housekeeping": {"queue": OPS},
+        },
+        beat_schedule={
+            "housekeeping": {
+                "task": "editq.housekeeping",
+                "schedule": settings.housekeeping_seconds,
+                "options": {"expires": settings.housekeeping_seconds},
+            },
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+app = make_app()

@@ -1,0 +1,102 @@
+"""The dispatcher: moves admitted jobs into Celery and drains the Redis schedule.
+
+Every worker process runs one, in a thread. Admission is one Lua script, so any number of
+dispatchers can run at once; each sleeps on the Redis wake list (pushed by submissions and by
+finished jobs) for no longer than the limiter or the schedule asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from editq.errors import EditqError
+from storage import jobs, limiter, schedule
+from storage.backend import Backend
+from storage.errors import StorageError
+from storage.redis import REDIS_ERRORS
+
+log = logging.getLogger("editq.dispatcher")
+
+#: Longest sleep between rounds when nothing asks for a wake-up sooner.
+IDLE_SECONDS = 1.0
+#: Most jobs admitted in one round before the schedule gets a turn.
+ROUND = 200
+
+Publish = Callable[[str, list[str], str], None]
+
+
+def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
+    """Admit what the limiter allows. Returns (jobs admitted, seconds until worth trying again)."""
+    admitted = 0
+    while admitted < ROUND:
+        step = limiter.admit(db)
+        if step.outcome == "admitted":
+            publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
+            admitted += 1
+        elif step.outcome == "expired":
+            jobs.cancel(db, step.tenant, step.job_id, mode="expired")
+        elif step.outcome == "wait":
+            return admitted, step.wait_ms / 1000
+        else:  # full, empty, paused: a wake-up (new job, freed slot, resume) says when
+            return admitted, IDLE_SECONDS
+    return admitted, 0.0
+
+
+def drain_schedule(db: Backend, publish: Publish, materialize: Callable[[str], object], lease_ms: int) -> int:
+    """Due retries back into their queues; events into deliveries; deliveries to the workers."""
+    handled = 0
+    for member in schedule.due(db):
+        kind = member.split("|", 1)[0]
+        if kind == "retry":
+            handled += schedule.release_retry(db, member)
+        elif kind == "evt":
+            if schedule.claim(db, member, 30_000):
+                materialize(member)
+                handled += 1
+        elif kind == "dlv":
+            if schedule.claim(db, member, lease_ms):
+                delivery = member.split("|", 1)[1]
+                publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms()}")
+                handled += 1
+        else:
+            schedule.done(db, member)
+    return handled
+
+
+class Dispatcher(threading.Thread):
+    """One admission loop per worker process."""
+
+    def __init__(self, db: Backend, publish: Publish, materialize: Callable[[str], object]) -> None:
+        super().__init__(name="editq-dispatcher", daemon=True)
+        self.db = db
+        self.publish = publish
+        self.materialize = materialize
+        self.stopped = threading.Event()
+        self.lease_ms = int((db.settings.webhook_timeout_seconds + 60) * 1000)
+
+    def step(self) -> float:
+        """One round; returns how long to sleep."""
+        _, wait = admit_round(self.db, self.publish)
+        drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
+        next_due = schedule.next_due_ms(self.db)
+        if next_due is not None:
+            wait = min(wait, next_due / 1000)
+        return max(0.0, min(wait, IDLE_SECONDS))
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                wait = self.step()
+                if wait > 0:
+                    self.db.redis.blpop([self.db.keys.wake], timeout=max(0.01, wait))
+            except (StorageError, EditqError, *REDIS_ERRORS) as exc:
+                log.warning("dispatcher: %s", exc)
+                self.stopped.wait(1.0)
+            except Exception:
+                log.exception("dispatcher round failed")
+                self.stopped.wait(1.0)
+
+    def stop(self) -> None:
+        self.stopped.set()

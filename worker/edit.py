@@ -1,0 +1,209 @@
+"""Running one admitted job: claim it, call the provider, store outputs, settle.
+
+Every step re-reads state from Redis and every transition is compare-and-set on the job's
+dispatch token, so a redelivered or stale message finds the job claimed or finished and does
+nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from editq import cost
+from editq.images import EXTENSIONS, inspect_output, shape_output
+from editq.jobs import Job
+from editq.options import EditPlan
+from storage import jobs, limiter
+from storage.errors import StorageError
+from storage.keys import output_object, source_object
+from storage.redis import REDIS_ERRORS
+from worker.context import Context
+from worker.provider.errors import (
+    AuthenticationFailed,
+    BadResponse,
+    Permanent,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Retryable,
+)
+from worker.provider.openai import EditCall, EditResult, Upload
+
+log = logging.getLogger("editq.worker")
+
+#: How long admission stays paused after the account ran out of quota or its key was refused.
+ACCOUNT_PAUSE_MS = 300_000
+
+
+def run(ctx: Context, tenant: str, job_id: str, token: str) -> str:
+    """Run the job if this message still owns it. Returns what happened, for logs and tests."""
+    db = ctx.db
+    claimed = jobs.start(db, tenant, job_id, token)
+    if claimed == "expired":
+        jobs.cancel(db, tenant, job_id, mode="expired")
+        return "expired"
+    if claimed != "ok":
+        return claimed
+    job = jobs.get(db, tenant, job_id)
+    if job is None:
+        return "missing"
+    ctx.leases.hold(job)
+    try:
+        return _run(ctx, job)
+    finally:
+        ctx.leases.drop(job)
+
+
+def _backoff(ctx: Context, attempt: int) -> float:
+    s = ctx.settings
+    delay = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** max(0, attempt - 1))
+    return float(delay) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
+def _load_sources(ctx: Context, job: Job) -> tuple[list[Upload], Upload | None]:
+    db = ctx.db
+    uploads = []
+    for index, source in enumerate(job.sources):
+        data = db.objects.get(source_object(job.tenant, source["sha256"]))
+        ext = EXTENSIONS.get(source["content_type"], "png")
+        uploads.append(Upload(f"image{index}.{ext}", data, source["content_type"]))
+    mask = None
+    if job.mask:
+        mask = Upload("mask.png", db.objects.get(source_object(job.tenant, job.mask["sha256"])), "image/png")
+    return uploads, mask
+
+
+def _run(ctx: Context, job: Job) -> str:
+    db = ctx.db
+    plan = EditPlan.from_dict(job.plan)
+    try:
+        uploads, mask = _load_sources(ctx, job)
+    except StorageError as exc:
+        return _retry(ctx, job, {"code": "storage_unavailable", "message": str(exc)}, _backoff(ctx, job.runs))
+    attempts = int(db.redis.hincrby(db.keys.job(job.tenant, job.id), "attempts", 1))
+    try:
+        result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
+    except RateLimited as exc:
+        return _rate_limited(ctx, job, exc)
+    except Retryable as exc:
+        _observe_headers(ctx, exc)
+        if attempts >= ctx.settings.provider_max_attempts:
+            return _fail(ctx, job, exc.to_error() | {"attempts": attempts})
+        return _retry(ctx, job, exc.to_error(), exc.retry_after or _backoff(ctx, attempts))
+    except QuotaExceeded as exc:
+        limiter.observe(db, "quota", pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
+        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
+    except AuthenticationFailed as exc:
+        limiter.observe(db, "auth", pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
+        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
+    except Permanent as exc:
+        _observe_headers(ctx, exc)
+        return _fail(ctx, job, exc.to_error())
+    limiter.observe(db, "ok", images=len(result.images), headers=result.rate)
+    return _succeed(ctx, job, plan, result)
+
+
+def _observe_headers(ctx: Context, exc: ProviderError) -> None:
+    rate = exc.details.pop("rate", None)
+    if rate:
+        limiter.observe(ctx.db, "headers", headers=limiter.RateHeaders(**rate))
+
+
+def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
+    rate = exc.details.pop("rate", None)
+    wait = exc.retry_after if exc.retry_after is not None else 1.0
+    limiter.observe(
+        ctx.db,
+        "rate_limited",
+        retry_after_ms=int(wait * 1000),
+        headers=limiter.RateHeaders(**rate) if rate else None,
+    )
+    if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited:
+        return _fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})
+    delay = wait + random.uniform(0, 0.5)  # noqa: S311 - jitter
+    jobs.requeue(
+        ctx.db,
+        job,
+        due_ms=int((time.time() + delay) * 1000),
+        counter="rate_limited",
+        last_error=exc.to_error(),
+    )
+    return "rate_limited"
+
+
+def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> str:
+    jobs.requeue(ctx.db, job, due_ms=int((time.time() + delay) * 1000), counter="retries", last_error=error)
+    return "retry"
+
+
+def _fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> str:
+    actual = _price(ctx, job, usage)
+    return jobs.finish(ctx.db, job, outcome="failed", error=error, usage=usage, actual=actual)
+
+
+def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
+    if not usage:
+        return 0
+    model = ctx.catalogue.models.get(job.model)
+    if model is None or not model.prices.complete:
+        return 0
+    return cost.price_usage(model.prices, cost.Usage.from_api(usage))
+
+
+def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
+    db = ctx.db
+    try:
+        shaped = [
+            shape_output(
+                inspect_output(data),
+                crop_ratio=plan.crop_ratio,
+                resize_to=plan.resize_to,
+                output_format=plan.output_format,
+                compression=plan.output_compression,
+            )
+            for data in result.images
+        ]
+    except ValueError as exc:
+        return _fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
+    current = jobs.get(db, job.tenant, job.id)
+    stored: list[dict[str, Any]] = []
+    if current is not None and current.status.value == "running":
+        try:
+            for index, out in enumerate(shaped):
+                key = output_object(job.tenant, job.id, index, EXTENSIONS[out.content_type])
+                db.objects.put(key, out.data, out.content_type)
+                stored.append(
+                    {
+                        "key": key,
+                        "content_type": out.content_type,
+                        "width": out.width,
+                        "height": out.height,
+                        "bytes": len(out.data),
+                    }
+                )
+        except StorageError as exc:
+            log.warning("storing outputs of %s failed: %s", job.id, exc)
+            return _retry(
+                ctx, job, {"code": "storage_unavailable", "message": str(exc)}, _backoff(ctx, job.runs)
+            )
+    usage = dict(result.usage or {})
+    if result.request_id:
+        usage.setdefault("provider_request_id", result.request_id)
+    actual = _price(ctx, job, result.usage)
+    reuse_key = job.fingerprint if job.reusable else ""
+    try:
+        return jobs.finish(
+            db,
+            job,
+            outcome="succeeded",
+            outputs=stored,
+            usage=usage or None,
+            actual=actual,
+            reuse_key=reuse_key,
+        )
+    except REDIS_ERRORS:
+        log.exception("settling %s failed; the lease reaper will run it again", job.id)
+        raise

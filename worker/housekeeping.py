@@ -1,0 +1,62 @@
+"""Beat's periodic sweep: lapsed leases, deadlines, dead holds, retention, and a schedule drain
+in case no dispatcher is running."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from storage import jobs, money
+from storage.backend import Backend
+from storage.keys import output_prefix
+
+log = logging.getLogger("editq.housekeeping")
+
+BATCH = 500
+
+
+def reap_leases(db: Backend) -> dict[str, int]:
+    """Slots whose lease lapsed: requeue their jobs (bounded) and free the slots."""
+    now = int(time.time() * 1000)
+    counts: dict[str, int] = {}
+    for member in db.redis.zrangebyscore(db.keys.inflight, "-inf", now, start=0, num=BATCH):
+        outcome = jobs.reap(db, member)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def expire_deadlines(db: Backend) -> int:
+    now = int(time.time() * 1000)
+    expired = 0
+    for member in db.redis.zrangebyscore(db.keys.deadlines, "-inf", now, start=0, num=BATCH):
+        tenant, _, job_id = member.partition("/")
+        outcome, _ = jobs.cancel(db, tenant, job_id, mode="expired")
+        if outcome == "ok":
+            expired += 1
+        else:
+            db.redis.zrem(db.keys.deadlines, member)
+    return expired
+
+
+def retention(db: Backend) -> int:
+    """Delete outputs whose retention ended and trim the job indexes."""
+    now = int(time.time() * 1000)
+    deleted = 0
+    for member in db.redis.zrangebyscore(db.keys.retention, "-inf", now, start=0, num=100):
+        _, tenant, job_id = member.split("|", 2)
+        deleted += db.objects.delete_prefix(output_prefix(tenant, job_id))
+        db.redis.zrem(db.keys.retention, member)
+    horizon = now - db.settings.job_retention_seconds * 1000
+    for tenant in db.redis.smembers(db.keys.tenants):
+        db.redis.zremrangebyscore(db.keys.jobs(tenant), "-inf", horizon)
+    return deleted
+
+
+def sweep(db: Backend) -> dict[str, Any]:
+    return {
+        "leases": reap_leases(db),
+        "expired": expire_deadlines(db),
+        "holds_released": money.expire_holds(db),
+        "outputs_deleted": retention(db),
+    }

@@ -1,0 +1,152 @@
+"""Webhook delivery (Standard Webhooks): turning job events into deliveries, and one attempt.
+
+Each event gets one delivery record whose id is the `webhook-id` of every attempt. The body is
+fixed when the delivery is created; each attempt is signed afresh (new `webhook-timestamp`) with
+every secret the tenant has in use. Attempts follow `EDITQ_WEBHOOK_SCHEDULE` with jitter, driven
+by the Redis schedule; 2xx ends it, 410 disables the URL for the tenant, anything else retries.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from editq import signing, ssrf
+from editq.errors import InvalidRequest
+from editq.jobs import iso
+from storage import deliveries, outputs, schedule, tenants
+from storage import jobs as job_store
+from worker.context import Context
+
+#: Bytes of a receiver's answer kept with the attempt.
+EXCERPT_BYTES = 512
+READ_LIMIT = 64 * 1024
+USER_AGENT = "editq-webhooks/1"
+
+
+def materialize(ctx: Context, member: str) -> str | None:
+    """`evt|tenant|job|event` from the outbox becomes a delivery with its body frozen."""
+    _, tenant, job_id, event = member.split("|", 3)
+    db = ctx.db
+    job = job_store.get(db, tenant, job_id)
+    if job is None or not job.webhook_url:
+        schedule.done(db, member)
+        return None
+    data = outputs.public(db, job)
+    if event == "edit.started" and data["status"] != "running":
+        data = {**data, "status": "running"}
+    at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
+    body = json.dumps({"type": event, "timestamp": iso(at or int(time.time() * 1000)), "data": data})
+    created = deliveries.create(
+        db, tenant, job_id, event, job.webhook_url, body, ctx.settings.job_retention_seconds
+    )
+    schedule.done(db, member)
+    return created
+
+
+def _pinned(target: ssrf.Target) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL rewritten to the checked address, the Host header and the TLS name."""
+    parts = urlsplit(target.url)
+    host = f"[{target.address}]" if ":" in target.address else target.address
+    default = 443 if target.scheme == "https" else 80
+    netloc = host if target.port == default else f"{host}:{target.port}"
+    url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = target.host if target.port == default else f"{target.host}:{target.port}"
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    return url, {"Host": host_header}, extensions
+
+
+def _next_delay(ctx: Context, attempt_index: int) -> float | None:
+    plan = ctx.settings.webhook_schedule
+    if attempt_index >= len(plan):
+        return None
+    delay = plan[attempt_index]
+    jitter = ctx.settings.webhook_jitter
+    return max(0.0, delay * random.uniform(1 - jitter, 1 + jitter))  # noqa: S311 - jitter
+
+
+def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system_resolver) -> str:
+    """One attempt. Returns the delivery's status after it."""
+    db = ctx.db
+    dlv = deliveries.get(db, delivery_id)
+    if dlv is None:
+        schedule.done(db, f"dlv|{delivery_id}")
+        return "missing"
+    if dlv.status != deliveries.PENDING:
+        schedule.done(db, f"dlv|{delivery_id}")
+        return dlv.status
+    started = time.time()
+    attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
+    if dlv.url in tenants.disabled_urls(db, dlv.tenant):
+        attempt.update(status="skipped", error="endpoint disabled after a 410")
+        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
+        return deliveries.DISABLED
+    body = dlv.body.encode()
+    timestamp = int(started)
+    secrets = [s["secret"] for s in tenants.secrets_of(db, dlv.tenant)]
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": dlv.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.signature_header(secrets, dlv.id, timestamp, body),
+    }
+    code: int | None = None
+    retry_after: float | None = None
+    try:
+        target = ssrf.check_url(
+            dlv.url,
+            allow_private=ctx.settings.webhook_allow_private,
+            allow_http=ctx.settings.webhook_allow_http,
+            resolve=resolve,
+        )
+        url, host, extensions = _pinned(target)
+        request = ctx.webhook_http.build_request(
+            "POST", url, content=body, headers={**headers, **host}, extensions=extensions
+        )
+        response = ctx.webhook_http.send(request, stream=True)
+        try:
+            code = response.status_code
+            excerpt = b""
+            for chunk in response.iter_bytes():
+                excerpt += chunk
+                if len(excerpt) >= READ_LIMIT:
+                    break
+            attempt.update(status=code, response=excerpt[:EXCERPT_BYTES].decode("utf-8", "replace"))
+            if "retry-after" in response.headers:
+                try:
+                    retry_after = float(response.headers["retry-after"])
+                except ValueError:
+                    retry_after = None
+        finally:
+            response.close()
+    except InvalidRequest as exc:
+        attempt.update(status="refused", error=exc.message)
+    except httpx.TimeoutException:
+        attempt.update(status="timeout", error=f"no answer within {ctx.settings.webhook_timeout_seconds}s")
+    except httpx.HTTPError as exc:
+        attempt.update(status="error", error=str(exc)[:300])
+    attempt["duration_ms"] = int((time.time() - started) * 1000)
+    if code is not None and 200 <= code < 300:
+        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DELIVERED, next_at=None)
+        return deliveries.DELIVERED
+    if code == 410:
+        deliveries.disable_url(db, dlv.tenant, dlv.url)
+        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
+        return deliveries.DISABLED
+    round_start = int(db.redis.hget(db.keys.delivery(dlv.id), "round_start") or 0)
+    delay = _next_delay(ctx, dlv.attempts + 1 - round_start)
+    if delay is None:
+        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.FAILED, next_at=None)
+        return deliveries.FAILED
+    if retry_after is not None and code in (429, 503):
+        delay = max(delay, min(retry_after, 3600.0))
+    next_at = int((time.time() + delay) * 1000)
+    attempt["next_attempt_at"] = next_at
+    deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.PENDING, next_at=next_at)
+    return deliveries.PENDING
