@@ -4,6 +4,7 @@ benchmarks reuse to stand the same stack up on private ports."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -101,6 +102,14 @@ def _pump(name: str, stream: IO[bytes], sink: IO[str] | None, log: IO[bytes] | N
         log.close()
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def spawn(
     name: str,
     argv: list[str],
@@ -117,6 +126,7 @@ def spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
     )
     assert popen.stdout is not None
     log_file = log.open("ab") if log is not None else None

@@ -27,10 +27,19 @@ def night(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def sketch(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Dark outlines on white paper, with pencil hatching over the darker half of the tones."""
     gray = ImageOps.grayscale(image).filter(ImageFilter.SMOOTH_MORE)
-    lines = ImageOps.invert(ImageOps.autocontrast(gray.filter(ImageFilter.FIND_EDGES)))
-    paper = ImageOps.autocontrast(gray, cutoff=2).point(lambda v: 200 + v // 5)
-    return ImageChops.multiply(lines, paper).convert("RGB")
+    edges = ImageOps.autocontrast(gray.filter(ImageFilter.FIND_EDGES)).filter(ImageFilter.MaxFilter(3))
+    lines = ImageOps.invert(edges.point(lambda v: 255 if v > 40 else v * 4))
+    width, height = gray.size
+    hatch = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(hatch)
+    step = max(5, min(width, height) // 90)
+    for offset in range(-height, width, step):
+        draw.line((offset, height, offset + height, 0), fill=110, width=1)
+    shade = gray.point(lambda v: 255 if v > 150 else 0)
+    shaded = Image.composite(Image.new("L", (width, height), 250), hatch, shade)
+    return ImageChops.multiply(lines, shaded).convert("RGB")
 
 
 def vintage(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -66,8 +75,9 @@ def warm(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def stylize(image: Image.Image, rng: random.Random) -> Image.Image:
-    """For prompts no keyword matches: a posterized, edge-enhanced look, still clearly edited."""
-    return ImageOps.posterize(_rgb(image), 3).filter(ImageFilter.EDGE_ENHANCE_MORE)
+    """For prompts no keyword matches: a posterized pop-art look with its colours rotated."""
+    red, green, blue = ImageOps.posterize(_rgb(image), 2).split()
+    return Image.merge("RGB", (blue, red, green)).filter(ImageFilter.EDGE_ENHANCE_MORE)
 
 
 def _vignette(image: Image.Image, strength: float) -> Image.Image:

@@ -1,0 +1,103 @@
+"""Session services (redis-server, S3, simulator) and the default stack for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from editq import launcher
+from tests.integration.stack import Services, Universe, universe
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    root = tmp_path_factory.mktemp("stack")
+    logs = root / "logs"
+    logs.mkdir()
+    redis_port, s3_port, sim_port = launcher.free_port(), launcher.free_port(), launcher.free_port()
+    procs = [
+        launcher.redis_server(redis_port, root / "redis", aof=True, echo=False, log=logs / "redis.log"),
+        launcher.s3_server(
+            s3_port, root / "s3", access_key="editq-test", secret_key="editq-test-secret", echo=False, log=logs / "s3.log"
+        ),
+        launcher.simulator(sim_port, args=["--latency", "0.05-0.15"], echo=False, log=logs / "sim.log"),
+    ]
+    try:
+        yield Services(
+            redis_url=f"redis://127.0.0.1:{redis_port}/0",
+            s3_url=f"http://127.0.0.1:{s3_port}",
+            sim_url=f"http://127.0.0.1:{sim_port}/v1",
+            logs=logs,
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(services: Services) -> Iterator[Universe]:
+    """The default stack: API, two workers and beat, shared by tests that need nothing special."""
+    u = universe(services)
+    try:
+        u.start_api()
+        u.start_worker(6, wait=False)
+        u.start_worker(6, wait=False)
+        u.wait_for_workers(2)
+        u.start_beat()
+        yield u
+    finally:
+        u.stop()
+
+
+@pytest.fixture
+def make_stack(services: Services) -> Iterator[Callable[..., Universe]]:
+    """A private stack with its own settings (and its own Redis prefix), stopped after the test."""
+    made: list[Universe] = []
+
+    def make(*, api: bool = True, workers: int = 1, concurrency: int = 6, beat: bool = True, **env: str) -> Universe:
+        u = universe(services, **env)
+        made.append(u)
+        if api:
+            u.start_api()
+        for _ in range(workers):
+            u.start_worker(concurrency, wait=False)
+        if workers:
+            u.wait_for_workers(workers)
+        if beat:
+            u.start_beat()
+        return u
+
+    yield make
+    for u in made:
+        u.stop()
+
+
+@pytest.fixture
+def tenant(stack: Universe) -> tuple[str, str]:
+    return stack.tenant()
+
+
+@pytest.fixture
+def client(stack: Universe, tenant: tuple[str, str]) -> Iterator[httpx.Client]:
+    with stack.client(tenant[1]) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def sim_admin(services: Services) -> Callable[[dict[str, object]], None]:
+    base = services.sim_url.removesuffix("/v1")
+
+    def configure(changes: dict[str, object]) -> None:
+        httpx.post(f"{base}/_sim/config", json=changes, timeout=10).raise_for_status()
+
+    return configure
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
