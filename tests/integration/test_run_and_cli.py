@@ -1,0 +1,120 @@
+"""`editq run` (what `make run` calls) serves the whole stack; the `editq` command drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from editq import launcher
+from tests import images
+from tests.integration.stack import Universe
+
+
+def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "editq.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr + result.stdout
+    return result
+
+
+def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {name: launcher.free_port() for name in ("api", "flower", "redis", "s3", "sim")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))
+    }
+    env.update(
+        EDITQ_STATE_DIR=str(tmp_path / "state"),
+        EDITQ_API_PORT=str(ports["api"]),
+        EDITQ_FLOWER_PORT=str(ports["flower"]),
+        EDITQ_LOCAL_REDIS_PORT=str(ports["redis"]),
+        EDITQ_LOCAL_S3_PORT=str(ports["s3"]),
+        EDITQ_LOCAL_SIM_PORT=str(ports["sim"]),
+        EDITQ_WORKER_CONCURRENCY="4",
+    )
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "editq.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        launcher.wait_for_http(f"http://127.0.0.1:{ports['api']}/readyz", timeout=90)
+        key = (tmp_path / "state" / "dev-api-key").read_text().strip()
+        launcher.wait_for_worker(f"redis://127.0.0.1:{ports['redis']}/0", "editq", 1, timeout=60)
+        source = tmp_path / "photo.png"
+        source.write_bytes(images.scene())
+        curl = subprocess.run(
+            ["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", f"http://127.0.0.1:{ports['api']}/v1/edits",
+             "-H", f"Authorization: Bearer {key}", "-F", f"image=@{source}", "-F", "prompt=make it a pencil sketch"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+        body, status = curl.stdout.rsplit("\n", 1)
+        assert status == "202", curl.stdout
+        job_id = json.loads(body)["id"]
+        with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", headers={"Authorization": f"Bearer {key}"}) as c:
+            deadline = time.monotonic() + 30
+            job = c.get(f"/v1/edits/{job_id}").json()
+            while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+                time.sleep(0.2)
+                job = c.get(f"/v1/edits/{job_id}").json()
+            assert job["status"] == "succeeded", job
+            output = images.decode(c.get(job["outputs"][0]["url"]).content)
+            assert images.mean_difference(images.decode(images.scene()), output) > 20
+        auth = (tmp_path / "state" / "flower-auth").read_text().strip().split(":", 1)
+        launcher.wait_for_http(f"http://127.0.0.1:{ports['flower']}/healthcheck", timeout=60)
+        assert httpx.get(f"http://127.0.0.1:{ports['flower']}/api/workers", auth=(auth[0], auth[1]), timeout=20).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    text = (tmp_path / "run.log").read_text()
+    assert "API key" in text
+    assert proc.returncode == 0, text[-3000:]
+    for port in ports.values():
+        try:
+            launcher.wait_for_port(port, timeout=0.5)
+        except TimeoutError:
+            continue
+        raise AssertionError(f"port {port} still open after editq run stopped")
+
+
+def test_cli_admin_and_client(stack: Universe, tmp_path: Path) -> None:
+    env = {**stack.env, "EDITQ_API_URL": stack.api_url}
+    name = f"cli{os.getpid()}"
+    created = json.loads(_editq("tenants", "create", name, "--budget-usd-day", "5", "--weight", "2", env=env).stdout)
+    assert created["budgets_usd"]["day"] == "5.000000"
+    assert created["webhook_secret"].startswith("whsec_")
+    assert _editq("tenants", "create", name, env=env, check=False).returncode == 1
+    key = _editq("keys", "create", name, env=env).stdout.strip()
+    env["EDITQ_API_KEY"] = key
+    source = tmp_path / "in.png"
+    source.write_bytes(images.scene())
+    out = tmp_path / "out"
+    result = _editq("submit", str(source), "--prompt", "make it vintage", "--wait", "--out", str(out), env=env)
+    assert list(out.glob("*.png"))
+    job_id = next(line for line in result.stdout.splitlines() if line.strip().startswith('"id"')).split('"')[3]
+    status = json.loads(_editq("status", job_id, env=env).stdout)
+    assert status["status"] == "succeeded"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(images.scene(200 + i, 150))
+    batch = _editq("submit", str(folder), "--prompt", "black and white", "--wait", env=env)
+    assert batch.stdout.count("succeeded") == 3
+    usage = json.loads(_editq("usage", "--group-by", "model", env=env).stdout)
+    assert usage["groups"][0]["model"] == "gpt-image-1-mini"
+    assert usage["groups"][0]["jobs_settled"] == 4
+    shown = json.loads(_editq("tenants", "show", name, env=env).stdout)
+    assert shown["weight"] == 2
+    assert len(shown["keys"]) == 1
+    _editq("keys", "revoke", key, env=env)
+    refused = _editq("status", job_id, env=env, check=False)
+    assert refused.returncode == 1
+    assert "invalid_api_key" in refused.stderr
