@@ -21,7 +21,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     procs = [
         launcher.redis_server(redis_port, root / "redis", aof=True, echo=False, log=logs / "redis.log"),
         launcher.s3_server(
-            s3_port, root / "s3", access_key="editq-test", secret_key="editq-test-secret", echo=False, log=logs / "s3.log"
+            s3_port,
+            root / "s3",
+            access_key="editq-test",
+            secret_key="editq-test-secret",
+            echo=False,
+            log=logs / "s3.log",
         ),
         launcher.simulator(sim_port, args=["--latency", "0.05-0.15"], echo=False, log=logs / "sim.log"),
     ]
@@ -57,7 +62,9 @@ def make_stack(services: Services) -> Iterator[Callable[..., Universe]]:
     """A private stack with its own settings (and its own Redis prefix), stopped after the test."""
     made: list[Universe] = []
 
-    def make(*, api: bool = True, workers: int = 1, concurrency: int = 6, beat: bool = True, **env: str) -> Universe:
+    def make(
+        *, api: bool = True, workers: int = 1, concurrency: int = 6, beat: bool = True, **env: str
+    ) -> Universe:
         u = universe(services, **env)
         made.append(u)
         if api:

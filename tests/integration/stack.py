@@ -121,7 +121,9 @@ class Universe:
             base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0, **kwargs
         )
 
-    def wait_job(self, client: httpx.Client, job_id: str, timeout: float = 60.0, until: tuple[str, ...] = ()) -> dict[str, Any]:
+    def wait_job(
+        self, client: httpx.Client, job_id: str, timeout: float = 60.0, until: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         done = until or ("succeeded", "failed", "canceled", "expired")
         deadline = time.monotonic() + timeout
         while True:

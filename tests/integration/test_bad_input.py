@@ -53,47 +53,158 @@ def _mask_jpeg() -> bytes:
 
 
 CASES: list[tuple[str, dict[str, Any], Any, int, str]] = [
-    ("not an image", {"prompt": "x"}, [("image", ("a.png", b"hello, not an image", "image/png"))], 400, "invalid_image"),
+    (
+        "not an image",
+        {"prompt": "x"},
+        [("image", ("a.png", b"hello, not an image", "image/png"))],
+        400,
+        "invalid_image",
+    ),
     ("empty file", {"prompt": "x"}, [("image", ("a.png", b"", "image/png"))], 400, "image_empty"),
-    ("truncated jpeg", {"prompt": "x"}, [("image", ("a.jpg", _truncated(), "image/jpeg"))], 400, "image_truncated"),
-    ("corrupt png", {"prompt": "x"}, [("image", ("a.png", _corrupt_png(), "image/png"))], 400, "image_corrupt"),
-    ("decompression bomb", {"prompt": "x"}, [("image", ("a.png", _bomb(), "image/png"))], 400, "image_too_many_pixels"),
-    ("heic", {"prompt": "x"}, [("image", ("a.heic", _heic(), "image/heic"))], 415, "unsupported_image_format"),
-    ("animated gif", {"prompt": "x"}, [("image", ("a.gif", _animated_gif(), "image/gif"))], 415, "animated_image"),
+    (
+        "truncated jpeg",
+        {"prompt": "x"},
+        [("image", ("a.jpg", _truncated(), "image/jpeg"))],
+        400,
+        "image_truncated",
+    ),
+    (
+        "corrupt png",
+        {"prompt": "x"},
+        [("image", ("a.png", _corrupt_png(), "image/png"))],
+        400,
+        "image_corrupt",
+    ),
+    (
+        "decompression bomb",
+        {"prompt": "x"},
+        [("image", ("a.png", _bomb(), "image/png"))],
+        400,
+        "image_too_many_pixels",
+    ),
+    (
+        "heic",
+        {"prompt": "x"},
+        [("image", ("a.heic", _heic(), "image/heic"))],
+        415,
+        "unsupported_image_format",
+    ),
+    (
+        "animated gif",
+        {"prompt": "x"},
+        [("image", ("a.gif", _animated_gif(), "image/gif"))],
+        415,
+        "animated_image",
+    ),
     ("no image", {"prompt": "x"}, [("mask", ("m.png", images.mask(), "image/png"))], 400, "image_missing"),
     ("17 images", {"prompt": "x"}, [("image[]", PNG)] * 17, 400, "too_many_images"),
     ("no prompt", {}, [("image", PNG)], 400, "prompt_missing"),
     ("prompt over the limit", {"prompt": "a" * 32001}, [("image", PNG)], 400, "prompt_too_long"),
     ("unknown field", {"prompt": "x", "temperature": "1"}, [("image", PNG)], 400, "unknown_parameter"),
     ("unknown file field", {"prompt": "x"}, [("image", PNG), ("photo", PNG)], 400, "unknown_parameter"),
-    ("mask not png", {"prompt": "x"}, [("image", PNG), ("mask", ("m.jpg", _mask_jpeg(), "image/jpeg"))], 400, "mask_not_png"),
-    ("mask without alpha", {"prompt": "x"}, [("image", PNG), ("mask", ("m.png", images.mask(alpha=False), "image/png"))], 400, "mask_without_alpha"),
-    ("mask size mismatch", {"prompt": "x"}, [("image", PNG), ("mask", ("m.png", images.mask(320, 240), "image/png"))], 400, "mask_size_mismatch"),
+    (
+        "mask not png",
+        {"prompt": "x"},
+        [("image", PNG), ("mask", ("m.jpg", _mask_jpeg(), "image/jpeg"))],
+        400,
+        "mask_not_png",
+    ),
+    (
+        "mask without alpha",
+        {"prompt": "x"},
+        [("image", PNG), ("mask", ("m.png", images.mask(alpha=False), "image/png"))],
+        400,
+        "mask_without_alpha",
+    ),
+    (
+        "mask size mismatch",
+        {"prompt": "x"},
+        [("image", PNG), ("mask", ("m.png", images.mask(320, 240), "image/png"))],
+        400,
+        "mask_size_mismatch",
+    ),
     ("unknown model", {"prompt": "x", "model": "dall-e-9"}, [("image", PNG)], 400, "model_not_found"),
     ("retired model", {"prompt": "x", "model": "gpt-image-1"}, [("image", PNG)], 400, "model_retired"),
     ("bad n", {"prompt": "x", "n": "11"}, [("image", PNG)], 400, "invalid_n"),
     ("n not a number", {"prompt": "x", "n": "many"}, [("image", PNG)], 400, "invalid_parameter"),
     ("bad size", {"prompt": "x", "size": "999x999"}, [("image", PNG)], 400, "unsupported_size"),
     ("bad quality", {"prompt": "x", "quality": "ultra"}, [("image", PNG)], 400, "unsupported_quality"),
-    ("input_fidelity on mini", {"prompt": "x", "input_fidelity": "high"}, [("image", PNG)], 400, "input_fidelity_unsupported"),
-    ("transparent jpeg", {"prompt": "x", "background": "transparent", "output_format": "jpeg"}, [("image", PNG)], 400, "transparent_needs_png_or_webp"),
-    ("compression on png", {"prompt": "x", "output_compression": "50"}, [("image", PNG)], 400, "compression_needs_jpeg_or_webp"),
-    ("bad aspect ratio", {"prompt": "x", "aspect_ratio": "10:1"}, [("image", PNG)], 400, "invalid_aspect_ratio"),
-    ("size and aspect ratio", {"prompt": "x", "aspect_ratio": "16:9", "size": "1024x1024"}, [("image", PNG)], 400, "conflicting_options"),
+    (
+        "input_fidelity on mini",
+        {"prompt": "x", "input_fidelity": "high"},
+        [("image", PNG)],
+        400,
+        "input_fidelity_unsupported",
+    ),
+    (
+        "transparent jpeg",
+        {"prompt": "x", "background": "transparent", "output_format": "jpeg"},
+        [("image", PNG)],
+        400,
+        "transparent_needs_png_or_webp",
+    ),
+    (
+        "compression on png",
+        {"prompt": "x", "output_compression": "50"},
+        [("image", PNG)],
+        400,
+        "compression_needs_jpeg_or_webp",
+    ),
+    (
+        "bad aspect ratio",
+        {"prompt": "x", "aspect_ratio": "10:1"},
+        [("image", PNG)],
+        400,
+        "invalid_aspect_ratio",
+    ),
+    (
+        "size and aspect ratio",
+        {"prompt": "x", "aspect_ratio": "16:9", "size": "1024x1024"},
+        [("image", PNG)],
+        400,
+        "conflicting_options",
+    ),
     ("bad strength", {"prompt": "x", "strength": "max"}, [("image", PNG)], 400, "invalid_strength"),
     ("bad priority", {"prompt": "x", "priority": "urgent"}, [("image", PNG)], 400, "invalid_priority"),
     ("metadata not json", {"prompt": "x", "metadata": "{nope"}, [("image", PNG)], 400, "invalid_metadata"),
-    ("webhook with credentials", {"prompt": "x", "webhook_url": "https://u:p@example.com/"}, [("image", PNG)], 400, "invalid_webhook_url"),
-    ("webhook not https", {"prompt": "x", "webhook_url": "ftp://example.com/"}, [("image", PNG)], 400, "invalid_webhook_url"),
-    ("over max_cost_usd", {"prompt": "x", "max_cost_usd": "0.001"}, [("image", PNG)], 402, "max_cost_exceeded"),
+    (
+        "webhook with credentials",
+        {"prompt": "x", "webhook_url": "https://u:p@example.com/"},
+        [("image", PNG)],
+        400,
+        "invalid_webhook_url",
+    ),
+    (
+        "webhook not https",
+        {"prompt": "x", "webhook_url": "ftp://example.com/"},
+        [("image", PNG)],
+        400,
+        "invalid_webhook_url",
+    ),
+    (
+        "over max_cost_usd",
+        {"prompt": "x", "max_cost_usd": "0.001"},
+        [("image", PNG)],
+        402,
+        "max_cost_exceeded",
+    ),
     ("duplicate prompt", {"prompt": ["x", "y"]}, [("image", PNG)], 400, "duplicate_parameter"),
 ]
 
 
 def _leftovers(stack: Universe, tenant: str) -> list[str]:
     r, p = stack.redis, stack.prefix
-    found = [k for pattern in (f"{p}:job:{tenant}:*", f"{p}:img:{tenant}:*", f"{p}:q:{tenant}:*",
-                               f"{p}:idem:{tenant}:*", f"{p}:ev:{tenant}:*") for k in r.scan_iter(pattern)]
+    found = [
+        k
+        for pattern in (
+            f"{p}:job:{tenant}:*",
+            f"{p}:img:{tenant}:*",
+            f"{p}:q:{tenant}:*",
+            f"{p}:idem:{tenant}:*",
+            f"{p}:ev:{tenant}:*",
+        )
+        for k in r.scan_iter(pattern)
+    ]
     if r.exists(f"{p}:jobs:{tenant}"):
         found.append(f"{p}:jobs:{tenant}")
     for key in r.scan_iter(f"{p}:budget:{tenant}:*"):
@@ -118,7 +229,9 @@ def test_refused_with_its_code_and_nothing_left(
 
 
 def test_oversize_upload_is_cut_off(stack: Universe, make_stack: Callable[..., Universe]) -> None:
-    small = make_stack(workers=0, beat=False, EDITQ_MAX_IMAGE_BYTES="200000", EDITQ_MAX_REQUEST_BYTES="600000")
+    small = make_stack(
+        workers=0, beat=False, EDITQ_MAX_IMAGE_BYTES="200000", EDITQ_MAX_REQUEST_BYTES="600000"
+    )
     tenant, key = small.tenant()
     big = images.scene(1600, 1200, fmt="PNG", compress_level=0)
     assert len(big) > 200_000
@@ -127,7 +240,9 @@ def test_oversize_upload_is_cut_off(stack: Universe, make_stack: Callable[..., U
         assert one.status_code == 413
         assert one.json()["error"]["code"] == "image_too_large"
         many = client.post(
-            "/v1/edits", data={"prompt": "x"}, files=[("image[]", ("a.png", images.scene(), "image/png"))] * 60
+            "/v1/edits",
+            data={"prompt": "x"},
+            files=[("image[]", ("a.png", images.scene(), "image/png"))] * 60,
         )
         assert many.status_code in (400, 413)
         assert many.json()["error"]["code"] in ("request_too_large", "too_many_parts")
@@ -136,11 +251,13 @@ def test_oversize_upload_is_cut_off(stack: Universe, make_stack: Callable[..., U
 
 def test_malformed_bodies(stack: Universe, client: httpx.Client, tenant: tuple[str, str]) -> None:
     truncated = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nhello\r\n--XyZ\r\n"
-        b"Content-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nhello\r\n--XyZ\r\n'
+        b'Content-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
         + images.scene()[:100]
     )
-    response = client.post("/v1/edits", content=truncated, headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+    response = client.post(
+        "/v1/edits", content=truncated, headers={"Content-Type": "multipart/form-data; boundary=XyZ"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_multipart"
     response = client.post("/v1/edits", content=b"prompt=x", headers={"Content-Type": "text/plain"})

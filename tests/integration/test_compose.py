@@ -19,7 +19,11 @@ def _config(**env: str) -> subprocess.CompletedProcess[str]:
         pytest.skip("docker-compose is not installed (make test installs it as root)")
     return subprocess.run(
         [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
     )
 
 
@@ -46,7 +50,11 @@ def test_compose_refuses_to_run_flower_without_credentials() -> None:
         pytest.skip("docker-compose is not installed")
     result = subprocess.run(
         [binary, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "EDITQ_FLOWER_BASIC_AUTH" in result.stderr

@@ -24,7 +24,8 @@ def test_submit_runs_and_returns_an_edited_image(stack: Universe, client: httpx.
 
     done = stack.wait_job(client, job["id"])
     assert done["status"] == "succeeded", done
-    assert done["started_at"] and done["finished_at"]
+    assert done["started_at"]
+    assert done["finished_at"]
     [output] = done["outputs"]
     download = client.get(output["url"])
     assert download.status_code == 200
@@ -43,7 +44,9 @@ def test_several_images_and_a_mask(stack: Universe, client: httpx.Client) -> Non
         ("image[]", ("b.jpg", images.scene(fmt="JPEG"), "image/jpeg")),
         ("mask", ("m.png", images.mask(), "image/png")),
     ]
-    response = client.post("/v1/edits", data={"prompt": "make it nighttime", "size": "1024x1024"}, files=files)
+    response = client.post(
+        "/v1/edits", data={"prompt": "make it nighttime", "size": "1024x1024"}, files=files
+    )
     assert response.status_code == 202, response.text
     done = stack.wait_job(client, response.json()["id"])
     assert done["status"] == "succeeded", done
@@ -58,7 +61,9 @@ def test_several_images_and_a_mask(stack: Universe, client: httpx.Client) -> Non
     assert images.mean_difference(source.crop(left), edited.crop(left)) > 30
 
 
-def test_sources_are_content_addressed_per_tenant(stack: Universe, client: httpx.Client, tenant: tuple[str, str]) -> None:
+def test_sources_are_content_addressed_per_tenant(
+    stack: Universe, client: httpx.Client, tenant: tuple[str, str]
+) -> None:
     first = _submit(client).json()
     second = _submit(client, {"prompt": "make it rainy"}).json()
     assert first["sources"][0]["id"] == second["sources"][0]["id"]

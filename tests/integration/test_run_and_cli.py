@@ -19,7 +19,12 @@ from tests.integration.stack import Universe
 
 def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "editq.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [sys.executable, "-m", "editq.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     if check:
         assert result.returncode == 0, result.stderr + result.stdout
@@ -28,11 +33,7 @@ def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Co
 
 def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: launcher.free_port() for name in ("api", "flower", "redis", "s3", "sim")}
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))}
     env.update(
         EDITQ_STATE_DIR=str(tmp_path / "state"),
         EDITQ_API_PORT=str(ports["api"]),
@@ -43,7 +44,9 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
         EDITQ_WORKER_CONCURRENCY="4",
     )
     log = (tmp_path / "run.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "editq.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "editq.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         launcher.wait_for_http(f"http://127.0.0.1:{ports['api']}/readyz", timeout=90)
         key = (tmp_path / "state" / "dev-api-key").read_text().strip()
@@ -51,14 +54,32 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
         source = tmp_path / "photo.png"
         source.write_bytes(images.scene())
         curl = subprocess.run(
-            ["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", f"http://127.0.0.1:{ports['api']}/v1/edits",
-             "-H", f"Authorization: Bearer {key}", "-F", f"image=@{source}", "-F", "prompt=make it a pencil sketch"],
-            capture_output=True, text=True, timeout=30, check=True,
+            [
+                "curl",
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                f"http://127.0.0.1:{ports['api']}/v1/edits",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-F",
+                f"image=@{source}",
+                "-F",
+                "prompt=make it a pencil sketch",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
         body, status = curl.stdout.rsplit("\n", 1)
         assert status == "202", curl.stdout
         job_id = json.loads(body)["id"]
-        with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", headers={"Authorization": f"Bearer {key}"}) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{ports['api']}", headers={"Authorization": f"Bearer {key}"}
+        ) as c:
             deadline = time.monotonic() + 30
             job = c.get(f"/v1/edits/{job_id}").json()
             while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -69,7 +90,12 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert images.mean_difference(images.decode(images.scene()), output) > 20
         auth = (tmp_path / "state" / "flower-auth").read_text().strip().split(":", 1)
         launcher.wait_for_http(f"http://127.0.0.1:{ports['flower']}/healthcheck", timeout=60)
-        assert httpx.get(f"http://127.0.0.1:{ports['flower']}/api/workers", auth=(auth[0], auth[1]), timeout=20).status_code == 200
+        assert (
+            httpx.get(
+                f"http://127.0.0.1:{ports['flower']}/api/workers", auth=(auth[0], auth[1]), timeout=20
+            ).status_code
+            == 200
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -88,7 +114,9 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
 def test_cli_admin_and_client(stack: Universe, tmp_path: Path) -> None:
     env = {**stack.env, "EDITQ_API_URL": stack.api_url}
     name = f"cli{os.getpid()}"
-    created = json.loads(_editq("tenants", "create", name, "--budget-usd-day", "5", "--weight", "2", env=env).stdout)
+    created = json.loads(
+        _editq("tenants", "create", name, "--budget-usd-day", "5", "--weight", "2", env=env).stdout
+    )
     assert created["budgets_usd"]["day"] == "5.000000"
     assert created["webhook_secret"].startswith("whsec_")
     assert _editq("tenants", "create", name, env=env, check=False).returncode == 1
@@ -97,9 +125,13 @@ def test_cli_admin_and_client(stack: Universe, tmp_path: Path) -> None:
     source = tmp_path / "in.png"
     source.write_bytes(images.scene())
     out = tmp_path / "out"
-    result = _editq("submit", str(source), "--prompt", "make it vintage", "--wait", "--out", str(out), env=env)
+    result = _editq(
+        "submit", str(source), "--prompt", "make it vintage", "--wait", "--out", str(out), env=env
+    )
     assert list(out.glob("*.png"))
-    job_id = next(line for line in result.stdout.splitlines() if line.strip().startswith('"id"')).split('"')[3]
+    job_id = next(line for line in result.stdout.splitlines() if line.strip().startswith('"id"')).split('"')[
+        3
+    ]
     status = json.loads(_editq("status", job_id, env=env).stdout)
     assert status["status"] == "succeeded"
     folder = tmp_path / "folder"

@@ -49,7 +49,12 @@ def test_official_sdk_edit(sim_url: str) -> None:
 def test_official_sdk_sees_errors_and_rate_limits(sim_url: str) -> None:
     client = OpenAI(base_url=f"{sim_url}/v1", api_key="sk-sim", max_retries=0)
     with pytest.raises(openai.BadRequestError) as bad:
-        client.images.edit(model="gpt-image-1-mini", image=("a.png", images.scene(), "image/png"), prompt="x", input_fidelity="high")
+        client.images.edit(
+            model="gpt-image-1-mini",
+            image=("a.png", images.scene(), "image/png"),
+            prompt="x",
+            input_fidelity="high",
+        )
     assert bad.value.code == "unsupported_parameter"
     with pytest.raises(openai.AuthenticationError):
         OpenAI(base_url=f"{sim_url}/v1", api_key="wrong", max_retries=0).images.edit(
@@ -58,7 +63,12 @@ def test_official_sdk_sees_errors_and_rate_limits(sim_url: str) -> None:
     statuses = []
     for _ in range(8):
         try:
-            client.images.edit(model="gpt-image-1-mini", image=("a.png", images.scene(64, 64), "image/png"), prompt="x", quality="low")
+            client.images.edit(
+                model="gpt-image-1-mini",
+                image=("a.png", images.scene(64, 64), "image/png"),
+                prompt="x",
+                quality="low",
+            )
             statuses.append(200)
         except openai.RateLimitError as exc:
             statuses.append(429)
@@ -72,15 +82,25 @@ def test_official_sdk_sees_errors_and_rate_limits(sim_url: str) -> None:
 def test_mask_moderation_and_stats(services: Services) -> None:
     base = services.sim_url.removesuffix("/v1")
     form = {"model": "gpt-image-1-mini", "prompt": "[moderation] something", "size": "1024x1024"}
-    files = [("image", ("a.png", images.scene(), "image/png")), ("mask", ("m.png", images.mask(), "image/png"))]
-    blocked = httpx.post(f"{base}/v1/images/edits", data=form, files=files, headers={"Authorization": "Bearer x"})
+    files = [
+        ("image", ("a.png", images.scene(), "image/png")),
+        ("mask", ("m.png", images.mask(), "image/png")),
+    ]
+    blocked = httpx.post(
+        f"{base}/v1/images/edits", data=form, files=files, headers={"Authorization": "Bearer x"}
+    )
     assert blocked.status_code == 400
     assert blocked.json()["error"]["code"] == "moderation_blocked"
-    bad_mask = [("image", ("a.png", images.scene(), "image/png")), ("mask", ("m.png", images.mask(10, 10), "image/png"))]
+    bad_mask = [
+        ("image", ("a.png", images.scene(), "image/png")),
+        ("mask", ("m.png", images.mask(10, 10), "image/png")),
+    ]
     response = httpx.post(f"{base}/v1/images/edits", data={**form, "prompt": "rain"}, files=bad_mask)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "mask"
-    unknown = httpx.post(f"{base}/v1/images/edits", data={**form, "prompt": "rain", "colour": "red"}, files=files[:1])
+    unknown = httpx.post(
+        f"{base}/v1/images/edits", data={**form, "prompt": "rain", "colour": "red"}, files=files[:1]
+    )
     assert unknown.json()["error"]["code"] == "unknown_parameter"
     stats = httpx.get(f"{base}/_sim/stats").json()
     assert stats["by_status"]["400"] >= 3
@@ -89,12 +109,17 @@ def test_mask_moderation_and_stats(services: Services) -> None:
 
 def test_outputs_are_deterministic(services: Services) -> None:
     url = services.sim_url + "/images/edits"
-    form = {"model": "gpt-image-1-mini", "prompt": "black and white", "size": "1024x1024", "output_format": "png"}
+    form = {
+        "model": "gpt-image-1-mini",
+        "prompt": "black and white",
+        "size": "1024x1024",
+        "output_format": "png",
+    }
     files = [("image", ("a.png", images.scene(), "image/png"))]
     first = httpx.post(url, data=form, files=files, timeout=30).json()["data"][0]["b64_json"]
     second = httpx.post(url, data=form, files=files, timeout=30).json()["data"][0]["b64_json"]
     assert first == second
     gray = images.decode(base64.b64decode(first)).convert("RGB")
-    r, g, b = gray.split()
+    r, g, _ = gray.split()
     assert images.mean_difference(r.convert("RGB"), g.convert("RGB")) < 25
     assert io.BytesIO(base64.b64decode(first)).getbuffer().nbytes > 1000

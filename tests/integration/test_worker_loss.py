@@ -20,7 +20,9 @@ def test_sigkill_mid_job_still_succeeds_once(services: object, make_stack: Calla
         tenant, key = u.tenant()
         with u.client(key) as client:
             job = client.post(
-                "/v1/edits", data={"prompt": "make it rainy"}, files=[("image", ("a.png", images.scene(), "image/png"))]
+                "/v1/edits",
+                data={"prompt": "make it rainy"},
+                files=[("image", ("a.png", images.scene(), "image/png"))],
             ).json()
             u.wait_job(client, job["id"], timeout=30, until=("running",))
             victim = u.workers[0]
@@ -32,7 +34,11 @@ def test_sigkill_mid_job_still_succeeds_once(services: object, make_stack: Calla
         record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{job['id']}")
         assert int(record["runs"]) == 2
         assert int(record["losses"]) == 1
-        settled = [e for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}") if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"]
+        settled = [
+            e
+            for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}")
+            if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"
+        ]
         assert len(settled) == 1
         assert len(done["outputs"]) == 1
         assert u.redis.zcard(f"{u.prefix}:inflight") == 0
@@ -52,7 +58,9 @@ def test_flower_shows_the_worker_and_edit_tasks(make_stack: Callable[..., Univer
         with u.client(key) as client:
             time.sleep(2)  # Flower turns task events on when it connects
             job = client.post(
-                "/v1/edits", data={"prompt": "warm"}, files=[("image", ("a.png", images.scene(), "image/png"))]
+                "/v1/edits",
+                data={"prompt": "warm"},
+                files=[("image", ("a.png", images.scene(), "image/png"))],
             ).json()
             u.wait_job(client, job["id"])
         auth = ("ops", "secret")
@@ -61,7 +69,9 @@ def test_flower_shows_the_worker_and_edit_tasks(make_stack: Callable[..., Univer
         names: set[str] = set()
         workers: dict[str, object] = {}
         while time.monotonic() < deadline:
-            workers = httpx.get(f"http://127.0.0.1:{port}/api/workers", auth=auth, params={"refresh": "true"}, timeout=20).json()
+            workers = httpx.get(
+                f"http://127.0.0.1:{port}/api/workers", auth=auth, params={"refresh": "true"}, timeout=20
+            ).json()
             tasks = httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=auth, timeout=10).json()
             names = {t.get("name") for t in tasks.values()}
             if workers and "editq.edit" in names:

@@ -1,0 +1,66 @@
+"""editq's Lua scripts against a real redis-server."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from editq.errors import PaymentRequired
+from storage import money, tenants
+from storage.redis import _source
+from tests.integration.stack import Services, universe
+
+
+@pytest.fixture
+def db(services: Services):  # type: ignore[no-untyped-def]
+    u = universe(services)
+    yield u.db
+    u.stop()
+
+
+def test_civil_dates_match_python(db) -> None:  # type: ignore[no-untyped-def]
+    lib = _source("hold").split("\n-- Reserve", 1)[0]
+    script = db.redis.register_script(lib + "\nlocal d, m = civil(tonumber(ARGV[2]))\nreturn {d, m}")
+    rng = random.Random(1)
+    samples = [0, 951782400000, 1709164800000, 1798675199999, 1798675200000, 4102444800000]
+    samples += [rng.randrange(0, 4102444800000) for _ in range(300)]
+    for ms in samples:
+        day = datetime.fromtimestamp(ms / 1000, UTC).date()
+        assert script(keys=[], args=[db.keys.prefix, ms]) == [day.isoformat(), day.isoformat()[:7]], ms
+
+
+def test_holds_never_exceed_a_budget_and_release_cleanly(db) -> None:  # type: ignore[no-untyped-def]
+    tenants.create(db, "acme", budgets={"day": 1000, "month": 5000, "total": None})
+    held = [money.hold(db, "acme", 300) for _ in range(3)]
+    with pytest.raises(PaymentRequired) as refused:
+        money.hold(db, "acme", 300)
+    assert refused.value.code == "budget_exceeded"
+    assert refused.value.extra["period"] == "day"
+    assert refused.value.extra["remaining_usd"] == "0.000100"
+    assert money.release_hold(db, held[0].id)
+    assert not money.release_hold(db, held[0].id)
+    money.hold(db, "acme", 400)
+    now = money.budgets(db, "acme", {"day": 1000, "month": 5000, "total": None})
+    assert now["day"]["reserved_usd"] == "0.001000"
+    assert now["day"]["remaining_usd"] == "0.000000"
+    assert now["total"]["limit_usd"] is None
+
+
+def test_lapsed_holds_are_released(db) -> None:  # type: ignore[no-untyped-def]
+    tenants.create(db, "slow", budgets={"day": 100})
+    result = db.scripts.run("hold", "slow", "h1", 100, -1)  # already lapsed
+    assert result[0] == "ok"
+    assert money.expire_holds(db) == 1
+    assert money.budgets(db, "slow", {"day": 100})["day"]["reserved_usd"] == "0.000000"
+
+
+def test_idempotency_script(db) -> None:  # type: ignore[no-untyped-def]
+    run = db.scripts.run
+    assert run("idempotency", "t", "k", "fp", "begin", 60) == ["new"]
+    assert run("idempotency", "t", "k", "fp", "begin", 60) == ["in_flight"]
+    assert run("idempotency", "t", "k", "other", "begin", 60) == ["mismatch"]
+    assert run("idempotency", "u", "k", "other", "begin", 60) == ["new"]
+    run("idempotency", "t", "k", "fp", "abort", 60)
+    assert run("idempotency", "t", "k", "fp", "begin", 60) == ["new"]

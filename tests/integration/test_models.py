@@ -1,0 +1,128 @@
+"""Model-faithful jobs through the real stack: sizes and ratios, strength, retirements, aliases,
+cost estimated before and settled after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from editq import cost
+from tests import images
+from tests.integration.stack import Universe
+
+SOURCE = ("a.png", images.scene(1200, 800), "image/png")
+
+
+def _run(stack: Universe, client: httpx.Client, **data: str) -> dict[str, object]:
+    response = client.post(
+        "/v1/edits", data={"prompt": "make it warm and sunny", **data}, files=[("image", SOURCE)]
+    )
+    assert response.status_code == 202, response.text
+    done = stack.wait_job(client, response.json()["id"])
+    assert done["status"] == "succeeded", done
+    return done
+
+
+@pytest.mark.parametrize(
+    ("data", "dims"),
+    [
+        ({"aspect_ratio": "16:9"}, (1536, 864)),
+        ({"aspect_ratio": "1:1", "model": "gpt-image-1.5"}, (1024, 1024)),
+        ({"aspect_ratio": "9:16"}, (864, 1536)),
+        ({"aspect_ratio": "match_input"}, (1536, 1024)),
+        ({"output_size": "input"}, (1200, 800)),
+        ({"aspect_ratio": "4:5", "output_format": "jpeg", "output_compression": "80"}, (1024, 1280)),
+        ({"size": "1024x1536"}, (1024, 1536)),
+    ],
+)
+def test_outputs_have_the_promised_dimensions(
+    stack: Universe, client: httpx.Client, data: dict[str, str], dims: tuple[int, int]
+) -> None:
+    done = _run(stack, client, **data)
+    [output] = done["outputs"]  # type: ignore[misc]
+    assert (output["width"], output["height"]) == dims
+    image = images.decode(client.get(output["url"]).content)
+    assert image.size == dims
+    if data.get("output_format") == "jpeg":
+        assert image.format == "JPEG"
+
+
+def test_strength_reaches_the_provider(stack: Universe, client: httpx.Client) -> None:
+    low = _run(stack, client, model="gpt-image-1.5", strength="low")
+    high = _run(stack, client, model="gpt-image-1.5", strength="high")
+    assert low["provider_request"]["input_fidelity"] == "high"  # type: ignore[index]
+    assert high["provider_request"]["input_fidelity"] == "low"  # type: ignore[index]
+    source = images.cover(images.decode(images.scene(1200, 800)), (1024, 1024))
+    low_img = images.decode(client.get(low["outputs"][0]["url"]).content)  # type: ignore[index]
+    high_img = images.decode(client.get(high["outputs"][0]["url"]).content)  # type: ignore[index]
+    assert images.mean_difference(source.resize(low_img.size), low_img) < images.mean_difference(
+        source.resize(high_img.size), high_img
+    )
+
+
+def test_sunset_headers_and_the_model_called(stack: Universe, client: httpx.Client) -> None:
+    response = client.post("/v1/edits", data={"prompt": "rain"}, files=[("image", SOURCE)])
+    assert response.headers["sunset"] == "Tue, 01 Dec 2026 00:00:00 GMT"
+    assert response.headers["deprecation"].startswith("@")
+    snapshot = client.post(
+        "/v1/edits", data={"prompt": "rain", "model": "gpt-image-1.5-2025-12-16"}, files=[("image", SOURCE)]
+    )
+    done = stack.wait_job(client, snapshot.json()["id"])
+    assert done["model"] == "gpt-image-1.5-2025-12-16"
+    assert done["model_called"] == "gpt-image-1.5-2025-12-16"
+    assert done["status"] == "succeeded"
+
+
+def test_operator_alias_maps_a_retired_model(make_stack: Callable[..., Universe]) -> None:
+    u = make_stack(EDITQ_MODEL_ALIASES='{"gpt-image-1": "gpt-image-1.5"}')
+    _, key = u.tenant()
+    with u.client(key) as client:
+        response = client.post(
+            "/v1/edits", data={"prompt": "rain", "model": "gpt-image-1"}, files=[("image", SOURCE)]
+        )
+        assert response.status_code == 202, response.text
+        done = u.wait_job(client, response.json()["id"])
+    assert done["model"] == "gpt-image-1"
+    assert done["model_called"] == "gpt-image-1.5"
+    assert done["status"] == "succeeded"
+
+
+def test_cost_estimated_then_settled(stack: Universe, client: httpx.Client) -> None:
+    done = _run(stack, client, model="gpt-image-1.5", quality="low", size="1024x1024")
+    usage = cost.Usage.from_api(done["cost"]["usage"])  # type: ignore[index]
+    expected = usage.text_input * 5 + usage.image_input * 8 + usage.image_output * 32
+    assert done["cost"]["actual_usd"] == cost.usd(expected)  # type: ignore[index]
+    assert float(done["cost"]["estimated_usd"]) >= float(done["cost"]["actual_usd"])  # type: ignore[index]
+    assert done["cost"]["reserved_usd"] == "0.000000"  # type: ignore[index]
+
+
+def test_models_endpoint(stack: Universe, client: httpx.Client) -> None:
+    listed = client.get("/v1/models").json()
+    assert listed["default"] == "gpt-image-1-mini"
+    by_id = {m["id"]: m for m in listed["data"]}
+    assert by_id["gpt-image-1"]["retired"] is True
+    assert by_id["gpt-image-2"]["prices_confirmed"] is False
+
+
+def test_unpriced_model_cannot_run_under_a_budget(stack: Universe) -> None:
+    _, key = stack.tenant(budgets={"day": 1_000_000})
+    with stack.client(key) as client:
+        response = client.post(
+            "/v1/edits", data={"prompt": "x", "model": "gpt-image-2"}, files=[("image", SOURCE)]
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "model_price_unknown"
+    _, free_key = stack.tenant()
+    with stack.client(free_key) as client:
+        response = client.post(
+            "/v1/edits",
+            data={"prompt": "x", "model": "gpt-image-2", "aspect_ratio": "21:9"},
+            files=[("image", SOURCE)],
+        )
+        assert response.status_code == 202
+        done = stack.wait_job(client, response.json()["id"])
+    assert done["cost"]["estimated_usd"] is None
+    assert done["cost"]["usage"]["output_tokens"] > 0
+    assert done["outputs"][0]["width"] / done["outputs"][0]["height"] == pytest.approx(21 / 9, rel=0.01)

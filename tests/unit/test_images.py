@@ -1,0 +1,116 @@
+"""Source checks with Pillow: what is accepted, converted, turned upright or refused."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from editq.errors import EditqError
+from editq.images import check_image, check_mask, encode, inspect_output, shape_output
+from tests import images
+
+LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
+
+
+def _save(image: Image.Image, fmt: str, **kw: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **kw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_accepted_formats_are_stored_as_sent(fmt: str) -> None:
+    data = images.scene(fmt=fmt)
+    checked = check_image(data, param="image", **LIMITS)
+    assert checked.data == data
+    assert checked.size == (640, 480)
+    assert checked.content_type == f"image/{fmt.lower()}"
+    assert checked.converted_from is None
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_other_still_formats_become_png(fmt: str) -> None:
+    checked = check_image(images.scene(fmt=fmt), param="image", **LIMITS)
+    assert checked.content_type == "image/png"
+    assert checked.converted_from == fmt.lower()
+    assert Image.open(io.BytesIO(checked.data)).format == "PNG"
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.open(io.BytesIO(images.scene(fmt="JPEG")))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    data = _save(image, "JPEG", exif=exif.tobytes())
+    checked = check_image(data, param="image", **LIMITS)
+    assert checked.size == (480, 640)
+    assert Image.open(io.BytesIO(checked.data)).getexif().get(0x0112, 1) == 1
+
+
+def test_cmyk_jpeg_becomes_png() -> None:
+    data = _save(Image.new("CMYK", (50, 40), (0, 100, 100, 0)), "JPEG")
+    checked = check_image(data, param="image", **LIMITS)
+    assert checked.content_type == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "image_empty"),
+        (b"GIF89a-not-really", "invalid_image"),
+        (b"plain text", "invalid_image"),
+        (images.scene(fmt="JPEG")[:3000], "image_truncated"),
+        (images.scene(3000, 2000, fmt="PNG"), "image_too_many_pixels"),
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40, "unsupported_image_format"),
+        (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 40, "unsupported_image_format"),
+    ],
+)
+def test_refusals(data: bytes, code: str) -> None:
+    with pytest.raises(EditqError) as refused:
+        check_image(data, param="image", **LIMITS)
+    assert refused.value.code == code
+    assert refused.value.param == "image"
+
+
+def test_too_large_by_bytes() -> None:
+    with pytest.raises(EditqError) as refused:
+        check_image(images.scene(), param="image[2]", max_bytes=100, max_pixels=10**8)
+    assert refused.value.code == "image_too_large"
+    assert refused.value.status == 413
+    assert refused.value.param == "image[2]"
+
+
+def test_pillow_bomb_warning_is_a_refusal() -> None:
+    bomb = _save(Image.new("1", (12000, 12000)), "PNG")
+    with pytest.raises(EditqError) as refused:
+        check_image(bomb, param="image", max_bytes=10**8, max_pixels=10**9)
+    assert refused.value.code == "image_too_many_pixels"
+
+
+def test_mask_rules() -> None:
+    assert check_mask(images.mask(), first_image=(640, 480), max_bytes=10**7, max_pixels=10**7).has_alpha
+    for data, code in (
+        (images.mask(alpha=False), "mask_without_alpha"),
+        (images.scene(fmt="JPEG"), "mask_not_png"),
+        (images.mask(100, 100), "mask_size_mismatch"),
+    ):
+        with pytest.raises(EditqError) as refused:
+            check_mask(data, first_image=(640, 480), max_bytes=10**7, max_pixels=10**7)
+        assert refused.value.code == code
+    with pytest.raises(EditqError) as big:
+        check_mask(images.mask(), first_image=(640, 480), max_bytes=10, max_pixels=10**7)
+    assert big.value.code == "mask_too_large"
+
+
+def test_outputs_are_cropped_and_resized_exactly() -> None:
+    out = inspect_output(_save(Image.new("RGB", (1536, 1024), "red"), "PNG"))
+    shaped = shape_output(out, crop_ratio=(16, 9), resize_to=None, output_format="png", compression=None)
+    assert (shaped.width, shaped.height) == (1536, 864)
+    shaped = shape_output(out, crop_ratio=(4, 3), resize_to=(800, 600), output_format="jpeg", compression=80)
+    assert (shaped.width, shaped.height) == (800, 600)
+    assert Image.open(io.BytesIO(shaped.data)).format == "JPEG"
+    assert shape_output(out, crop_ratio=None, resize_to=None, output_format="png", compression=None) is out
+    with pytest.raises(ValueError, match="unreadable"):
+        inspect_output(b"garbage")
+    assert encode(Image.new("RGBA", (4, 4)), "webp", 50).content_type == "image/webp"
