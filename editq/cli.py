@@ -336,7 +336,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             str(concurrency),
             "-Q",
             ",".join([EDITS, WEBHOOKS, OPS]),
-            "-E",
+            *(["-E"] if settings.task_events else []),
             "-n",
             f"{args.name}@%h",
             "--without-mingle",

@@ -209,17 +209,19 @@ class Output:
 
 
 def inspect_output(data: bytes, max_pixels: int = 64_000_000) -> Output:
-    """Check an image the provider returned and read its dimensions."""
+    """Check an image the provider returned (format, size, structure) and read its dimensions.
+    Pixels are decoded only when the output is reshaped."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=tuple(ACCEPTED))
             if image.width * image.height > max_pixels:
                 raise ValueError("output too large")
-            image.load()
+            fmt, size = image.format or "PNG", image.size
+            image.verify()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"the provider returned an unreadable image: {exc}") from exc
-    return Output(data, ACCEPTED[image.format or "PNG"], image.width, image.height)
+    return Output(data, ACCEPTED[fmt], size[0], size[1])
 
 
 def shape_output(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -128,6 +129,9 @@ class Settings(BaseSettings):
     admit_grace_seconds: float = Field(60.0, gt=0, validation_alias=_env("EDITQ_ADMIT_GRACE_SECONDS"))
     #: Times a job is restarted after its worker died before it fails with `worker_lost`.
     max_worker_losses: int = Field(3, validation_alias=_env("EDITQ_MAX_WORKER_LOSSES"))
+    #: Workers send task events from the start (Flower also switches them on while it watches;
+    #: false saves each job the CPU of three event messages when nobody does).
+    task_events: bool = Field(True, validation_alias=_env("EDITQ_TASK_EVENTS"))
     housekeeping_seconds: float = Field(5.0, gt=0, validation_alias=_env("EDITQ_HOUSEKEEPING_SECONDS"))
 
     # --- The `editq` command as a client of the API ---------------------------------------------
@@ -176,6 +180,11 @@ class Settings(BaseSettings):
         if self.lease_seconds * 2 > self.visibility_timeout:
             raise ValueError("EDITQ_VISIBILITY_TIMEOUT must be well above EDITQ_LEASE_SECONDS")
         return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from an explicit environment (a child process's), not this process's."""
+        return cls.model_validate(dict(env))
 
     @property
     def api_base_url(self) -> str:

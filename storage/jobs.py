@@ -92,10 +92,19 @@ def list_jobs(
     return Page(found, next_cursor)
 
 
-def start(db: Backend, tenant: str, job_id: str, token: str) -> str:
+def start(db: Backend, tenant: str, job_id: str, token: str, worker: str = "") -> Job | str:
+    """Claim an admitted job for this run: the job as claimed, or why not ('expired', 'skip:...')."""
     lease_ms = int(db.settings.lease_seconds * 1000)
-    result = db.scripts.run("start", tenant, job_id, token, lease_ms)
+    result = db.scripts.run("start", tenant, job_id, token, lease_ms, worker)
+    if result[0] == "ok":
+        flat = result[1:]
+        return Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
     return str(result[0]) if result[0] != "skip" else f"skip:{result[1]}"
+
+
+def status(db: Backend, tenant: str, job_id: str) -> str | None:
+    value = db.redis.hget(db.keys.job(tenant, job_id), "status")
+    return None if value is None else str(value)
 
 
 def renew(db: Backend, tenant: str, job_id: str, token: str) -> bool:

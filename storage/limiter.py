@@ -27,6 +27,8 @@ class Admission:
     images: int = 0
     wait_ms: int = 0
     reason: str = ""
+    #: After an admission: whether a slot is still free (else the round can stop).
+    more: bool = False
 
 
 def admit(db: Backend) -> Admission:
@@ -42,7 +44,9 @@ def admit(db: Backend) -> Admission:
     )
     outcome = str(result[0])
     if outcome == "admitted":
-        return Admission(outcome, str(result[1]), str(result[2]), str(result[3]), int(result[4]))
+        return Admission(
+            outcome, str(result[1]), str(result[2]), str(result[3]), int(result[4]), more=result[5] == 1
+        )
     if outcome == "expired":
         return Admission(outcome, str(result[1]), str(result[2]))
     if outcome == "wait":
@@ -88,6 +92,7 @@ def observe(
         s.provider_rpm,
         pause_ms,
         reason,
+        s.limiter_burst_seconds,
     )
 
 

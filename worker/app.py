@@ -41,9 +41,11 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=False,
         task_acks_on_failure=True,
         task_acks_on_timeout=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        task_track_started=True,
+        worker_send_task_events=settings.task_events,
+        # Jobs reach Celery only when they can run at once, so there is no wait for a task-sent
+        # event to show; the worker's own events (received, started, succeeded) feed Flower.
+        task_send_sent_event=False,
+        task_track_started=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_soft_shutdown_timeout=0.0,
         worker_hijack_root_logger=False,

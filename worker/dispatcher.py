@@ -35,6 +35,8 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
         if step.outcome == "admitted":
             publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
             admitted += 1
+            if not step.more:
+                return admitted, IDLE_SECONDS
         elif step.outcome == "expired":
             jobs.cancel(db, step.tenant, step.job_id, mode="expired")
         elif step.outcome == "wait":
@@ -44,25 +46,29 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
     return admitted, 0.0
 
 
-def drain_schedule(db: Backend, publish: Publish, materialize: Callable[[str], object], lease_ms: int) -> int:
-    """Due retries back into their queues; events into deliveries; deliveries to the workers."""
-    handled = 0
+def drain_schedule(
+    db: Backend, publish: Publish, materialize: Callable[[str], object], lease_ms: int
+) -> float | None:
+    """Due retries back into their queues; events into deliveries; deliveries to the workers.
+    Returns seconds until the next entry is due (None: the schedule is empty)."""
+    next_due = schedule.next_due_ms(db)
+    if next_due is None or next_due > 0:
+        return None if next_due is None else next_due / 1000
     for member in schedule.due(db):
         kind = member.split("|", 1)[0]
         if kind == "retry":
-            handled += schedule.release_retry(db, member)
+            schedule.release_retry(db, member)
         elif kind == "evt":
             if schedule.claim(db, member, 30_000):
                 materialize(member)
-                handled += 1
         elif kind == "dlv":
             if schedule.claim(db, member, lease_ms):
                 delivery = member.split("|", 1)[1]
                 publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms()}")
-                handled += 1
         else:
             schedule.done(db, member)
-    return handled
+    next_due = schedule.next_due_ms(db)
+    return None if next_due is None else next_due / 1000
 
 
 class Dispatcher(threading.Thread):
@@ -79,10 +85,9 @@ class Dispatcher(threading.Thread):
     def step(self) -> float:
         """One round; returns how long to sleep."""
         _, wait = admit_round(self.db, self.publish)
-        drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
-        next_due = schedule.next_due_ms(self.db)
+        next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
         if next_due is not None:
-            wait = min(wait, next_due / 1000)
+            wait = min(wait, next_due)
         return max(0.0, min(wait, IDLE_SECONDS))
 
     def run(self) -> None:

@@ -41,15 +41,12 @@ ACCOUNT_PAUSE_MS = 300_000
 def run(ctx: Context, tenant: str, job_id: str, token: str) -> str:
     """Run the job if this message still owns it. Returns what happened, for logs and tests."""
     db = ctx.db
-    claimed = jobs.start(db, tenant, job_id, token)
-    if claimed == "expired":
+    job = jobs.start(db, tenant, job_id, token, ctx.worker_id)
+    if job == "expired":
         jobs.cancel(db, tenant, job_id, mode="expired")
         return "expired"
-    if claimed != "ok":
-        return claimed
-    job = jobs.get(db, tenant, job_id)
-    if job is None:
-        return "missing"
+    if isinstance(job, str):
+        return job
     ctx.leases.hold(job)
     try:
         return _run(ctx, job)
@@ -83,7 +80,7 @@ def _run(ctx: Context, job: Job) -> str:
         uploads, mask = _load_sources(ctx, job)
     except StorageError as exc:
         return _retry(ctx, job, {"code": "storage_unavailable", "message": str(exc)}, _backoff(ctx, job.runs))
-    attempts = int(db.redis.hincrby(db.keys.job(job.tenant, job.id), "attempts", 1))
+    attempts = job.attempts
     try:
         result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
     except RateLimited as exc:
@@ -118,6 +115,7 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
     limiter.observe(
         ctx.db,
         "rate_limited",
+        images=job.images,
         retry_after_ms=int(wait * 1000),
         headers=limiter.RateHeaders(**rate) if rate else None,
     )
@@ -168,9 +166,8 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
         ]
     except ValueError as exc:
         return _fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
-    current = jobs.get(db, job.tenant, job.id)
     stored: list[dict[str, Any]] = []
-    if current is not None and current.status.value == "running":
+    if jobs.status(db, job.tenant, job.id) == "running":
         try:
             for index, out in enumerate(shaped):
                 key = output_object(job.tenant, job.id, index, EXTENSIONS[out.content_type])

@@ -1,7 +1,7 @@
 -- Admission: pick the next job fairly and let it run if the provider limiter has room.
 -- ARGV: prefix, ipm_cfg, rpm_cfg, inflight_cfg, burst_seconds, grace_ms, scan
 -- Returns one of:
---   {'admitted', tenant, job_id, token, images}
+--   {'admitted', tenant, job_id, token, images, more} (more: 1 if another slot is free)
 --   {'expired', tenant, job_id}          (deadline passed; the caller expires it)
 --   {'wait', ms}                         (rate or pause; try again after ms)
 --   {'full'} | {'empty'} | {'paused', reason}
@@ -86,6 +86,10 @@ for i = 1, #candidates, 2 do
       redis.call('ZADD', P .. ':inflight', int(now + grace), t .. '/' .. id)
       redis.call('ZADD', P .. ':running:' .. t, int(now + grace), id)
       redis.call('HSET', lim, 'img_tat', num(tat_i), 'req_tat', num(tat_r))
+      local sec = tostring(math.floor(now / 1000))
+      redis.call('HINCRBY', lim .. ':sent', 'i' .. sec, n)
+      redis.call('HINCRBY', lim .. ':sent', 'r' .. sec, 1)
+      redis.call('EXPIRE', lim .. ':sent', 120)
       local weight = tonumber(redis.call('HGET', tenant, 'weight') or '1') or 1
       if weight <= 0 then weight = 1 end
       local next_vt = vt + n / weight
@@ -96,7 +100,9 @@ for i = 1, #candidates, 2 do
         redis.call('ZREM', P .. ':fair', t)
         redis.call('HSET', P .. ':fair:vt', t, num(next_vt))
       end
-      return {'admitted', t, id, token, int(n)}
+      local more = 0
+      if live + 1 < cap then more = 1 end
+      return {'admitted', t, id, token, int(n), more}
     end
   end
 end

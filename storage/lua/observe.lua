@@ -1,12 +1,13 @@
 -- Teach the shared limiter what the provider said: a success, a 429, or rate-limit headers.
 -- ARGV: prefix, kind ('ok'|'rate_limited'|'quota'|'auth'), images, retry_after_ms,
 --       limit_requests, remaining_requests, limit_images, remaining_images,
---       ipm_cfg, rpm_cfg, pause_ms (quota/auth pauses), reason
+--       ipm_cfg, rpm_cfg, pause_ms (quota/auth pauses), reason, burst_seconds
 -- Returns {ipm_eff, rpm_eff, paused_until}.
 local kind, images, retry_after = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local limit_req, remaining_req = tonumber(ARGV[5]), tonumber(ARGV[6])
 local limit_img, remaining_img = tonumber(ARGV[7]), tonumber(ARGV[8])
 local ipm_cfg, rpm_cfg, pause_ms, reason = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local burst_s = tonumber(ARGV[13]) or 1
 local now = now_ms()
 local lim = P .. ':lim'
 local s = hget_all(lim)
@@ -14,7 +15,6 @@ local ipm = tonumber(s['ipm_eff'] or '') or ipm_cfg
 local rpm = tonumber(s['rpm_eff'] or '') or rpm_cfg
 ipm, rpm = math.min(ipm, ipm_cfg), math.min(rpm, rpm_cfg)
 local paused = tonumber(s['paused_until'] or '0') or 0
-local okkey = lim .. ':ok'
 local sec = math.floor(now / 1000)
 
 -- The provider's own figures, when it sends them, cap what editq tries.
@@ -34,8 +34,6 @@ if remaining_img and remaining_img <= 0 and limit_img and limit_img > 0 then
 end
 
 if kind == 'ok' then
-  redis.call('HINCRBY', okkey, tostring(sec), images)
-  redis.call('HINCRBY', okkey, 'r' .. tostring(sec), 1)
   local last_429 = tonumber(s['last_429'] or '0') or 0
   local last_change = tonumber(s['last_change'] or '0') or 0
   -- Probe back up: +2% of the configured rate every 5 s without a 429 in the last 10 s.
@@ -48,33 +46,57 @@ if kind == 'ok' then
   end
 elseif kind == 'rate_limited' then
   pause(math.max(retry_after, 100), 'rate_limited')
+  local rej = lim .. ':rej'
+  redis.call('HINCRBY', rej, 'i' .. tostring(sec), math.max(1, images))
+  redis.call('HINCRBY', rej, 'r' .. tostring(sec), 1)
+  redis.call('EXPIRE', rej, 120)
   local last_cut = tonumber(s['last_cut'] or '0') or 0
-  if now - last_cut >= 2000 then
-    -- Goodput over the last 30 s while we were hitting the limit is the provider's real rate.
-    local imgs, reqs = 0, 0
-    local flat = redis.call('HGETALL', okkey)
-    for i = 1, #flat, 2 do
-      local f = flat[i]
-      if string.sub(f, 1, 1) == 'r' then
-        local at = tonumber(string.sub(f, 2))
-        if at < sec - 60 then redis.call('HDEL', okkey, f)
-        elseif at >= sec - 30 then reqs = reqs + tonumber(flat[i + 1]) end
-      else
-        local at = tonumber(f)
-        if at < sec - 60 then redis.call('HDEL', okkey, f)
-        elseif at >= sec - 30 then imgs = imgs + tonumber(flat[i + 1]) end
+  if now - last_cut >= 1000 then
+    -- The provider rejects at arrival, so what it accepted over the last few seconds of
+    -- sending (sent minus rejected) is its real rate. Trust it once 2 s have been seen.
+    local window = 5
+    local sent = redis.call('HGETALL', lim .. ':sent')
+    local rejected = redis.call('HGETALL', rej)
+    local first = sec
+    local totals = {i = 0, r = 0, ri = 0, rr = 0}
+    for i = 1, #sent, 2 do
+      local at = tonumber(string.sub(sent[i], 2))
+      if at > sec - window then
+        if at < first then first = at end
+        local k = string.sub(sent[i], 1, 1)
+        totals[k] = totals[k] + tonumber(sent[i + 1])
       end
     end
-    local seen_ipm, seen_rpm = imgs * 2, reqs * 2
-    if seen_ipm > 0 and seen_ipm < ipm then ipm = math.max(1, seen_ipm * 0.97) else ipm = math.max(1, ipm * 0.8) end
-    if seen_rpm > 0 and seen_rpm < rpm then rpm = math.max(1, seen_rpm * 0.97) else rpm = math.max(1, rpm * 0.8) end
+    for i = 1, #rejected, 2 do
+      local at = tonumber(string.sub(rejected[i], 2))
+      if at > sec - window then
+        local k = 'r' .. string.sub(rejected[i], 1, 1)
+        totals[k] = totals[k] + tonumber(rejected[i + 1])
+      end
+    end
+    local span = sec - first + (now % 1000) / 1000
+    local accepted_ipm = math.max(0, totals.i - totals.ri) * 60 / math.max(span, 0.001)
+    local accepted_rpm = math.max(0, totals.r - totals.rr) * 60 / math.max(span, 0.001)
+    -- Cut by at most 10% per second of 429s, and no lower than what the provider accepted
+    -- (which underestimates it only when editq was not sending enough to find out).
+    local function cut(current, accepted)
+      local floor = current * 0.9
+      if span >= 2 then floor = math.max(floor, math.min(current, accepted * 0.97)) end
+      return math.max(1, floor)
+    end
+    ipm, rpm = cut(ipm, accepted_ipm), cut(rpm, accepted_rpm)
     redis.call('HSET', lim, 'last_cut', int(now), 'last_change', int(now))
   end
-  redis.call('HSET', lim, 'last_429', int(now), 'img_tat', int(paused), 'req_tat', int(paused))
+  -- Resume at the steady rate when the pause ends: the provider's bucket is empty, so no burst.
+  local function no_burst(rate)
+    local interval = 60000 / rate
+    local burst = math.max(1, math.floor(rate * burst_s / 60))
+    return paused + (burst - 1) * interval
+  end
+  redis.call('HSET', lim, 'last_429', int(now), 'img_tat', num(no_burst(ipm)), 'req_tat', num(no_burst(rpm)))
 elseif kind == 'quota' or kind == 'auth' then
   pause(pause_ms, reason)
   redis.call('HSET', lim, 'pause_reason', reason, 'paused_until', int(math.max(paused, now + pause_ms)))
 end
 redis.call('HSET', lim, 'ipm_eff', num(ipm), 'rpm_eff', num(rpm))
-redis.call('EXPIRE', okkey, 120)
 return {num(ipm), num(rpm), int(paused)}

@@ -1,7 +1,7 @@
 -- A worker claims an admitted job: queued -> running, under a lease.
--- ARGV: prefix, tenant, job_id, token, lease_ms
--- Returns {'ok'} | {'skip', status} | {'expired'}
-local t, id, token, lease = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- ARGV: prefix, tenant, job_id, token, lease_ms, worker
+-- Returns {'ok', fields...} (the job after the claim) | {'skip', status} | {'expired'}
+local t, id, token, lease, worker = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local now = now_ms()
 local key = jkey(t, id)
 local job = hget_all(key)
@@ -9,11 +9,15 @@ if not job['status'] then return {'skip', 'missing'} end
 if job['status'] ~= 'queued' or job['token'] ~= token then return {'skip', job['status']} end
 local deadline = tonumber(job['deadline'] or '')
 if deadline and deadline <= now then return {'expired'} end
-redis.call('HSET', key, 'status', 'running', 'lease_until', int(now + lease), 'updated_at', int(now))
+redis.call('HSET', key, 'status', 'running', 'lease_until', int(now + lease), 'updated_at', int(now),
+           'worker', worker)
 if (job['started_at'] or '') == '' then redis.call('HSET', key, 'started_at', int(now)) end
 redis.call('HINCRBY', key, 'runs', 1)
+redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('ZADD', P .. ':inflight', int(now + lease), t .. '/' .. id)
 redis.call('ZADD', P .. ':running:' .. t, int(now + lease), id)
 redis.call('ZREM', P .. ':deadlines', t .. '/' .. id)
 if (job['started_at'] or '') == '' then emit(t, id, job, 'running', now, '') end
-return {'ok'}
+local claimed = redis.call('HGETALL', key)
+table.insert(claimed, 1, 'ok')
+return claimed

@@ -72,7 +72,7 @@ class Universe:
 
     @property
     def settings(self) -> Settings:
-        return Settings(**{k: v for k, v in self.env.items() if k.startswith(("EDITQ_", "AWS_", "OPENAI_"))})
+        return Settings.from_env(self.env)
 
     @property
     def db(self) -> Backend:

@@ -1,0 +1,1 @@
+"""Running editq: launcher helpers, Docker and Kubernetes files, benchmarks."""

@@ -1,0 +1,506 @@
+"""Run every benchmark and write BENCHMARKS.md. `python -m ops.bench [--quick] [--only N]`."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import httpx
+from PIL import Image, ImageDraw
+
+from ops.bench import floor
+from ops.bench.harness import ACCESS, SECRET, Editq, Plain, Services, percentile, proc_cpu_seconds, sim_stats
+
+LIMIT = 600
+WORKERS = 2
+CONCURRENCY = 16
+
+
+def source_image() -> bytes:
+    image = Image.new("RGB", (512, 384), (110, 160, 215))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((128, 96, 384, 288), fill=(235, 190, 70))
+    draw.rectangle((0, 288, 512, 384), fill=(60, 130, 60))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Result:
+    title: str
+    setup: str
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # metric, editq, baseline, target
+    verdicts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _rate_per_min(starts: list[int]) -> float:
+    starts = sorted(starts)
+    if len(starts) < 2:
+        return 0.0
+    return (len(starts) - 1) / (starts[-1] - starts[0]) * 60_000
+
+
+def saturation(services: Services, jobs: int) -> Result:
+    image = source_image()
+    result = Result(
+        "1. Saturation",
+        f"simulator limit {LIMIT} images/min (token bucket, starts full), latency 1-3 s; {jobs}-job backlog; "
+        f"{WORKERS} worker processes x {CONCURRENCY} threads; editq told the true limit.",
+    )
+    sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
+    try:
+        editq = Editq.create(
+            services,
+            sim_url,
+            EDITQ_PROVIDER_IPM=str(LIMIT),
+            EDITQ_PROVIDER_RPM=str(LIMIT),
+            EDITQ_PROVIDER_MAX_INFLIGHT="64",
+            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
+        )
+        try:
+            key = editq.tenant("acme")
+            with editq.client(key) as client:
+                ids = editq.submit_backlog(client, jobs, image)
+            began = time.monotonic()
+            editq.start_workers(WORKERS, CONCURRENCY)
+            records = editq.wait("acme", ids, timeout=jobs / LIMIT * 60 * 3 + 120)
+            elapsed = time.monotonic() - began
+        finally:
+            editq.stop()
+        stats = sim_stats(sim_url)
+    finally:
+        sim.stop()
+    ok = [r for r in records if r.get("status") == "succeeded"]
+    rate = _rate_per_min([int(r["started_at"]) for r in ok])
+    limited = int(stats["by_status"].get("429", 0))
+    calls = int(stats["requests"])
+    share = limited / max(1, calls)
+
+    sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
+    try:
+        plain = Plain.create(services, sim_url, f"{LIMIT // WORKERS}/m")
+        try:
+            source = plain.put_source(image)
+            names = [f"j{i}" for i in range(jobs)]
+            plain.enqueue(names, source)
+            plain_began = time.monotonic()
+            plain.start_workers(WORKERS, CONCURRENCY)
+            deadline = time.monotonic() + jobs / LIMIT * 60 * 3 + 120
+            while time.monotonic() < deadline:
+                start, done, _ = plain.times()
+                if len(done) >= jobs:
+                    break
+                time.sleep(1)
+            plain_elapsed = time.monotonic() - plain_began
+            start, done, _ = plain.times()
+        finally:
+            plain.stop()
+        base_stats = sim_stats(sim_url)
+    finally:
+        sim.stop()
+    base_rate = _rate_per_min(list(start.values()))
+    base_limited = int(base_stats["by_status"].get("429", 0))
+    base_share = base_limited / max(1, int(base_stats["requests"]))
+
+    result.rows += [
+        (
+            "throughput / limit (call starts)",
+            f"{rate / LIMIT:.3f} ({rate:.0f}/min)",
+            f"{base_rate / LIMIT:.3f} ({base_rate:.0f}/min)",
+            ">= 0.97",
+        ),
+        (
+            "share of calls answered 429",
+            f"{share:.2%} ({limited} of {calls})",
+            f"{base_share:.2%} ({base_limited} of {base_stats['requests']})",
+            "<= 1%",
+        ),
+        (
+            "jobs finished",
+            f"{len(ok)} of {jobs} in {elapsed:.0f} s",
+            f"{len(done)} of {jobs} in {plain_elapsed:.0f} s",
+            "",
+        ),
+    ]
+    result.verdicts.append("met" if rate / LIMIT >= 0.97 and share <= 0.01 else "MISSED")
+    result.notes.append(
+        "Throughput is (jobs - 1) / (last call start - first call start), so the 1-3 s latency of the last "
+        "calls does not count against it. Baseline: the same jobs as plain Celery tasks with "
+        f"rate_limit='{LIMIT // WORKERS}/m' on each of the {WORKERS} workers and retry(countdown=Retry-After) on 429."
+    )
+    return result
+
+
+def wrong_configuration(services: Services, jobs: int) -> Result:
+    image = source_image()
+    told = 2 * LIMIT
+    result = Result(
+        "2. Wrong configuration",
+        f"editq told {told} images/min, the simulator allows {LIMIT} (bucket starts empty, so the limit binds at once); "
+        "the simulator sends no image or request rate-limit headers, only 429 with Retry-After, so editq must find "
+        f"the limit from 429s; {jobs}-job backlog; latency 1-3 s.",
+    )
+    sim, sim_url = services.sim(
+        "--ipm", str(LIMIT), "--latency", "1-3", "--start-empty", "--rate-headers", "requests"
+    )
+    try:
+        editq = Editq.create(
+            services,
+            sim_url,
+            EDITQ_PROVIDER_IPM=str(told),
+            EDITQ_PROVIDER_RPM=str(told),
+            EDITQ_PROVIDER_MAX_INFLIGHT="80",
+            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
+        )
+        try:
+            key = editq.tenant("acme")
+            with editq.client(key) as client:
+                ids = editq.submit_backlog(client, jobs, image)
+            httpx.post(f"{sim_url}/_sim/reset", timeout=10).raise_for_status()  # empty bucket, fresh counts
+            editq.start_workers(WORKERS, CONCURRENCY)
+            records = editq.wait("acme", ids, timeout=jobs / LIMIT * 60 * 3 + 120)
+            limiter = editq.limiter()
+        finally:
+            editq.stop()
+        stats = sim_stats(sim_url, timeline=True)
+    finally:
+        sim.stop()
+    timeline = stats["timeline"]
+    first = min(t for t, _, _ in timeline)
+    last_admit = max(int(r["admitted_at"]) for r in records if r.get("admitted_at")) / 1000
+    window = [(t, s) for t, s, _ in timeline if first + 30 <= t <= last_admit]
+    ok = sum(1 for _, s in window if s == 200)
+    limited = sum(1 for _, s in window if s == 429)
+    span = max(1.0, last_admit - (first + 30))
+    achieved = ok / span * 60
+    share = limited / max(1, ok + limited)
+    early = [s for t, s, _ in timeline if t < first + 30]
+    result.rows += [
+        (
+            "successful calls / real limit, after the first 30 s",
+            f"{achieved / LIMIT:.3f} ({achieved:.0f}/min)",
+            "",
+            ">= 0.90",
+        ),
+        (
+            "share of calls answered 429, after the first 30 s",
+            f"{share:.2%} ({limited} of {ok + limited})",
+            "",
+            "<= 5%",
+        ),
+        ("429s in the first 30 s", f"{early.count(429)} of {len(early)}", "", ""),
+        ("limiter's effective rate at the end", f"{float(limiter.get('ipm_eff', told)):.0f}/min", "", ""),
+        ("jobs finished", f"{sum(1 for r in records if r.get('status') == 'succeeded')} of {jobs}", "", ""),
+    ]
+    result.verdicts.append("met" if achieved / LIMIT >= 0.90 and share <= 0.05 else "MISSED")
+    result.notes.append(
+        "The window ends when the backlog ran out (the last admission), so the tail is not counted."
+    )
+    return result
+
+
+def fairness(services: Services, flood: int, late: int, settle: float) -> Result:
+    image = source_image()
+    result = Result(
+        "3. Fairness",
+        f"tenant A has {flood} jobs queued; {settle:.0f} s into the run tenant B submits {late}; limit {LIMIT}/min, "
+        "latency 1-3 s; equal weights. Wait = job start - job creation.",
+    )
+    sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
+    try:
+        editq = Editq.create(
+            services,
+            sim_url,
+            EDITQ_PROVIDER_IPM=str(LIMIT),
+            EDITQ_PROVIDER_RPM=str(LIMIT),
+            EDITQ_PROVIDER_MAX_INFLIGHT="64",
+            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
+        )
+        try:
+            key_a, key_b = editq.tenant("tenant-a"), editq.tenant("tenant-b")
+            editq.start_workers(WORKERS, CONCURRENCY)
+            with editq.client(key_a) as a:
+                editq.submit_backlog(a, flood, image)
+            time.sleep(settle)
+            with editq.client(key_b) as b:
+                late_ids = editq.submit_backlog(b, late, image)
+            records = editq.wait("tenant-b", late_ids, timeout=180, field_name="started_at")
+        finally:
+            editq.stop()
+    finally:
+        sim.stop()
+    waits = [(int(r["started_at"]) - int(r["created_at"])) / 1000 for r in records if r.get("started_at")]
+
+    sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
+    cutoff = 60.0
+    try:
+        plain = Plain.create(services, sim_url, f"{LIMIT // WORKERS}/m")
+        try:
+            source = plain.put_source(image)
+            plain.enqueue([f"a{i}" for i in range(flood)], source)
+            plain.start_workers(WORKERS, CONCURRENCY)
+            time.sleep(settle)
+            enqueued = time.time() * 1000
+            plain.enqueue([f"b{i}" for i in range(late)], source)
+            deadline = time.monotonic() + cutoff
+            while time.monotonic() < deadline:
+                start, _, _ = plain.times()
+                if sum(1 for k in start if k.startswith("b")) >= late:
+                    break
+                time.sleep(1)
+            start, _, _ = plain.times()
+        finally:
+            plain.stop()
+    finally:
+        sim.stop()
+    base_waits = [(v - enqueued) / 1000 for k, v in start.items() if k.startswith("b")]
+    ahead = flood - sum(1 for k in start if k.startswith("a"))
+    projected = ahead / (LIMIT / 60)
+    if len(base_waits) == late:
+        base = f"p50 {percentile(base_waits, 0.5):.1f} s, p95 {percentile(base_waits, 0.95):.1f} s"
+    else:
+        base = (
+            f"{len(base_waits)} of {late} started within {cutoff:.0f} s; {ahead} of A's jobs were still ahead "
+            f"(about {projected:.0f} s more at the limit)"
+        )
+    p95 = percentile(waits, 0.95)
+    result.rows += [
+        (
+            "B's wait before start",
+            f"p50 {percentile(waits, 0.5):.2f} s, p95 {p95:.2f} s, max {max(waits):.2f} s",
+            base,
+            "p95 <= 3 s",
+        ),
+        ("B's jobs started", f"{len(waits)} of {late}", f"{len(base_waits)} of {late}", ""),
+    ]
+    result.verdicts.append("met" if len(waits) == late and p95 <= 3.0 else "MISSED")
+    result.notes.append(
+        "Baseline: one FIFO Celery queue (plain tasks, per-worker rate_limit) with A's jobs enqueued first."
+    )
+    return result
+
+
+def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **settings: str) -> float:
+    """One worker's process CPU over a run of `jobs` jobs, per job."""
+    editq = Editq.create(
+        services,
+        sim_url,
+        EDITQ_PROVIDER_IPM="100000",
+        EDITQ_PROVIDER_RPM="100000",
+        EDITQ_PROVIDER_MAX_INFLIGHT="64",
+        EDITQ_WORKER_CONCURRENCY="8",
+        **settings,
+    )
+    try:
+        key = editq.tenant("acme")
+        editq.start_workers(1, 8)
+        with editq.client(key) as client:
+            warm = editq.submit_backlog(client, 20, image)
+            editq.wait("acme", warm, timeout=120)
+            before = proc_cpu_seconds(editq.workers[0].pid)
+            ids = editq.submit_backlog(client, jobs, image)
+            records = editq.wait("acme", ids, timeout=600)
+            after = proc_cpu_seconds(editq.workers[0].pid)
+    finally:
+        editq.stop()
+    done = sum(1 for r in records if r.get("status") == "succeeded")
+    return (after - before) * 1000 / max(1, done)
+
+
+def overhead(services: Services, sequential: int, throughput: int) -> Result:
+    image = source_image()
+    result = Result(
+        "4. Overhead",
+        "simulator with no latency and no limit; one worker process (8 threads); outputs 1024x1024 JPEG. "
+        f"Latency: one job at a time, {sequential} jobs. CPU: {throughput} jobs through the worker, its process "
+        "CPU (all threads, from /proc) divided by the jobs.",
+    )
+    sim, sim_url = services.sim()
+    try:
+        editq = Editq.create(
+            services,
+            sim_url,
+            EDITQ_PROVIDER_IPM="100000",
+            EDITQ_PROVIDER_RPM="100000",
+            EDITQ_PROVIDER_MAX_INFLIGHT="64",
+            EDITQ_WORKER_CONCURRENCY="8",
+        )
+        try:
+            key = editq.tenant("acme")
+            editq.start_workers(1, 8)
+            with editq.client(key) as client:
+                upload = client.post("/v1/uploads", files={"file": ("src.png", image, "image/png")}).json()[
+                    "id"
+                ]
+                form = {
+                    "image_ids": [upload],
+                    "prompt": "make it a pencil sketch",
+                    "quality": "low",
+                    "size": "1024x1024",
+                    "output_format": "jpeg",
+                    "reuse": False,
+                }
+                for _ in range(5):  # warm up connections
+                    client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"})
+                server_side, client_side = [], []
+                for _ in range(sequential):
+                    began = time.perf_counter()
+                    job = client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"}).json()
+                    client_side.append((time.perf_counter() - began) * 1000)
+                    record = editq.records("acme", [job["id"]])[0]
+                    server_side.append(int(record["finished_at"]) - int(record["created_at"]))
+            bucket = editq.env["EDITQ_S3_BUCKET"]
+        finally:
+            editq.stop()
+        with_events = _cpu_per_job(services, sim_url, throughput, image)
+        without_events = _cpu_per_job(services, sim_url, throughput, image, EDITQ_TASK_EVENTS="false")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=services.s3_url,
+            aws_access_key_id=ACCESS,
+            aws_secret_access_key=SECRET,
+            region_name="us-east-1",
+        )
+        s3.put_object(Bucket=bucket, Key="floor/src.png", Body=image, ContentType="image/png")
+        base = floor.run(
+            s3_url=services.s3_url,
+            bucket=bucket,
+            source="floor/src.png",
+            sim_url=f"{sim_url}/v1",
+            access=ACCESS,
+            secret=SECRET,
+            jobs=max(sequential, throughput),
+        )
+    finally:
+        sim.stop()
+    ratio = with_events / base["cpu_ms_per_job"]
+    quiet = without_events / base["cpu_ms_per_job"]
+    added50 = percentile(server_side, 0.5) - base["p50_ms"]
+    added99 = percentile(server_side, 0.99) - base["p99_ms"]
+    result.rows += [
+        (
+            "worker CPU per job, task events on (default)",
+            f"{with_events:.1f} ms ({ratio:.2f}x the floor)",
+            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            "<= 1.5x floor",
+        ),
+        (
+            "worker CPU per job, EDITQ_TASK_EVENTS=false",
+            f"{without_events:.1f} ms ({quiet:.2f}x the floor)",
+            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            "<= 1.5x floor",
+        ),
+        (
+            "job latency, created -> succeeded",
+            f"p50 {percentile(server_side, 0.5):.0f} ms, p99 {percentile(server_side, 0.99):.0f} ms",
+            f"floor p50 {base['p50_ms']:.0f} ms, p99 {base['p99_ms']:.0f} ms",
+            "",
+        ),
+        ("added latency (editq - floor)", f"p50 {added50:+.0f} ms, p99 {added99:+.0f} ms", "", ""),
+        (
+            "client latency with upload and Prefer: wait",
+            f"p50 {percentile(client_side, 0.5):.0f} ms, p99 {percentile(client_side, 0.99):.0f} ms",
+            "",
+            "",
+        ),
+    ]
+    result.verdicts.append(
+        f"{'met' if ratio <= 1.5 else 'MISSED'} (events on), {'met' if quiet <= 1.5 else 'MISSED'} (events off)"
+    )
+    result.notes.append(
+        "The floor does the same S3 read, multipart call and S3 write per job in a plain loop (boto3 + httpx), "
+        "one process, nothing else. Worker CPU is everything the worker process does meanwhile: Celery consuming, "
+        "acking and (when on) sending three task events per job, the dispatcher thread admitting and publishing "
+        "each job, lease renewals, the Redis scripts that claim and settle jobs, and the output check. Profiling "
+        "(py-spy --gil) attributes about half of the worker's CPU to Celery/kombu message handling."
+    )
+    return result
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} cores; memory {mem}",
+        f"- {platform.system()} {platform.release()}; Python {platform.python_version()}",
+        f"- redis-server: {shutil.which('redis-server')}; S3: moto's server (in memory); model: editq's simulator",
+    ]
+
+
+def write(results: list[Result], path: Path, seconds: float) -> None:
+    lines = [
+        "# editq benchmarks",
+        "",
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {seconds / 60:.1f} minutes. "
+        "Every figure is beside a baseline measured in the same run, on the same machine, against the same simulator.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+        "All processes (Redis, the S3 server, the simulator, the API, the workers, the baselines) share these cores.",
+        "",
+    ]
+    for result in results:
+        lines += [f"## {result.title}: {', '.join(result.verdicts)}", "", result.setup, ""]
+        lines += ["| metric | editq | baseline | target |", "|---|---|---|---|"]
+        lines += [f"| {m} | {e} | {b} | {t} |" for m, e, b, t in result.rows]
+        lines += [""] + [f"{n}" for n in result.notes] + [""]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for trying the harness")
+    parser.add_argument("--only", type=int, action="append", help="run only benchmark N (repeatable)")
+    parser.add_argument("--out", default="BENCHMARKS.md")
+    args = parser.parse_args()
+    quick = args.quick
+    chosen = set(args.only or [1, 2, 3, 4])
+    root = Path(tempfile.mkdtemp(prefix="editq-bench-"))
+    services = Services.start(root)
+    started = time.monotonic()
+    results = []
+    try:
+        if 1 in chosen:
+            results.append(saturation(services, 300 if quick else 1500))
+            print(results[-1].rows, flush=True)
+        if 2 in chosen:
+            results.append(wrong_configuration(services, 400 if quick else 1300))
+            print(results[-1].rows, flush=True)
+        if 3 in chosen:
+            results.append(fairness(services, 600 if quick else 3000, 20, 10.0))
+            print(results[-1].rows, flush=True)
+        if 4 in chosen:
+            results.append(overhead(services, 30 if quick else 100, 100 if quick else 400))
+            print(results[-1].rows, flush=True)
+    finally:
+        services.stop()
+    write(results, Path(args.out), time.monotonic() - started)
+    print(f"wrote {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
