@@ -19,8 +19,3 @@ def _base32(value: int, length: int) -> str:
 def new_id(prefix: str) -> str:
     """`prefix_` + 10 characters of millisecond time + 16 random characters (80 bits)."""
     return f"{prefix}_{_base32(time.time_ns() // 1_000_000, 10)}{_base32(secrets.randbits(80), 16)}"
-
-
-def is_id(value: str, prefix: str) -> bool:
-    head, _, body = value.partition("_")
-    return head == prefix and len(body) == 26 and all(c in _ALPHABET for c in body)

@@ -165,8 +165,3 @@ def cancel(db: Backend, tenant: str, job_id: str, *, mode: str = "canceled") -> 
 
 def reap(db: Backend, member: str) -> str:
     return str(db.scripts.run("reap", member, db.settings.max_worker_losses)[0])
-
-
-def new_events(db: Backend, tenant: str, job_id: str, after: str = "0-0") -> list[tuple[str, dict[str, str]]]:
-    entries = db.redis.xrange(db.keys.events(tenant, job_id), min=f"({after}" if after != "0-0" else "-")
-    return [(entry_id, fields) for entry_id, fields in entries]

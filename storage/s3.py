@@ -104,17 +104,6 @@ class ObjectStore:
             raise _fail(exc) from exc
         return response["Body"], response.get("ContentType", ""), response.get("ContentLength", 0)
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
-                return False
-            raise _fail(exc) from exc
-        except _UNAVAILABLE as exc:
-            raise _fail(exc) from exc
-        return True
-
     def copy(self, source: str, target: str) -> None:
         try:
             self.client.copy_object(
@@ -135,12 +124,6 @@ class ObjectStore:
         except (ClientError, *_UNAVAILABLE) as exc:
             raise _fail(exc) from exc
         return deleted
-
-    def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, *_UNAVAILABLE) as exc:
-            raise _fail(exc) from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         try:

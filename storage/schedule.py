@@ -28,10 +28,6 @@ def claim(db: Backend, member: str, lease_ms: int) -> bool:
     return bool(db.scripts.run("claim", member, lease_ms))
 
 
-def put(db: Backend, member: str, due_at_ms: int) -> None:
-    db.redis.zadd(db.keys.schedule, {member: due_at_ms})
-
-
 def done(db: Backend, member: str) -> None:
     db.redis.zrem(db.keys.schedule, member)
 

@@ -47,6 +47,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=False,
         task_track_started=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # editq throttles with its own shared limiter; Celery's per-worker rate limits are unused.
+        worker_disable_rate_limits=True,
         worker_soft_shutdown_timeout=0.0,
         worker_hijack_root_logger=False,
         task_default_queue=OPS,

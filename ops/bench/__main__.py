@@ -136,7 +136,9 @@ def saturation(services: Services, jobs: int) -> Result:
     result.notes.append(
         "Throughput is (jobs - 1) / (last call start - first call start), so the 1-3 s latency of the last "
         "calls does not count against it. Baseline: the same jobs as plain Celery tasks with "
-        f"rate_limit='{LIMIT // WORKERS}/m' on each of the {WORKERS} workers and retry(countdown=Retry-After) on 429."
+        f"rate_limit='{LIMIT // WORKERS}/m' on each of the {WORKERS} workers and retry(countdown=Retry-After) on 429. "
+        "Celery's rate_limit is an upper bound, and on Redis it runs well below it (celery/celery#5927, open; "
+        "#2068 and #6845 report the same), which is what the baseline's figure shows."
     )
     return result
 
@@ -290,8 +292,8 @@ def fairness(services: Services, flood: int, late: int, settle: float) -> Result
     return result
 
 
-def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **settings: str) -> float:
-    """One worker's process CPU over a run of `jobs` jobs, per job."""
+def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **settings: str) -> list[float]:
+    """One worker's process CPU per job over three batches of `jobs` jobs (after a warm-up)."""
     editq = Editq.create(
         services,
         sim_url,
@@ -301,20 +303,23 @@ def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **se
         EDITQ_WORKER_CONCURRENCY="8",
         **settings,
     )
+    runs = []
     try:
         key = editq.tenant("acme")
         editq.start_workers(1, 8)
         with editq.client(key) as client:
             warm = editq.submit_backlog(client, 20, image)
             editq.wait("acme", warm, timeout=120)
-            before = proc_cpu_seconds(editq.workers[0].pid)
-            ids = editq.submit_backlog(client, jobs, image)
-            records = editq.wait("acme", ids, timeout=600)
-            after = proc_cpu_seconds(editq.workers[0].pid)
+            for _ in range(3):
+                before = proc_cpu_seconds(editq.workers[0].pid)
+                ids = editq.submit_backlog(client, jobs, image)
+                records = editq.wait("acme", ids, timeout=600)
+                after = proc_cpu_seconds(editq.workers[0].pid)
+                done = sum(1 for r in records if r.get("status") == "succeeded")
+                runs.append((after - before) * 1000 / max(1, done))
     finally:
         editq.stop()
-    done = sum(1 for r in records if r.get("status") == "succeeded")
-    return (after - before) * 1000 / max(1, done)
+    return sorted(runs)
 
 
 def overhead(services: Services, sequential: int, throughput: int) -> Result:
@@ -322,8 +327,8 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
     result = Result(
         "4. Overhead",
         "simulator with no latency and no limit; one worker process (8 threads); outputs 1024x1024 JPEG. "
-        f"Latency: one job at a time, {sequential} jobs. CPU: {throughput} jobs through the worker, its process "
-        "CPU (all threads, from /proc) divided by the jobs.",
+        f"Latency: one job at a time, {sequential} jobs. CPU: batches of {throughput} jobs through the worker, its process "
+        "CPU (all threads, from /proc) divided by the jobs; the median of three batches.",
     )
     sim, sim_url = services.sim()
     try:
@@ -353,17 +358,20 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
                 for _ in range(5):  # warm up connections
                     client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"})
                 server_side, client_side = [], []
+                cpu_before = proc_cpu_seconds(editq.workers[0].pid)
                 for _ in range(sequential):
                     began = time.perf_counter()
                     job = client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"}).json()
                     client_side.append((time.perf_counter() - began) * 1000)
                     record = editq.records("acme", [job["id"]])[0]
                     server_side.append(int(record["finished_at"]) - int(record["created_at"]))
+                one_at_a_time = (proc_cpu_seconds(editq.workers[0].pid) - cpu_before) * 1000 / sequential
             bucket = editq.env["EDITQ_S3_BUCKET"]
         finally:
             editq.stop()
-        with_events = _cpu_per_job(services, sim_url, throughput, image)
-        without_events = _cpu_per_job(services, sim_url, throughput, image, EDITQ_TASK_EVENTS="false")
+        events_on = _cpu_per_job(services, sim_url, throughput, image)
+        events_off = _cpu_per_job(services, sim_url, throughput, image, EDITQ_TASK_EVENTS="false")
+        with_events, without_events = events_on[1], events_off[1]
         s3 = boto3.client(
             "s3",
             endpoint_url=services.s3_url,
@@ -384,19 +392,26 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
     finally:
         sim.stop()
     ratio = with_events / base["cpu_ms_per_job"]
+    sequential_ratio = one_at_a_time / base["cpu_ms_per_job"]
     quiet = without_events / base["cpu_ms_per_job"]
     added50 = percentile(server_side, 0.5) - base["p50_ms"]
     added99 = percentile(server_side, 0.99) - base["p99_ms"]
     result.rows += [
         (
-            "worker CPU per job, task events on (default)",
-            f"{with_events:.1f} ms ({ratio:.2f}x the floor)",
+            "worker CPU per job, one job at a time like the floor (events on)",
+            f"{one_at_a_time:.1f} ms ({sequential_ratio:.2f}x the floor)",
             f"floor {base['cpu_ms_per_job']:.1f} ms",
             "<= 1.5x floor",
         ),
         (
-            "worker CPU per job, EDITQ_TASK_EVENTS=false",
-            f"{without_events:.1f} ms ({quiet:.2f}x the floor)",
+            "worker CPU per job, 8 threads busy, task events on (default)",
+            f"{with_events:.1f} ms ({ratio:.2f}x the floor; 3 batches {events_on[0]:.1f}-{events_on[2]:.1f})",
+            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            "<= 1.5x floor",
+        ),
+        (
+            "worker CPU per job, 8 threads busy, EDITQ_TASK_EVENTS=false",
+            f"{without_events:.1f} ms ({quiet:.2f}x the floor; 3 batches {events_off[0]:.1f}-{events_off[2]:.1f})",
             f"floor {base['cpu_ms_per_job']:.1f} ms",
             "<= 1.5x floor",
         ),
@@ -415,7 +430,8 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
         ),
     ]
     result.verdicts.append(
-        f"{'met' if ratio <= 1.5 else 'MISSED'} (events on), {'met' if quiet <= 1.5 else 'MISSED'} (events off)"
+        f"{'met' if sequential_ratio <= 1.5 else 'MISSED'} one at a time, {'met' if ratio <= 1.5 else 'MISSED'} busy "
+        f"with events, {'met' if quiet <= 1.5 else 'MISSED'} busy without events"
     )
     result.notes.append(
         "The floor does the same S3 read, multipart call and S3 write per job in a plain loop (boto3 + httpx), "
@@ -494,7 +510,7 @@ def main() -> None:
             results.append(fairness(services, 600 if quick else 3000, 20, 10.0))
             print(results[-1].rows, flush=True)
         if 4 in chosen:
-            results.append(overhead(services, 30 if quick else 100, 100 if quick else 400))
+            results.append(overhead(services, 30 if quick else 100, 100 if quick else 200))
             print(results[-1].rows, flush=True)
     finally:
         services.stop()

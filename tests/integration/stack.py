@@ -117,9 +117,8 @@ class Universe:
         return name, tenants.create_key(self.db, name)
 
     def client(self, key: str, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0, **kwargs
-        )
+        kwargs.setdefault("timeout", 60.0)
+        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, **kwargs)
 
     def wait_job(
         self, client: httpx.Client, job_id: str, timeout: float = 60.0, until: tuple[str, ...] = ()

@@ -1,0 +1,87 @@
+"""When Redis or S3 fails the client gets 503 with Retry-After and nothing is half-written;
+a Redis restarted from its AOF loses no accepted job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from editq import launcher
+from tests import images
+from tests.integration.stack import Services, Universe, universe
+
+IMAGE = ("a.png", images.scene(320, 240), "image/png")
+
+
+@pytest.fixture
+def private(
+    services: Services, tmp_path: Path
+) -> Iterator[tuple[Universe, Path, int, launcher.Proc, launcher.Proc]]:
+    """A stack with its own redis-server (AOF) and its own S3 server, so a test can stop them."""
+    redis_port, s3_port = launcher.free_port(), launcher.free_port()
+    redis = launcher.redis_server(redis_port, tmp_path / "redis", aof=True, echo=False)
+    s3 = launcher.s3_server(
+        s3_port, tmp_path / "s3", access_key="editq-test", secret_key="editq-test-secret", echo=False
+    )
+    own = Services(
+        f"redis://127.0.0.1:{redis_port}/0", f"http://127.0.0.1:{s3_port}", services.sim_url, services.logs
+    )
+    u = universe(own)
+    u.start_api()
+    try:
+        yield u, tmp_path, redis_port, redis, s3
+    finally:
+        u.stop()
+        s3.stop()
+        redis.stop()
+
+
+def test_s3_down_is_a_clean_503(private: tuple[Universe, Path, int, launcher.Proc, launcher.Proc]) -> None:
+    u, _, _, _, s3 = private
+    tenant, key = u.tenant(budgets={"total": 10_000_000})
+    s3.kill()
+    with u.client(key) as client:
+        response = client.post(
+            "/v1/edits", data={"prompt": "x"}, files=[("image", IMAGE)], headers={"Idempotency-Key": "k1"}
+        )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] in ("storage_unavailable", "storage_error")
+    assert int(response.headers["retry-after"]) >= 1
+    assert not list(u.redis.scan_iter(f"{u.prefix}:job:{tenant}:*"))
+    assert not list(u.redis.scan_iter(f"{u.prefix}:idem:{tenant}:*"))
+    assert int(u.redis.hget(f"{u.prefix}:budget:{tenant}:total", "reserved") or 0) == 0
+    assert u.redis.zcard(f"{u.prefix}:holds") == 0
+    ready = httpx.get(f"{u.api_url}/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["s3"].startswith("down")
+
+
+def test_redis_down_is_a_503_and_a_restart_loses_nothing(
+    private: tuple[Universe, Path, int, launcher.Proc, launcher.Proc],
+) -> None:
+    u, tmp, redis_port, redis, _ = private
+    tenant, key = u.tenant()
+    with u.client(key) as client:
+        ids = [
+            client.post("/v1/edits", data={"prompt": f"rain {i}"}, files=[("image", IMAGE)]).json()["id"]
+            for i in range(3)
+        ]
+        time.sleep(1.2)  # AOF fsyncs every second
+        redis.stop()
+        down = client.post("/v1/edits", data={"prompt": "x"}, files=[("image", IMAGE)])
+        assert down.status_code == 503
+        assert down.headers["retry-after"]
+        assert httpx.get(f"{u.api_url}/readyz").status_code == 503
+        restarted = launcher.redis_server(redis_port, tmp / "redis", aof=True, echo=False)
+        u.procs.insert(0, restarted)
+        deadline = time.monotonic() + 15
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        u.start_worker(4)
+        jobs = [u.wait_job(client, job_id, timeout=60) for job_id in ids]
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3
+    assert tenant
