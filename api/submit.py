@@ -257,10 +257,13 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_stat
             return Answer(replay.status, replay.body, {"Idempotent-Replayed": "true"}, replay.body.get("id"))
     hold: money.Hold | None = None
     try:
+        job_id = ids.new_id("edit")
         earlier = _earlier(db, p)
+        copied = _copy_outputs(db, p.tenant, earlier, job_id) if earlier is not None else None
+        if copied is None:
+            earlier = None
         amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
         hold = money.hold(db, p.tenant, amount)
-        job_id = ids.new_id("edit")
         created_ms = int(time.time() * 1000)
         fields = _fields(p, job_id, created_ms, _reusable(p))
         fields["retention_s"] = str(settings.job_retention_seconds)
@@ -273,11 +276,6 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_stat
         mode = "queue"
         status = answer_status
         if earlier is not None:
-            copied = []
-            for index, out in enumerate(earlier.outputs):
-                key = output_object(p.tenant, job_id, index, out["key"].rsplit(".", 1)[-1])
-                db.objects.copy(out["key"], key)
-                copied.append({**out, "key": key})
             fields.update(
                 outputs=json.dumps(copied),
                 reused_from=earlier.id,
@@ -325,6 +323,19 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_stat
         raise
     headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.resolution)}
     return Answer(status, body, headers, job_id)
+
+
+def _copy_outputs(db: Backend, tenant: str, earlier: Job, job_id: str) -> list[dict[str, Any]] | None:
+    """The earlier job's outputs copied under the new job, or None if they are gone."""
+    copied = []
+    try:
+        for index, out in enumerate(earlier.outputs):
+            key = output_object(tenant, job_id, index, out["key"].rsplit(".", 1)[-1])
+            db.objects.copy(out["key"], key)
+            copied.append({**out, "key": key})
+    except StorageError:
+        return None  # expired or unreachable: run the job instead
+    return copied
 
 
 def _undo(db: Backend, p: Prepared, hold: money.Hold | None, key: str | None) -> None:

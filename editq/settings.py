@@ -177,6 +177,8 @@ class Settings(BaseSettings):
             raise ValueError("EDITQ_BOOTSTRAP_API_KEY is a placeholder; set a real key")
         if self.provider == "azure" and not self.azure_endpoint:
             raise ValueError("EDITQ_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT")
+        if self.reuse_window_seconds > self.output_retention_seconds:
+            raise ValueError("EDITQ_REUSE_WINDOW cannot be longer than EDITQ_OUTPUT_RETENTION")
         if self.lease_seconds * 2 > self.visibility_timeout:
             raise ValueError("EDITQ_VISIBILITY_TIMEOUT must be well above EDITQ_LEASE_SECONDS")
         return self

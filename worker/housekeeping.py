@@ -14,6 +14,8 @@ from storage.keys import output_prefix
 log = logging.getLogger("editq.housekeeping")
 
 BATCH = 500
+#: The per-tenant job indexes are trimmed at most this often (one sweep, whichever worker).
+TRIM_EVERY_SECONDS = 60
 
 
 def reap_leases(db: Backend) -> dict[str, int]:
@@ -47,9 +49,10 @@ def retention(db: Backend) -> int:
         _, tenant, job_id = member.split("|", 2)
         deleted += db.objects.delete_prefix(output_prefix(tenant, job_id))
         db.redis.zrem(db.keys.retention, member)
-    horizon = now - db.settings.job_retention_seconds * 1000
-    for tenant in db.redis.smembers(db.keys.tenants):
-        db.redis.zremrangebyscore(db.keys.jobs(tenant), "-inf", horizon)
+    if db.redis.set(f"{db.keys.prefix}:trimmed", "1", nx=True, ex=TRIM_EVERY_SECONDS):
+        horizon = now - db.settings.job_retention_seconds * 1000
+        for tenant in db.redis.smembers(db.keys.tenants):
+            db.redis.zremrangebyscore(db.keys.jobs(tenant), "-inf", horizon)
     return deleted
 
 

@@ -357,7 +357,7 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
                 }
                 for _ in range(5):  # warm up connections
                     client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"})
-                server_side, client_side = [], []
+                server_side, client_side, admission, hop = [], [], [], []
                 cpu_before = proc_cpu_seconds(editq.workers[0].pid)
                 for _ in range(sequential):
                     began = time.perf_counter()
@@ -365,6 +365,8 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
                     client_side.append((time.perf_counter() - began) * 1000)
                     record = editq.records("acme", [job["id"]])[0]
                     server_side.append(int(record["finished_at"]) - int(record["created_at"]))
+                    admission.append(int(record["admitted_at"]) - int(record["created_at"]))
+                    hop.append(int(record["started_at"]) - int(record["admitted_at"]))
                 one_at_a_time = (proc_cpu_seconds(editq.workers[0].pid) - cpu_before) * 1000 / sequential
             bucket = editq.env["EDITQ_S3_BUCKET"]
         finally:
@@ -420,6 +422,13 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
             f"p50 {percentile(server_side, 0.5):.0f} ms, p99 {percentile(server_side, 0.99):.0f} ms",
             f"floor p50 {base['p50_ms']:.0f} ms, p99 {base['p99_ms']:.0f} ms",
             "",
+        ),
+        (
+            "dispatch: created -> admitted, admitted -> started (capacity free)",
+            f"p50 {percentile(admission, 0.5):.0f} / {percentile(hop, 0.5):.0f} ms, "
+            f"p99 {percentile(admission, 0.99):.0f} / {percentile(hop, 0.99):.0f} ms",
+            "",
+            "tens of ms",
         ),
         ("added latency (editq - floor)", f"p50 {added50:+.0f} ms, p99 {added99:+.0f} ms", "", ""),
         (

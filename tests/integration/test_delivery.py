@@ -375,7 +375,7 @@ def test_batch_of_a_thousand(stack: Universe) -> None:
 
 
 def test_retention_removes_outputs_and_records(make_stack: Callable[..., Universe]) -> None:
-    u = make_stack(workers=1, EDITQ_OUTPUT_RETENTION="2", EDITQ_JOB_RETENTION="4")
+    u = make_stack(workers=1, EDITQ_OUTPUT_RETENTION="2", EDITQ_JOB_RETENTION="4", EDITQ_REUSE_WINDOW="1")
     tenant, key = u.tenant()
     with u.client(key) as client:
         job = u.wait_job(client, _submit(client)["id"])

@@ -251,3 +251,10 @@ def test_identical_requests_reuse_outputs_at_no_cost(stack: Universe) -> None:
     with stack.client(other_key) as other:
         theirs = _submit(other, {"prompt": "reuse me, vintage"})
         assert theirs.status_code == 202  # reuse never crosses tenants
+
+    # outputs gone from S3 (an operator cleaned the bucket): the request runs instead of failing
+    stack.db.objects.delete_prefix(f"t/{tenant}/out/")
+    with stack.client(key) as client:
+        rerun = _submit(client, {"prompt": "reuse me, vintage"})
+        assert rerun.status_code == 202
+        assert stack.wait_job(client, rerun.json()["id"])["status"] == "succeeded"

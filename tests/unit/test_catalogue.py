@@ -78,3 +78,21 @@ def test_override_file_sets_prices_and_adds_models(tmp_path: Path) -> None:
 def test_public_view_is_json() -> None:
     for model in catalogue.load().models.values():
         json.dumps(model.public())
+
+
+def test_settings_refuse_contradictions() -> None:
+    from pydantic import ValidationError
+
+    from editq.settings import Settings
+
+    with pytest.raises(ValidationError, match="EDITQ_REUSE_WINDOW"):
+        Settings.from_env({"EDITQ_REUSE_WINDOW": "100", "EDITQ_OUTPUT_RETENTION": "10"})
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings.from_env({"EDITQ_BOOTSTRAP_API_KEY": "changeme"})
+    with pytest.raises(ValidationError, match="AZURE_OPENAI_ENDPOINT"):
+        Settings.from_env({"EDITQ_PROVIDER": "azure"})
+    settings = Settings.from_env(
+        {"EDITQ_MODEL_ALIASES": "gpt-image-1-mini=gpt-image-2", "EDITQ_WEBHOOK_SCHEDULE": "0,1,2"}
+    )
+    assert settings.model_aliases == {"gpt-image-1-mini": "gpt-image-2"}
+    assert settings.webhook_schedule == (0.0, 1.0, 2.0)
