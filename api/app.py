@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Backend.connect(settings)
-        db.objects.ensure_bucket(retention_days=max(1, settings.output_retention_seconds // 86400))
+        longest = max(settings.output_retention_seconds, settings.source_retention_seconds)
+        db.objects.ensure_bucket(retention_days=max(1, longest // 86400))
         if settings.bootstrap_api_key is not None:
             tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
         app.state.backend = db

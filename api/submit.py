@@ -248,7 +248,7 @@ def _earlier(db: Backend, p: Prepared) -> Job | None:
     return earlier
 
 
-def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_status: int = 202) -> Answer:
+def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
     """Hold, store and commit a prepared job. Returns the answer the client gets."""
     settings = db.settings
     if idempotency_key is not None:
@@ -267,14 +267,10 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None, answer_stat
         created_ms = int(time.time() * 1000)
         fields = _fields(p, job_id, created_ms, _reusable(p))
         fields["retention_s"] = str(settings.job_retention_seconds)
-        retention = max(settings.source_retention_seconds, settings.job_retention_seconds)
         for source in [*p.sources, *([p.mask] if p.mask else [])]:
             if source.image is not None:
-                images.put(db, p.tenant, source.image, retention)
-            else:
-                images.touch(db, p.tenant, source.meta["sha256"], retention)
-        mode = "queue"
-        status = answer_status
+                images.put(db, p.tenant, source.image, settings.source_retention_seconds)
+        mode, status = "queue", 202
         if earlier is not None:
             fields.update(
                 outputs=json.dumps(copied),

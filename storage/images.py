@@ -66,11 +66,3 @@ def get(db: Backend, tenant: str, image_ref: str) -> dict[str, Any] | None:
         "bytes": int(h["bytes"]),
         "has_alpha": h.get("has_alpha") == "True",
     }
-
-
-def touch(db: Backend, tenant: str, sha256: str, retention_s: int) -> None:
-    """Keep a source as long as a job that uses it."""
-    key = db.keys.image(tenant, sha256)
-    ttl = int(db.redis.ttl(key))
-    if 0 <= ttl < retention_s:
-        db.redis.expire(key, retention_s)

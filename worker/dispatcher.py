@@ -2,13 +2,16 @@
 
 Every worker process runs one, in a thread. Admission is one Lua script, so any number of
 dispatchers can run at once; each sleeps on the Redis wake list (pushed by submissions and by
-finished jobs) for no longer than the limiter or the schedule asks.
+finished jobs) for no longer than the limiter or the schedule asks. Dispatchers also run the
+housekeeping sweep (lapsed leases, deadlines, dead holds, retention) when it is due, so jobs are
+recovered even while beat is down.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from editq.errors import EditqError
@@ -16,6 +19,7 @@ from storage import jobs, limiter, schedule
 from storage.backend import Backend
 from storage.errors import StorageError
 from storage.redis import REDIS_ERRORS
+from worker import housekeeping
 
 log = logging.getLogger("editq.dispatcher")
 
@@ -81,9 +85,14 @@ class Dispatcher(threading.Thread):
         self.materialize = materialize
         self.stopped = threading.Event()
         self.lease_ms = int((db.settings.webhook_timeout_seconds + 60) * 1000)
+        self.next_sweep = 0.0
 
     def step(self) -> float:
         """One round; returns how long to sleep."""
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.db.settings.housekeeping_seconds
+            housekeeping.sweep_if_due(self.db)
         _, wait = admit_round(self.db, self.publish)
         next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
         if next_due is not None:

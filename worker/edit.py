@@ -17,7 +17,7 @@ from editq.images import EXTENSIONS, inspect_output, shape_output
 from editq.jobs import Job
 from editq.options import EditPlan
 from storage import jobs, limiter
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 from storage.keys import output_object, source_object
 from storage.redis import REDIS_ERRORS
 from worker.context import Context
@@ -76,11 +76,17 @@ def _load_sources(ctx: Context, job: Job) -> tuple[list[Upload], Upload | None]:
 def _run(ctx: Context, job: Job) -> str:
     db = ctx.db
     plan = EditPlan.from_dict(job.plan)
+    attempts = job.attempts - job.rate_limited  # calls that were not turned away with a 429
     try:
         uploads, mask = _load_sources(ctx, job)
+    except StorageUnavailable as exc:
+        error = {"code": "storage_unavailable", "message": str(exc)}
+        if attempts >= ctx.settings.provider_max_attempts:
+            return _fail(ctx, job, error | {"attempts": attempts})
+        return _retry(ctx, job, error, _backoff(ctx, attempts))
     except StorageError as exc:
-        return _retry(ctx, job, {"code": "storage_unavailable", "message": str(exc)}, _backoff(ctx, job.runs))
-    attempts = job.attempts
+        missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
+        return _fail(ctx, job, missing)
     try:
         result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
     except RateLimited as exc:
@@ -104,20 +110,14 @@ def _run(ctx: Context, job: Job) -> str:
 
 
 def _observe_headers(ctx: Context, exc: ProviderError) -> None:
-    rate = exc.details.pop("rate", None)
-    if rate:
-        limiter.observe(ctx.db, "headers", headers=limiter.RateHeaders(**rate))
+    if exc.rate is not None:
+        limiter.observe(ctx.db, "headers", headers=exc.rate)
 
 
 def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
-    rate = exc.details.pop("rate", None)
     wait = exc.retry_after if exc.retry_after is not None else 1.0
     limiter.observe(
-        ctx.db,
-        "rate_limited",
-        images=job.images,
-        retry_after_ms=int(wait * 1000),
-        headers=limiter.RateHeaders(**rate) if rate else None,
+        ctx.db, "rate_limited", images=job.images, retry_after_ms=int(wait * 1000), headers=exc.rate
     )
     if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited:
         return _fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})
@@ -182,10 +182,13 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
                     }
                 )
         except StorageError as exc:
+            # The call was made and billed: charge it and fail, rather than pay for it twice.
             log.warning("storing outputs of %s failed: %s", job.id, exc)
-            return _retry(
-                ctx, job, {"code": "storage_unavailable", "message": str(exc)}, _backoff(ctx, job.runs)
-            )
+            error = {
+                "code": "output_storage_failed",
+                "message": f"the edit ran but its outputs could not be stored: {exc}",
+            }
+            return _fail(ctx, job, error, result.usage)
     usage = dict(result.usage or {})
     if result.request_id:
         usage.setdefault("provider_request_id", result.request_id)

@@ -56,6 +56,15 @@ def retention(db: Backend) -> int:
     return deleted
 
 
+def sweep_if_due(db: Backend) -> dict[str, Any] | None:
+    """Sweep unless another process swept within the housekeeping interval (beat and every
+    dispatcher call this; one of them does the work)."""
+    interval_ms = int(db.settings.housekeeping_seconds * 1000)
+    if not db.redis.set(f"{db.keys.prefix}:swept", "1", nx=True, px=max(100, interval_ms - 50)):
+        return None
+    return sweep(db)
+
+
 def sweep(db: Backend) -> dict[str, Any]:
     return {
         "leases": reap_leases(db),

@@ -35,7 +35,7 @@ def deliver_task(delivery_id: str) -> str:
 @app.task(name="editq.housekeeping", ignore_result=True)
 def housekeeping_task() -> dict[str, Any]:
     ctx = context.current()
-    result = housekeeping.sweep(ctx.db)
+    result = housekeeping.sweep_if_due(ctx.db) or {}
     dispatcher.admit_round(ctx.db, publish)
     dispatcher.drain_schedule(
         ctx.db,

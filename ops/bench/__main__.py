@@ -134,6 +134,8 @@ def saturation(services: Services, jobs: int) -> Result:
     ]
     result.verdicts.append("met" if rate / LIMIT >= 0.97 and share <= 0.01 else "MISSED")
     result.notes.append(
+        "Throughput slightly above 1.0 is the limiter's burst (1 s of the rate) at the start, which the "
+        "simulator's full bucket absorbs without a 429. "
         "Throughput is (jobs - 1) / (last call start - first call start), so the 1-3 s latency of the last "
         "calls does not count against it. Baseline: the same jobs as plain Celery tasks with "
         f"rate_limit='{LIMIT // WORKERS}/m' on each of the {WORKERS} workers and retry(countdown=Retry-After) on 429. "
@@ -443,6 +445,8 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
         f"with events, {'met' if quiet <= 1.5 else 'MISSED'} busy without events"
     )
     result.notes.append(
+        "A negative added latency means the floor's own spread (moto's S3 server) is larger than editq's "
+        "addition at that percentile. "
         "The floor does the same S3 read, multipart call and S3 write per job in a plain loop (boto3 + httpx), "
         "one process, nothing else. Worker CPU is everything the worker process does meanwhile: Celery consuming, "
         "acking and (when on) sending three task events per job, the dispatcher thread admitting and publishing "

@@ -134,3 +134,24 @@ def test_tenant_concurrency_cap(make_stack: Callable[..., Universe], sim: Any) -
     )
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - 5  # never two at once (ms clock granularity)
+
+
+def test_a_source_gone_from_storage_fails_clearly(make_stack: Callable[..., Universe], sim: Any) -> None:
+    sim(latency_min=1.5, latency_max=1.5)
+    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
+    tenant, key = u.tenant()
+    with u.client(key) as client:
+        blocker = _submit(client)
+        target = client.post(
+            "/v1/edits",
+            data={"prompt": "night"},
+            files=[("image", ("b.png", images.scene(300, 200), "image/png"))],
+        ).json()
+        u.db.objects.client.delete_object(
+            Bucket=u.settings.s3_bucket, Key=f"t/{tenant}/src/{target['sources'][0]['id'][4:]}"
+        )
+        done = u.wait_job(client, target["id"], timeout=30)
+        assert u.wait_job(client, blocker)["status"] == "succeeded"
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "source_missing"
+    assert done["cost"]["actual_usd"] == "0.000000"

@@ -16,7 +16,8 @@ def test_sigkill_mid_job_still_succeeds_once(services: object, make_stack: Calla
     port = launcher.free_port()
     slow = launcher.simulator(port, args=["--latency", "2.5"], echo=False)
     try:
-        u = make_stack(workers=1, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
+        # no beat: the new worker's dispatcher runs the sweep that finds the lapsed lease
+        u = make_stack(workers=1, beat=False, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
         tenant, key = u.tenant()
         with u.client(key) as client:
             job = client.post(

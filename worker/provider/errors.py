@@ -41,6 +41,8 @@ class ProviderError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.details = details or {}
+        #: The answer's rate-limit headers (a `storage.limiter.RateHeaders`), for the limiter.
+        self.rate: Any = None
 
     def to_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -215,7 +215,7 @@ def send(client: httpx.Client, url: str, headers: dict[str, str], call: EditCall
         raise ProviderUnreachable(f"cannot reach the provider: {exc}") from exc
     if response.status_code >= 300:
         error = classify(response)
-        error.details.setdefault("rate", rate_headers(response.headers).__dict__)
+        error.rate = rate_headers(response.headers)
         raise error
     return _parse(response, call.plan.n)
 

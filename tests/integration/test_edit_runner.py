@@ -1,0 +1,176 @@
+"""The job runner against a scripted provider (a fake at the provider seam), with real Redis,
+S3 and API: how each provider answer moves the job, the money and the limiter."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from storage import jobs, limiter, money
+from storage.limiter import RateHeaders
+from tests import images
+from tests.integration.stack import Services, Universe, universe
+from worker import context, dispatcher, edit
+from worker.provider import errors
+from worker.provider.openai import EditCall, EditResult
+
+USAGE = {
+    "input_tokens": 100,
+    "output_tokens": 272,
+    "total_tokens": 372,
+    "input_tokens_details": {"text_tokens": 20, "image_tokens": 80},
+}
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (1024, 1024), "navy").save(out, format="PNG")
+    return out.getvalue()
+
+
+class Scripted:
+    """Answers calls from a script: an exception to raise, or 'ok'."""
+
+    name = "scripted"
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = list(script)
+        self.calls: list[EditCall] = []
+
+    def edit(self, call: EditCall) -> EditResult:
+        self.calls.append(call)
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return EditResult([_png()], USAGE, {}, RateHeaders(), "req_1")
+
+
+@pytest.fixture
+def runner(services: Services) -> Iterator[tuple[Universe, context.Context]]:
+    u = universe(
+        services,
+        EDITQ_PROVIDER_MAX_ATTEMPTS="2",
+        EDITQ_PROVIDER_MAX_RATE_LIMITED="10",
+        EDITQ_RETRY_BASE_SECONDS="0.01",
+        EDITQ_RETRY_MAX_SECONDS="0.05",
+    )
+    u.start_api()
+    ctx = context.build(u.settings, 4)
+    limiter.heartbeat(ctx.db, "runner", 4, 600)
+    try:
+        yield u, ctx
+    finally:
+        ctx.close()
+        u.stop()
+
+
+def _drive(
+    u: Universe, ctx: context.Context, tenant: str, job_id: str, timeout: float = 20
+) -> dict[str, str]:
+    """What a dispatcher and a worker do, in-process, until the job ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dispatcher.drain_schedule(ctx.db, lambda *a: None, lambda m: None, 1000)
+        step = limiter.admit(ctx.db)
+        if step.outcome == "admitted":
+            edit.run(ctx, step.tenant, step.job_id, step.token)
+        record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{job_id}")
+        if record["status"] not in ("queued", "running"):
+            return dict(record)
+        time.sleep(0.05)
+    raise AssertionError("the job did not end")
+
+
+def _submit(u: Universe, key: str) -> str:
+    with u.client(key) as client:
+        response = client.post(
+            "/v1/edits",
+            data={"prompt": "night", "size": "1024x1024", "quality": "low"},
+            files=[("image", ("a.png", images.scene(100, 100), "image/png"))],
+        )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def test_429s_do_not_use_up_the_retry_budget(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    limited = errors.RateLimited("slow down", status=429, retry_after=0.01)
+    ctx.provider = Scripted([limited, limited, limited, errors.ProviderServerError("boom", status=502), "ok"])
+    record = _drive(u, ctx, tenant, _submit(u, key))
+    assert record["status"] == "succeeded"
+    assert (int(record["attempts"]), int(record["rate_limited"]), int(record["retries"])) == (5, 3, 1)
+    kinds = [e["kind"] for e in money.ledger(ctx.db, tenant)]
+    assert kinds == ["reserved", "settled"]
+
+
+def test_retries_stop_at_the_limit(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    ctx.provider = Scripted([errors.ProviderTimeout("slow"), errors.ProviderUnreachable("refused")])
+    record = _drive(u, ctx, tenant, _submit(u, key))
+    assert record["status"] == "failed"
+    assert '"provider_unreachable"' in record["error"]
+    assert int(record["reserved"]) > 0
+    assert [e["kind"] for e in money.ledger(ctx.db, tenant)] == ["reserved", "released"]
+
+
+def test_each_permanent_answer_fails_the_job_with_its_code(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    for exc, code in (
+        (
+            errors.ModerationBlocked("no", status=400, provider_code="moderation_blocked"),
+            "moderation_blocked",
+        ),
+        (errors.ProviderRejected("bad size", status=400), "provider_rejected"),
+        (errors.BadResponse("no images"), "provider_bad_response"),
+    ):
+        tenant, key = u.tenant()
+        ctx.provider = Scripted([exc])
+        record = _drive(u, ctx, tenant, _submit(u, key))
+        assert record["status"] == "failed"
+        assert f'"{code}"' in record["error"]
+        assert record["attempts"] == "1"
+
+
+def test_quota_and_auth_pause_the_account(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    for exc, reason in (
+        (errors.QuotaExceeded("quota", status=429), "insufficient_quota"),
+        (errors.AuthenticationFailed("key", status=401), "provider_auth_failed"),
+    ):
+        tenant, key = u.tenant()
+        ctx.provider = Scripted([exc])
+        record = _drive(u, ctx, tenant, _submit(u, key))
+        assert record["status"] == "failed"
+        state = limiter.state(ctx.db)
+        assert state["paused"]
+        assert state["pause_reason"] == reason
+        assert limiter.admit(ctx.db).outcome == "paused"
+        limiter.resume(ctx.db)
+
+
+def test_a_canceled_running_job_is_charged_for_its_call(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    job_id = _submit(u, key)
+
+    class CancelsMidCall(Scripted):
+        def edit(self, call: EditCall) -> EditResult:
+            jobs.cancel(ctx.db, tenant, job_id)
+            return super().edit(call)
+
+    ctx.provider = CancelsMidCall(["ok"])
+    record = _drive(u, ctx, tenant, job_id)
+    assert record["status"] == "canceled"
+    assert not record.get("outputs")
+    assert u.db.objects.list_keys(f"t/{tenant}/out/") == []
+    settled = [e for e in money.ledger(ctx.db, tenant) if e["kind"] == "settled"]
+    assert len(settled) == 1
+    assert settled[0]["amount_micros"] == 20 * 2 + 80 * 2.5 + 272 * 8
+    assert settled[0]["note"] == "canceled while running"
