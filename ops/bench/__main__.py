@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import httpx
 from PIL import Image, ImageDraw
 
@@ -22,6 +21,8 @@ from ops.bench.harness import ACCESS, SECRET, Editq, Plain, Services, percentile
 LIMIT = 600
 WORKERS = 2
 CONCURRENCY = 16
+#: A limit so high it never binds (the overhead benchmark).
+UNLIMITED = 100_000
 
 
 def source_image() -> bytes:
@@ -43,6 +44,21 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
+def _deploy(
+    services: Services, sim_url: str, *, ipm: int, inflight: int, concurrency: int = CONCURRENCY, **extra: str
+) -> Editq:
+    """An editq API told `ipm` images (and requests) per minute; workers are started later."""
+    return Editq.create(
+        services,
+        sim_url,
+        EDITQ_PROVIDER_IPM=str(ipm),
+        EDITQ_PROVIDER_RPM=str(ipm),
+        EDITQ_PROVIDER_MAX_INFLIGHT=str(inflight),
+        EDITQ_WORKER_CONCURRENCY=str(concurrency),
+        **extra,
+    )
+
+
 def _rate_per_min(starts: list[int]) -> float:
     starts = sorted(starts)
     if len(starts) < 2:
@@ -59,14 +75,7 @@ def saturation(services: Services, jobs: int) -> Result:
     )
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
     try:
-        editq = Editq.create(
-            services,
-            sim_url,
-            EDITQ_PROVIDER_IPM=str(LIMIT),
-            EDITQ_PROVIDER_RPM=str(LIMIT),
-            EDITQ_PROVIDER_MAX_INFLIGHT="64",
-            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
-        )
+        editq = _deploy(services, sim_url, ipm=LIMIT, inflight=64)
         try:
             key = editq.tenant("acme")
             with editq.client(key) as client:
@@ -158,14 +167,7 @@ def wrong_configuration(services: Services, jobs: int) -> Result:
         "--ipm", str(LIMIT), "--latency", "1-3", "--start-empty", "--rate-headers", "requests"
     )
     try:
-        editq = Editq.create(
-            services,
-            sim_url,
-            EDITQ_PROVIDER_IPM=str(told),
-            EDITQ_PROVIDER_RPM=str(told),
-            EDITQ_PROVIDER_MAX_INFLIGHT="80",
-            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
-        )
+        editq = _deploy(services, sim_url, ipm=told, inflight=80)
         try:
             key = editq.tenant("acme")
             with editq.client(key) as client:
@@ -222,14 +224,7 @@ def fairness(services: Services, flood: int, late: int, settle: float) -> Result
     )
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
     try:
-        editq = Editq.create(
-            services,
-            sim_url,
-            EDITQ_PROVIDER_IPM=str(LIMIT),
-            EDITQ_PROVIDER_RPM=str(LIMIT),
-            EDITQ_PROVIDER_MAX_INFLIGHT="64",
-            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
-        )
+        editq = _deploy(services, sim_url, ipm=LIMIT, inflight=64)
         try:
             key_a, key_b = editq.tenant("tenant-a"), editq.tenant("tenant-b")
             editq.start_workers(WORKERS, CONCURRENCY)
@@ -296,15 +291,7 @@ def fairness(services: Services, flood: int, late: int, settle: float) -> Result
 
 def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **settings: str) -> list[float]:
     """One worker's process CPU per job over three batches of `jobs` jobs (after a warm-up)."""
-    editq = Editq.create(
-        services,
-        sim_url,
-        EDITQ_PROVIDER_IPM="100000",
-        EDITQ_PROVIDER_RPM="100000",
-        EDITQ_PROVIDER_MAX_INFLIGHT="64",
-        EDITQ_WORKER_CONCURRENCY="8",
-        **settings,
-    )
+    editq = _deploy(services, sim_url, ipm=UNLIMITED, inflight=64, concurrency=8, **settings)
     runs = []
     try:
         key = editq.tenant("acme")
@@ -334,14 +321,7 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
     )
     sim, sim_url = services.sim()
     try:
-        editq = Editq.create(
-            services,
-            sim_url,
-            EDITQ_PROVIDER_IPM="100000",
-            EDITQ_PROVIDER_RPM="100000",
-            EDITQ_PROVIDER_MAX_INFLIGHT="64",
-            EDITQ_WORKER_CONCURRENCY="8",
-        )
+        editq = _deploy(services, sim_url, ipm=UNLIMITED, inflight=64, concurrency=8)
         try:
             key = editq.tenant("acme")
             editq.start_workers(1, 8)
@@ -376,14 +356,7 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
         events_on = _cpu_per_job(services, sim_url, throughput, image)
         events_off = _cpu_per_job(services, sim_url, throughput, image, EDITQ_TASK_EVENTS="false")
         with_events, without_events = events_on[1], events_off[1]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=services.s3_url,
-            aws_access_key_id=ACCESS,
-            aws_secret_access_key=SECRET,
-            region_name="us-east-1",
-        )
-        s3.put_object(Bucket=bucket, Key="floor/src.png", Body=image, ContentType="image/png")
+        services.s3().put_object(Bucket=bucket, Key="floor/src.png", Body=image, ContentType="image/png")
         base = floor.run(
             s3_url=services.s3_url,
             bucket=bucket,

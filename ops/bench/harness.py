@@ -62,6 +62,15 @@ class Services:
         for proc in reversed(self.procs):
             proc.stop()
 
+    def s3(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            aws_access_key_id=ACCESS,
+            aws_secret_access_key=SECRET,
+            region_name="us-east-1",
+        )
+
     def sim(self, *args: str) -> tuple[Proc, str]:
         port = launcher.free_port()
         proc = launcher.simulator(port, args=list(args), echo=False, log=self.root / f"sim-{port}.log")
@@ -224,25 +233,11 @@ class Plain:
             "OPENAI_BASE_URL": f"{sim_url}/v1",
         }
         bucket = f"{prefix}-bucket"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=services.s3_url,
-            aws_access_key_id=ACCESS,
-            aws_secret_access_key=SECRET,
-            region_name="us-east-1",
-        )
-        s3.create_bucket(Bucket=bucket)
+        services.s3().create_bucket(Bucket=bucket)
         return cls(services, env, prefix, bucket)
 
     def put_source(self, image: bytes) -> str:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.services.s3_url,
-            aws_access_key_id=ACCESS,
-            aws_secret_access_key=SECRET,
-            region_name="us-east-1",
-        )
-        s3.put_object(Bucket=self.bucket, Key="src.png", Body=image, ContentType="image/png")
+        self.services.s3().put_object(Bucket=self.bucket, Key="src.png", Body=image, ContentType="image/png")
         return "src.png"
 
     def start_workers(self, count: int, concurrency: int) -> None:

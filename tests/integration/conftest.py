@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from editq import launcher
-from tests.integration.stack import Services, Universe, universe
+from tests.integration.stack import PrivateSim, Services, Universe, universe
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +91,16 @@ def tenant(stack: Universe) -> tuple[str, str]:
 def client(stack: Universe, tenant: tuple[str, str]) -> Iterator[httpx.Client]:
     with stack.client(tenant[1]) as c:
         yield c
+
+
+@pytest.fixture
+def private_sim() -> Iterator[PrivateSim]:
+    port = launcher.free_port()
+    proc = launcher.simulator(port, args=["--latency", "0.2"], echo=False)
+    try:
+        yield PrivateSim(proc, f"http://127.0.0.1:{port}")
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="session")

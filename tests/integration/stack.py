@@ -126,7 +126,7 @@ class Universe:
         done = until or ("succeeded", "failed", "canceled", "expired")
         deadline = time.monotonic() + timeout
         while True:
-            job = client.get(f"/v1/edits/{job_id}").json()
+            job: dict[str, Any] = client.get(f"/v1/edits/{job_id}").json()
             if job["status"] in done:
                 return job
             if time.monotonic() > deadline:
@@ -153,3 +153,19 @@ def universe(services: Services, **overrides: str) -> Universe:
         **overrides,
     }
     return Universe(services, prefix, env)
+
+
+class PrivateSim:
+    """A simulator of a test's own, whose behaviour the test changes through /_sim/config."""
+
+    def __init__(self, proc: launcher.Proc, base: str) -> None:
+        self.proc = proc
+        self.base = base
+        self.url = f"{base}/v1"
+
+    def __call__(self, **changes: object) -> None:
+        httpx.post(f"{self.base}/_sim/config", json=changes, timeout=10).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = httpx.get(f"{self.base}/_sim/stats", timeout=10).json()
+        return result

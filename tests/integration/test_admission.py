@@ -8,29 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
-from editq import launcher
 from tests import images
-from tests.integration.stack import Universe
-
-
-@pytest.fixture
-def slow_sim() -> Any:
-    """A private simulator whose latency a test can set."""
-    port = launcher.free_port()
-    proc = launcher.simulator(port, args=["--latency", "0.3"], echo=False)
-    base = f"http://127.0.0.1:{port}"
-
-    def configure(**changes: object) -> None:
-        httpx.post(f"{base}/_sim/config", json=changes, timeout=10).raise_for_status()
-
-    configure.url = f"{base}/v1"  # type: ignore[attr-defined]
-    configure.stats = lambda: httpx.get(f"{base}/_sim/stats", timeout=10).json()  # type: ignore[attr-defined]
-    try:
-        yield configure
-    finally:
-        proc.stop()
+from tests.integration.stack import PrivateSim, Universe
 
 
 def _upload(client: httpx.Client) -> str:
@@ -68,14 +48,14 @@ def _wait_all(u: Universe, tenant: str, ids: list[str], timeout: float = 120.0) 
 
 
 def test_limit_holds_across_three_worker_processes(
-    make_stack: Callable[..., Universe], slow_sim: Any
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
 ) -> None:
-    slow_sim(latency_min=0.2, latency_max=0.4)
+    private_sim(latency_min=0.2, latency_max=0.4)
     ipm, inflight = 300, 4
     u = make_stack(
         workers=3,
         concurrency=6,
-        OPENAI_BASE_URL=slow_sim.url,
+        OPENAI_BASE_URL=private_sim.url,
         EDITQ_PROVIDER_IPM=str(ipm),
         EDITQ_PROVIDER_RPM=str(ipm),
         EDITQ_PROVIDER_MAX_INFLIGHT=str(inflight),
@@ -101,12 +81,12 @@ def test_limit_holds_across_three_worker_processes(
     assert most <= inflight
     assert {r["runs"] for r in records} == {"1"}
     assert len({r["worker"] for r in records}) >= 2
-    assert slow_sim.stats()["by_status"].get("429", 0) == 0
+    assert private_sim.stats()["by_status"].get("429", 0) == 0
 
 
-def test_killed_workers_slots_come_back(make_stack: Callable[..., Universe], slow_sim: Any) -> None:
-    slow_sim(latency_min=4.0, latency_max=4.0)
-    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=slow_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="2")
+def test_killed_workers_slots_come_back(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> None:
+    private_sim(latency_min=4.0, latency_max=4.0)
+    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="2")
     tenant, key = u.tenant()
     with u.client(key) as client:
         ids = _batch(client, _upload(client), 3)
@@ -115,7 +95,7 @@ def test_killed_workers_slots_come_back(make_stack: Callable[..., Universe], slo
             time.sleep(0.1)
         assert u.redis.zcount(f"{u.prefix}:inflight", "-inf", "+inf") == 2
         u.workers[0].kill()
-        slow_sim(latency_min=0.1, latency_max=0.2)
+        private_sim(latency_min=0.1, latency_max=0.2)
         u.start_worker(6)
         records = _wait_all(u, tenant, ids, timeout=60)
     assert [r["status"] for r in records] == ["succeeded"] * 3
@@ -124,9 +104,11 @@ def test_killed_workers_slots_come_back(make_stack: Callable[..., Universe], slo
     assert u.redis.zcard(f"{u.prefix}:running:{tenant}") == 0
 
 
-def test_a_late_tenant_is_served_before_the_flood(make_stack: Callable[..., Universe], slow_sim: Any) -> None:
-    slow_sim(latency_min=0.3, latency_max=0.3)
-    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=slow_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="2")
+def test_a_late_tenant_is_served_before_the_flood(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(latency_min=0.3, latency_max=0.3)
+    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="2")
     flood, flood_key = u.tenant()
     late, late_key = u.tenant()
     with u.client(flood_key) as a, u.client(late_key) as b:
@@ -143,9 +125,9 @@ def test_a_late_tenant_is_served_before_the_flood(make_stack: Callable[..., Univ
     assert len(behind) >= len(waiting_then) - 4, "the late tenant waited behind the flood"
 
 
-def test_interactive_runs_before_batch(make_stack: Callable[..., Universe], slow_sim: Any) -> None:
-    slow_sim(latency_min=0.3, latency_max=0.3)
-    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=slow_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
+def test_interactive_runs_before_batch(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> None:
+    private_sim(latency_min=0.3, latency_max=0.3)
+    u = make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
     tenant, key = u.tenant()
     with u.client(key) as client:
         image = _upload(client)
@@ -161,12 +143,14 @@ def test_interactive_runs_before_batch(make_stack: Callable[..., Universe], slow
     assert position >= 8
 
 
-def test_celery_holds_only_work_that_can_run_now(make_stack: Callable[..., Universe], slow_sim: Any) -> None:
-    slow_sim(latency_min=0.2, latency_max=0.5)
+def test_celery_holds_only_work_that_can_run_now(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(latency_min=0.2, latency_max=0.5)
     u = make_stack(
         workers=2,
         concurrency=4,
-        OPENAI_BASE_URL=slow_sim.url,
+        OPENAI_BASE_URL=private_sim.url,
         EDITQ_PROVIDER_MAX_INFLIGHT="50",
         EDITQ_PROVIDER_IPM="600",
     )

@@ -12,11 +12,10 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from editq import launcher
 from storage import deliveries, money, tenants
 from tests import images
 from tests.integration.receiver import Receiver
-from tests.integration.stack import Universe
+from tests.integration.stack import PrivateSim, Universe
 from worker import context, webhooks
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
@@ -261,14 +260,9 @@ def test_prefer_wait(stack: Universe, client: httpx.Client) -> None:
 
 
 @pytest.fixture
-def slow(make_stack: Callable[..., Universe]) -> Iterator[Universe]:
-    port = launcher.free_port()
-    sim = launcher.simulator(port, args=["--latency", "3"], echo=False)
-    u = make_stack(workers=1, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", EDITQ_PROVIDER_MAX_INFLIGHT="1")
-    try:
-        yield u
-    finally:
-        sim.stop()
+def slow(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> Universe:
+    private_sim(latency_min=3, latency_max=3)
+    return make_stack(workers=1, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
 
 
 def test_wait_gives_up_and_cancel_in_every_state(slow: Universe) -> None:

@@ -4,6 +4,7 @@ cost estimated before and settled after."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from tests.integration.stack import Universe
 SOURCE = ("a.png", images.scene(1200, 800), "image/png")
 
 
-def _run(stack: Universe, client: httpx.Client, **data: str) -> dict[str, object]:
+def _run(stack: Universe, client: httpx.Client, **data: str) -> dict[str, Any]:
     response = client.post(
         "/v1/edits", data={"prompt": "make it warm and sunny", **data}, files=[("image", SOURCE)]
     )
@@ -41,7 +42,7 @@ def test_outputs_have_the_promised_dimensions(
     stack: Universe, client: httpx.Client, data: dict[str, str], dims: tuple[int, int]
 ) -> None:
     done = _run(stack, client, **data)
-    [output] = done["outputs"]  # type: ignore[misc]
+    [output] = done["outputs"]
     assert (output["width"], output["height"]) == dims
     image = images.decode(client.get(output["url"]).content)
     assert image.size == dims
@@ -52,11 +53,11 @@ def test_outputs_have_the_promised_dimensions(
 def test_strength_reaches_the_provider(stack: Universe, client: httpx.Client) -> None:
     low = _run(stack, client, model="gpt-image-1.5", strength="low")
     high = _run(stack, client, model="gpt-image-1.5", strength="high")
-    assert low["provider_request"]["input_fidelity"] == "high"  # type: ignore[index]
-    assert high["provider_request"]["input_fidelity"] == "low"  # type: ignore[index]
+    assert low["provider_request"]["input_fidelity"] == "high"
+    assert high["provider_request"]["input_fidelity"] == "low"
     source = images.cover(images.decode(images.scene(1200, 800)), (1024, 1024))
-    low_img = images.decode(client.get(low["outputs"][0]["url"]).content)  # type: ignore[index]
-    high_img = images.decode(client.get(high["outputs"][0]["url"]).content)  # type: ignore[index]
+    low_img = images.decode(client.get(low["outputs"][0]["url"]).content)
+    high_img = images.decode(client.get(high["outputs"][0]["url"]).content)
     assert images.mean_difference(source.resize(low_img.size), low_img) < images.mean_difference(
         source.resize(high_img.size), high_img
     )
@@ -91,11 +92,11 @@ def test_operator_alias_maps_a_retired_model(make_stack: Callable[..., Universe]
 
 def test_cost_estimated_then_settled(stack: Universe, client: httpx.Client) -> None:
     done = _run(stack, client, model="gpt-image-1.5", quality="low", size="1024x1024")
-    usage = cost.Usage.from_api(done["cost"]["usage"])  # type: ignore[index]
+    usage = cost.Usage.from_api(done["cost"]["usage"])
     expected = usage.text_input * 5 + usage.image_input * 8 + usage.image_output * 32
-    assert done["cost"]["actual_usd"] == cost.usd(expected)  # type: ignore[index]
-    assert float(done["cost"]["estimated_usd"]) >= float(done["cost"]["actual_usd"])  # type: ignore[index]
-    assert done["cost"]["reserved_usd"] == "0.000000"  # type: ignore[index]
+    assert done["cost"]["actual_usd"] == cost.usd(expected)
+    assert float(done["cost"]["estimated_usd"]) >= float(done["cost"]["actual_usd"])
+    assert done["cost"]["reserved_usd"] == "0.000000"
 
 
 def test_models_endpoint(stack: Universe, client: httpx.Client) -> None:

@@ -19,7 +19,7 @@ from editq.images import check_image
 from editq.options import parse_options
 from storage import idempotency, money
 from tests import images
-from tests.integration.stack import Universe
+from tests.integration.stack import PrivateSim, Universe
 
 IMAGE = images.scene(512, 384)
 FORM = {"prompt": "make it a rainy night", "quality": "low", "size": "1024x1024"}
@@ -38,14 +38,9 @@ def _submit(
 
 
 @pytest.fixture
-def slow_stack(make_stack: Callable[..., Universe]) -> Universe:
-    from editq import launcher
-
-    port = launcher.free_port()
-    sim = launcher.simulator(port, args=["--latency", "4"], echo=False)
-    u = make_stack(workers=1, concurrency=16, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
-    u.procs.insert(0, sim)
-    return u
+def slow_stack(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> Universe:
+    private_sim(latency_min=4, latency_max=4)
+    return make_stack(workers=1, concurrency=16, OPENAI_BASE_URL=private_sim.url)
 
 
 def test_concurrent_submissions_never_overshoot_a_budget(slow_stack: Universe) -> None:

@@ -9,9 +9,9 @@ from tests import images
 from tests.integration.stack import Universe
 
 
-def _submit(client: httpx.Client, data: dict[str, str] | None = None, **files: object) -> httpx.Response:
-    payload = files or {"image": ("src.png", images.scene(), "image/png")}
-    return client.post("/v1/edits", data={"prompt": "make it a pencil sketch", **(data or {})}, files=payload)
+def _submit(client: httpx.Client, data: dict[str, str] | None = None) -> httpx.Response:
+    files = {"image": ("src.png", images.scene(), "image/png")}
+    return client.post("/v1/edits", data={"prompt": "make it a pencil sketch", **(data or {})}, files=files)
 
 
 def test_submit_runs_and_returns_an_edited_image(stack: Universe, client: httpx.Client) -> None:

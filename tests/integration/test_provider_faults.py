@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import httpx
-import pytest
 
-from editq import launcher
 from storage import limiter
 from tests import images
-from tests.integration.stack import Universe
+from tests.integration.stack import PrivateSim, Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
-
-
-@pytest.fixture
-def sim() -> Iterator[Any]:
-    port = launcher.free_port()
-    proc = launcher.simulator(port, args=["--latency", "0.2"], echo=False)
-    base = f"http://127.0.0.1:{port}"
-
-    def configure(**changes: object) -> None:
-        httpx.post(f"{base}/_sim/config", json=changes, timeout=10).raise_for_status()
-
-    configure.url = f"{base}/v1"  # type: ignore[attr-defined]
-    configure.stats = lambda: httpx.get(f"{base}/_sim/stats", timeout=10).json()  # type: ignore[attr-defined]
-    try:
-        yield configure
-    finally:
-        proc.stop()
 
 
 def _submit(client: httpx.Client, **data: str) -> str:
@@ -41,9 +21,11 @@ def _submit(client: httpx.Client, **data: str) -> str:
     return str(response.json()["id"])
 
 
-def test_server_errors_are_retried_from_the_schedule(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(fail_rate=1.0)
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url, EDITQ_RETRY_BASE_SECONDS="0.5")
+def test_server_errors_are_retried_from_the_schedule(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(fail_rate=1.0)
+    u = make_stack(workers=1, OPENAI_BASE_URL=private_sim.url, EDITQ_RETRY_BASE_SECONDS="0.5")
     _, key = u.tenant()
     with u.client(key) as client:
         job_id = _submit(client)
@@ -53,16 +35,16 @@ def test_server_errors_are_retried_from_the_schedule(make_stack: Callable[..., U
         waiting = client.get(f"/v1/edits/{job_id}").json()
         assert waiting["status"] in ("queued", "running")
         assert waiting["last_error"]["code"] == "provider_server_error"
-        sim(fail_rate=0.0)
+        private_sim(fail_rate=0.0)
         done = u.wait_job(client, job_id)
     assert done["status"] == "succeeded"
     assert done["attempts"] >= 2
     assert u.redis.llen(f"{u.prefix}:celery:editq.edits") == 0
 
 
-def test_retries_are_bounded(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(fail_rate=1.0)
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url, EDITQ_PROVIDER_MAX_ATTEMPTS="3")
+def test_retries_are_bounded(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> None:
+    private_sim(fail_rate=1.0)
+    u = make_stack(workers=1, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_ATTEMPTS="3")
     _, key = u.tenant()
     with u.client(key) as client:
         done = u.wait_job(client, _submit(client), timeout=30)
@@ -72,22 +54,28 @@ def test_retries_are_bounded(make_stack: Callable[..., Universe], sim: Any) -> N
     assert done["cost"]["actual_usd"] == "0.000000"
 
 
-def test_rate_limited_jobs_wait_and_then_run(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(ipm=6, start_full=False, rate_headers="none")
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url, EDITQ_PROVIDER_IPM="600", EDITQ_PROVIDER_RPM="600")
+def test_rate_limited_jobs_wait_and_then_run(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(ipm=6, start_full=False, rate_headers="none")
+    u = make_stack(
+        workers=1, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_IPM="600", EDITQ_PROVIDER_RPM="600"
+    )
     _, key = u.tenant()
     with u.client(key) as client:
         ids = [_submit(client, prompt=f"rain {i}") for i in range(2)]
         jobs = [u.wait_job(client, job_id, timeout=60) for job_id in ids]
     assert [j["status"] for j in jobs] == ["succeeded", "succeeded"]
-    assert sim.stats()["by_status"].get("429", 0) >= 1
+    assert private_sim.stats()["by_status"].get("429", 0) >= 1
     state = limiter.state(u.db)
     assert state["ipm_effective"] < 600
 
 
-def test_insufficient_quota_pauses_the_account(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(quota_exhausted=True)
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url)
+def test_insufficient_quota_pauses_the_account(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(quota_exhausted=True)
+    u = make_stack(workers=1, OPENAI_BASE_URL=private_sim.url)
     _, key = u.tenant()
     with u.client(key) as client:
         first = u.wait_job(client, _submit(client))
@@ -100,11 +88,11 @@ def test_insufficient_quota_pauses_the_account(make_stack: Callable[..., Univers
         ready = httpx.get(f"{u.api_url}/readyz").json()
         assert ready["status"] == "degraded"
         assert ready["checks"]["provider"]["pause_reason"] == "insufficient_quota"
-        calls = sim.stats()["requests"]
-        sim(quota_exhausted=False)
+        calls = private_sim.stats()["requests"]
+        private_sim(quota_exhausted=False)
         time.sleep(1)
         assert client.get(f"/v1/edits/{second}").json()["status"] == "queued"
-        assert sim.stats()["requests"] == calls
+        assert private_sim.stats()["requests"] == calls
         limiter.resume(u.db)  # what `editq provider resume` does
         assert u.wait_job(client, second)["status"] == "succeeded"
     assert httpx.get(f"{u.api_url}/readyz").json()["status"] == "ok"
@@ -118,9 +106,9 @@ def test_moderation_blocked_fails_without_retry(stack: Universe, client: httpx.C
     assert done["attempts"] == 1
 
 
-def test_tenant_concurrency_cap(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(latency_min=0.5, latency_max=0.5)
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url)
+def test_tenant_concurrency_cap(make_stack: Callable[..., Universe], private_sim: PrivateSim) -> None:
+    private_sim(latency_min=0.5, latency_max=0.5)
+    u = make_stack(workers=1, OPENAI_BASE_URL=private_sim.url)
     tenant, key = u.tenant(max_running=1)
     with u.client(key) as client:
         ids = [_submit(client, prompt=f"night {i}") for i in range(4)]
@@ -136,9 +124,11 @@ def test_tenant_concurrency_cap(make_stack: Callable[..., Universe], sim: Any) -
         assert start >= end - 5  # never two at once (ms clock granularity)
 
 
-def test_a_source_gone_from_storage_fails_clearly(make_stack: Callable[..., Universe], sim: Any) -> None:
-    sim(latency_min=1.5, latency_max=1.5)
-    u = make_stack(workers=1, OPENAI_BASE_URL=sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
+def test_a_source_gone_from_storage_fails_clearly(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(latency_min=1.5, latency_max=1.5)
+    u = make_stack(workers=1, OPENAI_BASE_URL=private_sim.url, EDITQ_PROVIDER_MAX_INFLIGHT="1")
     tenant, key = u.tenant()
     with u.client(key) as client:
         blocker = _submit(client)

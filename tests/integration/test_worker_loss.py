@@ -9,44 +9,42 @@ import httpx
 
 from editq import launcher
 from tests import images
-from tests.integration.stack import Universe
+from tests.integration.stack import PrivateSim, Universe
 
 
-def test_sigkill_mid_job_still_succeeds_once(services: object, make_stack: Callable[..., Universe]) -> None:
-    port = launcher.free_port()
-    slow = launcher.simulator(port, args=["--latency", "2.5"], echo=False)
-    try:
-        # no beat: the new worker's dispatcher runs the sweep that finds the lapsed lease
-        u = make_stack(workers=1, beat=False, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
-        tenant, key = u.tenant()
-        with u.client(key) as client:
-            job = client.post(
-                "/v1/edits",
-                data={"prompt": "make it rainy"},
-                files=[("image", ("a.png", images.scene(), "image/png"))],
-            ).json()
-            u.wait_job(client, job["id"], timeout=30, until=("running",))
-            victim = u.workers[0]
-            victim.kill()
-            assert not victim.alive()
-            u.start_worker(4)
-            done = u.wait_job(client, job["id"], timeout=60)
-        assert done["status"] == "succeeded", done
-        record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{job['id']}")
-        assert int(record["runs"]) == 2
-        assert int(record["losses"]) == 1
-        settled = [
-            e
-            for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}")
-            if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"
-        ]
-        assert len(settled) == 1
-        assert len(done["outputs"]) == 1
-        assert u.redis.zcard(f"{u.prefix}:inflight") == 0
-        events = [fields["status"] for _, fields in u.redis.xrange(f"{u.prefix}:ev:{tenant}:{job['id']}")]
-        assert events == ["queued", "running", "queued", "succeeded"]
-    finally:
-        slow.stop()
+def test_sigkill_mid_job_still_succeeds_once(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    private_sim(latency_min=2.5, latency_max=2.5)
+    # no beat: the new worker's dispatcher runs the sweep that finds the lapsed lease
+    u = make_stack(workers=1, beat=False, OPENAI_BASE_URL=private_sim.url)
+    tenant, key = u.tenant()
+    with u.client(key) as client:
+        job = client.post(
+            "/v1/edits",
+            data={"prompt": "make it rainy"},
+            files=[("image", ("a.png", images.scene(), "image/png"))],
+        ).json()
+        u.wait_job(client, job["id"], timeout=30, until=("running",))
+        victim = u.workers[0]
+        victim.kill()
+        assert not victim.alive()
+        u.start_worker(4)
+        done = u.wait_job(client, job["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{job['id']}")
+    assert int(record["runs"]) == 2
+    assert int(record["losses"]) == 1
+    settled = [
+        e
+        for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}")
+        if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"
+    ]
+    assert len(settled) == 1
+    assert len(done["outputs"]) == 1
+    assert u.redis.zcard(f"{u.prefix}:inflight") == 0
+    events = [fields["status"] for _, fields in u.redis.xrange(f"{u.prefix}:ev:{tenant}:{job['id']}")]
+    assert events == ["queued", "running", "queued", "succeeded"]
 
 
 def test_flower_shows_the_worker_and_edit_tasks(make_stack: Callable[..., Universe]) -> None:

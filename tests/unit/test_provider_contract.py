@@ -59,6 +59,12 @@ def _form(request: httpx.Request) -> Form:
     return asyncio.run(read_form(request.headers["content-type"], _stream(request.read()), limits))
 
 
+def _plan(model: str = "gpt-image-1-mini") -> Any:
+    return plan_edit(
+        parse_options({"prompt": "x"}), CAT.models[model], model, image_count=1, first_image=(100, 100)
+    )
+
+
 def _capture(answer: httpx.Response | None = None) -> tuple[list[httpx.Request], httpx.Client]:
     seen: list[httpx.Request] = []
 
@@ -150,13 +156,7 @@ def test_requests_match_the_spec(model: str, opts: dict[str, str], images: int, 
 
 
 def test_azure_url_and_key() -> None:
-    plan = plan_edit(
-        parse_options({"prompt": "x"}),
-        CAT.models["gpt-image-1-mini"],
-        "gpt-image-1-mini",
-        image_count=1,
-        first_image=(100, 100),
-    )
+    plan = _plan()
     seen, client = _capture()
     provider = AzureProvider(
         client,
@@ -289,13 +289,7 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
 def test_answers_map_into_the_error_tree(
     response: httpx.Response, kind: type[errors.ProviderError], retry: float | None
 ) -> None:
-    plan = plan_edit(
-        parse_options({"prompt": "x"}),
-        CAT.models["gpt-image-1-mini"],
-        "gpt-image-1-mini",
-        image_count=1,
-        first_image=(100, 100),
-    )
+    plan = _plan()
     _, client = _capture(response)
     with pytest.raises(kind) as raised:
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
@@ -316,13 +310,7 @@ def test_transport_failures(exc: Exception, kind: type[errors.ProviderError]) ->
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
 
-    plan = plan_edit(
-        parse_options({"prompt": "x"}),
-        CAT.models["gpt-image-1-mini"],
-        "gpt-image-1-mini",
-        image_count=1,
-        first_image=(100, 100),
-    )
+    plan = _plan()
     client = httpx.Client(transport=httpx.MockTransport(handler))
     with pytest.raises(kind) as raised:
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
@@ -353,13 +341,7 @@ def test_rate_limit_headers_are_read() -> None:
 def test_spec_example_response_parses() -> None:
     example = SPEC["components"]["schemas"]["ImagesResponse"]["x-oaiMeta"]["example"]
     body = json.loads(example.replace('"..."', json.dumps(base64.b64encode(PNG).decode())))
-    plan = plan_edit(
-        parse_options({"prompt": "x"}),
-        CAT.models["gpt-image-1.5"],
-        "gpt-image-1.5",
-        image_count=1,
-        first_image=(100, 100),
-    )
+    plan = _plan("gpt-image-1.5")
     _, client = _capture(httpx.Response(200, json=body))
     result = OpenAIProvider(client, "https://x/v1", "k").edit(
         EditCall(plan, [Upload("a.png", PNG, "image/png")])
@@ -382,13 +364,7 @@ def test_no_retries_inside_the_http_client() -> None:
             500, json={"error": {"message": "x", "type": "server_error", "param": None, "code": None}}
         )
 
-    plan = plan_edit(
-        parse_options({"prompt": "x"}),
-        CAT.models["gpt-image-1-mini"],
-        "gpt-image-1-mini",
-        image_count=1,
-        first_image=(100, 100),
-    )
+    plan = _plan()
     client = httpx.Client(transport=httpx.MockTransport(handler))
     with pytest.raises(errors.ProviderServerError):
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
