@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
         app.state.backend = db
         app.state.catalogue = catalogue.load(settings.catalogue_path)
-        app.state.async_redis = connect_async(settings.redis_url)
+        app.state.async_redis = connect_async(settings.redis_url, longest_block=settings.max_wait_seconds)
         if not getattr(metrics.REGISTRY, "_editq_state", False):
             metrics.register_state(db)
             metrics.REGISTRY._editq_state = True  # type: ignore[attr-defined]

@@ -116,7 +116,7 @@ def prepare(
             allow_private=settings.webhook_allow_private,
             allow_http=settings.webhook_allow_http,
         )
-        if options.webhook_url in tenant_store.disabled_urls(db, tenant):
+        if tenant_store.is_disabled(db, tenant, options.webhook_url):
             raise InvalidRequest(
                 "webhook_endpoint_disabled",
                 "this webhook_url answered 410 Gone and is disabled; re-enable it with "

@@ -118,6 +118,7 @@ class Model:
                 for name in PRICE_FIELDS
             },
             "prices_confirmed": self.prices_confirmed,
+            "input_tokens_confirmed": self.input_tokens_confirmed,
             "retires_on": self.retires_on.isoformat() if self.retires_on else None,
             "successor": self.successor,
             "snapshots": list(self.snapshots),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -64,7 +63,7 @@ def _client(args: argparse.Namespace) -> Any:
     key = args.key or (settings.client_api_key.get_secret_value() if settings.client_api_key else None)
     key = key or (settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None)
     if key is None:
-        local = Path(".editq/dev-api-key")
+        local = settings.state_dir / "dev-api-key"
         key = local.read_text().strip() if local.exists() else None
     if key is None:
         raise SystemExit("editq: set EDITQ_API_KEY or pass --key")
@@ -326,7 +325,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     setup(settings.log_level)
     concurrency = args.concurrency or settings.worker_concurrency
-    os.environ["EDITQ_WORKER_CONCURRENCY"] = str(concurrency)
     app.worker_main(
         [
             "worker",

@@ -1,6 +1,7 @@
 """Source images, masks and outputs, checked and shaped with Pillow.
 
-Accepted as they are: PNG, JPEG, WebP (what the GPT Image edit models take). Converted to PNG
+Accepted as they are: PNG, JPEG, WebP (what the GPT Image edit models take). A multi-picture
+JPEG (MPO, as phone cameras write) is stored as its primary picture, re-encoded as JPEG. Converted to PNG
 before storage: single-frame GIF, BMP and TIFF. Refused with `unsupported_image_format`:
 HEIC/HEIF, AVIF and anything else, and animated images (`animated_image`). A JPEG or WebP with an
 EXIF orientation is turned upright and stored re-encoded, so every later step sees the pixels the
@@ -21,6 +22,7 @@ from editq.options import cropped_dimensions
 
 ACCEPTED = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 CONVERTED = ("GIF", "BMP", "TIFF")
+#: Pillow reports a multi-picture JPEG (MPO) as its own format; its primary picture is accepted.
 OPENED = (*ACCEPTED, *CONVERTED)
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -144,29 +146,30 @@ def check_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> 
         )
     image = _open(data, param, max_pixels)
     fmt = image.format or ""
-    if getattr(image, "n_frames", 1) > 1 and fmt not in ("PNG", "WEBP", "JPEG"):
+    if fmt != "MPO" and getattr(image, "n_frames", 1) > 1:
         raise UnsupportedMedia(
             "animated_image", f"{param} has several frames; send a single still image", param
         )
-    if getattr(image, "is_animated", False):
-        raise UnsupportedMedia("animated_image", f"{param} is animated; send a single still image", param)
     _load(image, param)
-    orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "PNG") else 1
     if fmt in CONVERTED:
         return _source(_encode_png(image), "image/png", image, fmt.lower())
-    if orientation not in (1, None):
-        upright = ImageOps.exif_transpose(image)
-        out = io.BytesIO()
-        if fmt == "JPEG":
-            upright.save(out, format="JPEG", quality=95)
-        elif fmt == "WEBP":
-            upright.save(out, format="WEBP", lossless=True)
-        else:
-            upright.save(out, format="PNG")
-        return _source(out.getvalue(), ACCEPTED[fmt], upright, None)
-    if image.mode == "CMYK" or (fmt == "JPEG" and image.mode not in ("L", "RGB")):
-        return _source(_encode_png(image), "image/png", image, fmt.lower())
-    return _source(data, ACCEPTED[fmt], image, None)
+    if image.mode == "CMYK" or (fmt in ("JPEG", "MPO") and image.mode not in ("L", "RGB")):
+        return _source(_encode_png(ImageOps.exif_transpose(image)), "image/png", image, fmt.lower())
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    if orientation in (1, None) and fmt != "MPO":
+        return _source(data, ACCEPTED[fmt], image, None)
+    # Turn it upright, or keep only the primary picture of a multi-picture JPEG (phone cameras
+    # append depth maps and previews), re-encoding once.
+    upright = ImageOps.exif_transpose(image)
+    out = io.BytesIO()
+    if fmt in ("JPEG", "MPO"):
+        upright.save(out, format="JPEG", quality=95)
+        return _source(out.getvalue(), "image/jpeg", upright, "mpo" if fmt == "MPO" else None)
+    if fmt == "WEBP":
+        upright.save(out, format="WEBP", lossless=True)
+    else:
+        upright.save(out, format="PNG")
+    return _source(out.getvalue(), ACCEPTED[fmt], upright, None)
 
 
 def check_mask(data: bytes, *, first_image: tuple[int, int], max_bytes: int, max_pixels: int) -> SourceImage:

@@ -21,6 +21,7 @@ from typing import IO
 
 import httpx
 
+from editq.settings import Settings
 from storage.redis import connect
 
 PYTHON = sys.executable
@@ -274,12 +275,6 @@ class Stack:
             proc.stop()
 
 
-def _state_dir() -> Path:
-    path = Path(os.environ.get("EDITQ_STATE_DIR", ".editq")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _persistent_secret(path: Path, make: str) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -302,9 +297,15 @@ def _signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run() -> int:
-    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
-    state = _state_dir()
-    env: dict[str, str] = {}
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM. Services the environment
+    names (EDITQ_REDIS_URL, EDITQ_S3_ENDPOINT_URL, OPENAI_API_KEY) are used, not started."""
+    settings = Settings()
+    given = settings.model_fields_set
+    state = settings.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    access = settings.aws_access_key_id
+    secret = settings.aws_secret_access_key.get_secret_value()
+    env: dict[str, str] = {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
     stack = Stack()
     stop = threading.Event()
     out = sys.stdout
@@ -315,56 +316,55 @@ def run() -> int:
 
     with _signals(stop):
         try:
-            if "EDITQ_REDIS_URL" in os.environ:
-                say(f"using Redis at {os.environ['EDITQ_REDIS_URL']}")
+            if "redis_url" in given:
+                say(f"using Redis at {settings.redis_url}")
             else:
-                port = int(os.environ.get("EDITQ_LOCAL_REDIS_PORT", "6390"))
-                stack.add(redis_server(port, state / "redis"))
-                env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-            access = os.environ.setdefault("AWS_ACCESS_KEY_ID", "editq")
-            secret = os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "editq-local-secret")
-            if "EDITQ_S3_ENDPOINT_URL" in os.environ:
-                say(f"using S3 at {os.environ['EDITQ_S3_ENDPOINT_URL']}")
+                stack.add(redis_server(settings.local_redis_port, state / "redis"))
+                env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
+            if "s3_endpoint_url" in given:
+                say(f"using S3 at {settings.s3_endpoint_url}")
             else:
-                port = int(os.environ.get("EDITQ_LOCAL_S3_PORT", "9010"))
+                port = settings.local_s3_port
                 stack.add(s3_server(port, state / "s3", access_key=access, secret_key=secret))
                 env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
-            if "OPENAI_API_KEY" in os.environ:
-                say(
-                    f"calling the provider at {os.environ.get('OPENAI_BASE_URL', 'https://api.openai.com/v1')}"
-                )
+            if settings.openai_api_key is not None:
+                say(f"calling the provider at {settings.openai_base_url}")
             else:
-                port = int(os.environ.get("EDITQ_LOCAL_SIM_PORT", "8100"))
-                stack.add(simulator(port, args=["--latency", "0.5-1.5"]))
-                env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+                stack.add(simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
+                env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{settings.local_sim_port}/v1"
                 env["OPENAI_API_KEY"] = "sk-editq-simulator"
-            key = os.environ.get("EDITQ_BOOTSTRAP_API_KEY") or _persistent_secret(
-                state / "dev-api-key", "eq_dev_" + secrets.token_urlsafe(24)
+            key = (
+                settings.bootstrap_api_key.get_secret_value()
+                if settings.bootstrap_api_key
+                else _persistent_secret(state / "dev-api-key", "eq_dev_" + secrets.token_urlsafe(24))
+            )
+            flower_auth = (
+                settings.flower_basic_auth.get_secret_value()
+                if settings.flower_basic_auth
+                else _persistent_secret(state / "flower-auth", "admin:" + secrets.token_urlsafe(12))
             )
             env["EDITQ_BOOTSTRAP_API_KEY"] = key
-            flower_auth = os.environ.get("EDITQ_FLOWER_BASIC_AUTH") or _persistent_secret(
-                state / "flower-auth", "admin:" + secrets.token_urlsafe(12)
-            )
             env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
-            env.setdefault(
-                "EDITQ_WEBHOOK_ALLOW_PRIVATE", os.environ.get("EDITQ_WEBHOOK_ALLOW_PRIVATE", "true")
-            )
-            env.setdefault("EDITQ_WEBHOOK_ALLOW_HTTP", os.environ.get("EDITQ_WEBHOOK_ALLOW_HTTP", "true"))
-            api_port = int(os.environ.get("EDITQ_API_PORT", "8000"))
-            flower_port = int(os.environ.get("EDITQ_FLOWER_PORT", "5555"))
+            # a local run posts webhooks to local receivers unless told otherwise
+            for name, var in (
+                ("webhook_allow_private", "EDITQ_WEBHOOK_ALLOW_PRIVATE"),
+                ("webhook_allow_http", "EDITQ_WEBHOOK_ALLOW_HTTP"),
+            ):
+                if name not in given:
+                    env[var] = "true"
             full = {**os.environ, **env}
-            stack.add(api(full, api_port))
-            stack.add(worker(full, concurrency=int(os.environ.get("EDITQ_WORKER_CONCURRENCY", "16"))))
+            stack.add(api(full, settings.api_port))
+            stack.add(worker(full, concurrency=settings.worker_concurrency))
             stack.add(beat(full, state / "beat"))
-            stack.add(flower(full, flower_port, flower_auth))
+            stack.add(flower(full, settings.flower_port, flower_auth))
             say("")
             say("editq is running (Ctrl-C stops everything):")
-            say(f"  API      http://127.0.0.1:{api_port}   (docs: /docs)")
+            say(f"  API      http://127.0.0.1:{settings.api_port}   (docs: /docs)")
             say(f"  API key  {key}")
-            say(f"  Flower   http://127.0.0.1:{flower_port}   (user:password {flower_auth})")
-            say(f"  Redis    {full['EDITQ_REDIS_URL']}")
+            say(f"  Flower   http://127.0.0.1:{settings.flower_port}   (user:password {flower_auth})")
+            say(f"  Redis    {full.get('EDITQ_REDIS_URL', settings.redis_url)}")
             say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
-            say(f"  model    {full.get('OPENAI_BASE_URL', 'https://api.openai.com/v1')}")
+            say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
             say("")
             while not stop.wait(1.0):
                 dead = [p for p in stack.procs if not p.alive()]

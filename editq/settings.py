@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     flower_port: int = Field(5555, validation_alias=_env("EDITQ_FLOWER_PORT"))
     flower_basic_auth: SecretStr | None = Field(None, validation_alias=_env("EDITQ_FLOWER_BASIC_AUTH"))
 
+    # --- `editq run` (make run): where it keeps state, and the services it starts -------------
+    state_dir: Path = Field(Path(".editq"), validation_alias=_env("EDITQ_STATE_DIR"))
+    local_redis_port: int = Field(6390, validation_alias=_env("EDITQ_LOCAL_REDIS_PORT"))
+    local_s3_port: int = Field(9010, validation_alias=_env("EDITQ_LOCAL_S3_PORT"))
+    local_sim_port: int = Field(8100, validation_alias=_env("EDITQ_LOCAL_SIM_PORT"))
+
     #: Prefix of every Redis key editq writes.
     redis_prefix: str = Field("editq", validation_alias=_env("EDITQ_REDIS_PREFIX"))
     log_level: str = Field("INFO", validation_alias=_env("EDITQ_LOG_LEVEL"))

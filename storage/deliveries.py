@@ -47,10 +47,10 @@ class Delivery:
         )
 
 
-def create(
-    db: Backend, tenant: str, job_id: str, event: str, url: str, body: str, retention_s: int
-) -> str | None:
-    """Record a delivery and schedule its first attempt; None if it already exists."""
+def create(db: Backend, tenant: str, job_id: str, event: str, url: str, body: str) -> str | None:
+    """Record a delivery (kept as long as jobs are) and schedule its first attempt; None if it
+    already exists."""
+    retention_s = db.settings.job_retention_seconds
     dlv = delivery_id(tenant, job_id, event)
     key = db.keys.delivery(dlv)
     now = int(time.time() * 1000)
@@ -96,7 +96,7 @@ def record_attempt(
     key = db.keys.delivery(dlv.id)
     pipe = db.redis.pipeline()
     pipe.rpush(db.keys.delivery_attempts(dlv.id), json.dumps(attempt))
-    pipe.expire(db.keys.delivery_attempts(dlv.id), max(1, int(db.redis.ttl(key) or 1)))
+    pipe.expire(db.keys.delivery_attempts(dlv.id), db.settings.job_retention_seconds)
     pipe.hincrby(key, "attempts", 1)
     pipe.hset(key, mapping={"status": status, "next_at": "" if next_at is None else str(next_at)})
     if next_at is None:

@@ -25,8 +25,10 @@ def get(db: Backend, tenant: str, job_id: str) -> Job | None:
 
 def queue_position(db: Backend, job: Job) -> int | None:
     """Jobs of the same tenant ahead of this one (0: next), or None if it is not waiting."""
-    if job.status.value != "queued" or job.token:
-        return 0 if job.token else None
+    if job.status.value != "queued":
+        return None
+    if job.token:
+        return 0  # admitted: it starts as soon as a worker takes it
     interactive = db.keys.queue(job.tenant, "interactive")
     if job.priority == "batch":
         ahead = db.redis.llen(interactive)

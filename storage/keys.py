@@ -87,10 +87,6 @@ class Keys:
         return f"{self.prefix}:retention"
 
     @property
-    def fair(self) -> str:
-        return f"{self.prefix}:fair"
-
-    @property
     def fair_cfg(self) -> str:
         return f"{self.prefix}:fair:cfg"
 

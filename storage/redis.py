@@ -52,11 +52,12 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
     )
 
 
-def connect_async(url: str, *, timeout: float = 5.0) -> redis.asyncio.Redis:
+def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0) -> redis.asyncio.Redis:
+    """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked."""
     return redis.asyncio.Redis.from_url(
         url,
         decode_responses=True,
-        socket_timeout=None,
+        socket_timeout=longest_block + timeout,
         socket_connect_timeout=timeout,
         socket_keepalive=True,
         health_check_interval=25,

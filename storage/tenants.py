@@ -233,5 +233,9 @@ def disabled_urls(db: Backend, tenant: str) -> set[str]:
     return set(db.redis.smembers(db.keys.disabled_urls(tenant)))
 
 
+def is_disabled(db: Backend, tenant: str, url: str) -> bool:
+    return bool(db.redis.sismember(db.keys.disabled_urls(tenant), url))
+
+
 def enable_url(db: Backend, tenant: str, url: str) -> bool:
     return bool(db.redis.srem(db.keys.disabled_urls(tenant), url))

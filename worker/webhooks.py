@@ -42,9 +42,7 @@ def materialize(ctx: Context, member: str) -> str | None:
         data = {**data, "status": "running"}
     at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
     body = json.dumps({"type": event, "timestamp": iso(at or int(time.time() * 1000)), "data": data})
-    created = deliveries.create(
-        db, tenant, job_id, event, job.webhook_url, body, ctx.settings.job_retention_seconds
-    )
+    created = deliveries.create(db, tenant, job_id, event, job.webhook_url, body)
     schedule.done(db, member)
     return created
 
@@ -82,7 +80,7 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         return dlv.status
     started = time.time()
     attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
-    if dlv.url in tenants.disabled_urls(db, dlv.tenant):
+    if tenants.is_disabled(db, dlv.tenant, dlv.url):
         attempt.update(status="skipped", error="endpoint disabled after a 410")
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
         return deliveries.DISABLED

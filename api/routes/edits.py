@@ -156,7 +156,7 @@ def list_jobs(
 def cancel(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
     """Cancel a queued job (free) or a running one (its call, if billed, is charged)."""
     outcome, status = job_store.cancel(db, tenant, job_id)
-    if outcome == "missing" or job_store.get(db, tenant, job_id) is None:
+    if outcome == "missing":
         raise NotFound("job_not_found", f"no job {job_id!r}", "id")
     if outcome == "finished":
         raise Conflict("job_finished", f"the job already ended ({status})", "id", status=status)

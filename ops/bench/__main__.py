@@ -9,6 +9,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def _deploy(
     )
 
 
+def _run_backlog(
+    editq: Editq, jobs: int, image: bytes, before_start: Callable[[], object] = lambda: None
+) -> tuple[list[dict[str, str]], float]:
+    """Queue `jobs` jobs with no worker running, then start the workers and wait for all of
+    them. Returns their records and the seconds from the workers' start."""
+    key = editq.tenant("acme")
+    with editq.client(key) as client:
+        ids = editq.submit_backlog(client, jobs, image)
+    before_start()
+    began = time.monotonic()
+    editq.start_workers(WORKERS, CONCURRENCY)
+    records = editq.wait("acme", ids, timeout=jobs / LIMIT * 60 * 3 + 120)
+    return records, time.monotonic() - began
+
+
 def _rate_per_min(starts: list[int]) -> float:
     starts = sorted(starts)
     if len(starts) < 2:
@@ -77,13 +93,7 @@ def saturation(services: Services, jobs: int) -> Result:
     try:
         editq = _deploy(services, sim_url, ipm=LIMIT, inflight=64)
         try:
-            key = editq.tenant("acme")
-            with editq.client(key) as client:
-                ids = editq.submit_backlog(client, jobs, image)
-            began = time.monotonic()
-            editq.start_workers(WORKERS, CONCURRENCY)
-            records = editq.wait("acme", ids, timeout=jobs / LIMIT * 60 * 3 + 120)
-            elapsed = time.monotonic() - began
+            records, elapsed = _run_backlog(editq, jobs, image)
         finally:
             editq.stop()
         stats = sim_stats(sim_url)
@@ -169,12 +179,9 @@ def wrong_configuration(services: Services, jobs: int) -> Result:
     try:
         editq = _deploy(services, sim_url, ipm=told, inflight=80)
         try:
-            key = editq.tenant("acme")
-            with editq.client(key) as client:
-                ids = editq.submit_backlog(client, jobs, image)
-            httpx.post(f"{sim_url}/_sim/reset", timeout=10).raise_for_status()  # empty bucket, fresh counts
-            editq.start_workers(WORKERS, CONCURRENCY)
-            records = editq.wait("acme", ids, timeout=jobs / LIMIT * 60 * 3 + 120)
+            # reset the simulator just before the run: an empty bucket and fresh counts
+            reset = lambda: httpx.post(f"{sim_url}/_sim/reset", timeout=10).raise_for_status()  # noqa: E731
+            records, _ = _run_backlog(editq, jobs, image, before_start=reset)
             limiter = editq.limiter()
         finally:
             editq.stop()

@@ -219,7 +219,7 @@ def test_the_address_is_checked_again_when_delivering(guarded: Universe) -> None
     ctx = context.build(guarded.settings, 1)
     try:
         dlv = deliveries.create(
-            ctx.db, tenant, "edit_x", "edit.succeeded", "https://rebind.example/hook", "{}", 600
+            ctx.db, tenant, "edit_x", "edit.succeeded", "https://rebind.example/hook", "{}"
         )
         assert dlv is not None
         status = webhooks.deliver(ctx, dlv, resolve=lambda host, port: ["10.0.0.7"])

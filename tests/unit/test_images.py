@@ -114,3 +114,28 @@ def test_outputs_are_cropped_and_resized_exactly() -> None:
     with pytest.raises(ValueError, match="unreadable"):
         inspect_output(b"garbage")
     assert encode(Image.new("RGBA", (4, 4)), "webp", 50).content_type == "image/webp"
+
+
+def test_multi_picture_jpeg_keeps_its_primary_picture() -> None:
+    primary, depth = Image.new("RGB", (64, 48), "red"), Image.new("RGB", (64, 48), "blue")
+    out = io.BytesIO()
+    primary.save(out, format="MPO", save_all=True, append_images=[depth])
+    checked = check_image(out.getvalue(), param="image", **LIMITS)
+    stored = Image.open(io.BytesIO(checked.data))
+    assert stored.format == "JPEG"
+    assert getattr(stored, "n_frames", 1) == 1
+    assert checked.content_type == "image/jpeg"
+    assert checked.converted_from == "mpo"
+    pixel = stored.convert("RGB").getpixel((10, 10))
+    assert isinstance(pixel, tuple)
+    assert pixel[0] > 200  # red: the primary picture
+
+
+def test_animated_png_and_multipage_tiff_are_refused() -> None:
+    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
+    for fmt in ("PNG", "TIFF", "WEBP"):
+        out = io.BytesIO()
+        frames[0].save(out, format=fmt, save_all=True, append_images=frames[1:])
+        with pytest.raises(EditqError) as refused:
+            check_image(out.getvalue(), param="image", **LIMITS)
+        assert refused.value.code == "animated_image", fmt
