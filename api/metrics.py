@@ -3,7 +3,6 @@ at scrape time (so they cover every worker, wherever it runs)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -39,7 +38,7 @@ class StateCollector(Collector):
                 pipe.llen(db.keys.queue(tenant, "interactive"))
                 pipe.llen(db.keys.queue(tenant, "batch"))
             depths = pipe.execute()
-            due = db.redis.zcount(db.keys.schedule, "-inf", int(time.time() * 1000))
+            due = db.redis.zcount(db.keys.schedule, "-inf", db.clock.ms())
             scheduled = db.redis.zcard(db.keys.schedule)
         except REDIS_ERRORS:
             return

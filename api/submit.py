@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from editq import cost, ids, ssrf
+from editq import cost, ids, lifecycle, ssrf
 from editq.catalogue import Catalogue, Resolution
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
 from editq.jobs import Job
+from editq.lifecycle import Availability, Choice
 from editq.options import EditOptions, EditPlan, plan_edit
 from storage import idempotency, images, money, outputs
 from storage import jobs as job_store
+from storage import models as model_store
 from storage import tenants as tenant_store
 from storage.backend import Backend
 from storage.errors import StorageError, StorageUnavailable
@@ -61,7 +62,7 @@ class Prepared:
 
     tenant: str
     options: EditOptions
-    resolution: Resolution
+    choice: Choice
     plan: EditPlan
     estimate: cost.Estimate | None
     sources: list[Source]
@@ -84,15 +85,21 @@ def prepare(
     sources: list[Source],
     mask: Source | None,
     cancel_after_s: float | None = None,
-    today: date | None = None,
+    availability: Availability | None = None,
 ) -> Prepared:
     """Every check a submission must pass, before anything is written."""
     settings = db.settings
     if not sources:
         raise InvalidRequest("image_missing", "at least one image is required", "image")
-    resolution = catalogue.resolve(
-        options.model or settings.default_model, aliases=settings.model_aliases, today=today
+    choice = lifecycle.choose(
+        catalogue,
+        options.model,
+        configured_default=settings.default_model,
+        aliases=settings.model_aliases,
+        availability=availability if availability is not None else model_store.availability(db),
+        today=db.clock.today(),
     )
+    resolution = choice.resolution
     model = resolution.model
     unsupported = ("webp",) if settings.provider == "azure" else ()
     plan = plan_edit(
@@ -149,7 +156,7 @@ def prepare(
         )
     deadline_ms = None
     if cancel_after_s is not None:
-        deadline_ms = int((time.time() + cancel_after_s) * 1000)
+        deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
     shas = [s.meta["sha256"] for s in sources]
     mask_sha = mask.meta["sha256"] if mask else None
     reuse_fp = _digest({"plan": plan.to_dict(), "sources": shas, "mask": mask_sha})
@@ -159,7 +166,7 @@ def prepare(
     return Prepared(
         tenant=tenant,
         options=options,
-        resolution=resolution,
+        choice=choice,
         plan=plan,
         estimate=estimate,
         sources=sources,
@@ -204,8 +211,10 @@ def _fields(p: Prepared, job_id: str, created_ms: int, reusable: bool) -> dict[s
     return {
         "id": job_id,
         "tenant": p.tenant,
-        "model": p.resolution.model.name,
-        "model_requested": p.resolution.requested,
+        "model": p.choice.resolution.model.name,
+        "model_requested": options.model or "",
+        "model_explicit": "1" if p.choice.explicit else "0",
+        "model_note": p.choice.note or "",
         "prompt": options.prompt,
         "priority": options.priority,
         "plan": json.dumps(p.plan.to_dict()),
@@ -264,7 +273,7 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
             earlier = None
         amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
         hold = money.hold(db, p.tenant, amount)
-        created_ms = int(time.time() * 1000)
+        created_ms = db.clock.ms()
         fields = _fields(p, job_id, created_ms, _reusable(p))
         fields["retention_s"] = str(settings.job_retention_seconds)
         for source in [*p.sources, *([p.mask] if p.mask else [])]:
@@ -317,7 +326,7 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
     except EditqError:
         _undo(db, p, hold, idempotency_key)
         raise
-    headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.resolution)}
+    headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.choice.resolution)}
     return Answer(status, body, headers, job_id)
 
 

@@ -11,7 +11,7 @@ import copy
 import functools
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -75,10 +75,15 @@ class Model:
     prompt_max_chars: int
     prices: Prices
     prices_confirmed: bool
+    #: `official` (OpenAI's own pages) or `secondary` (pages that quote them).
+    prices_basis: str
     per_image_prices: dict[str, dict[str, Fraction]]
     output_tokens: dict[str, dict[str, int]]
-    output_tokens_by_area: bool
+    #: Set for free-form sizes: output tokens are bounded by area from `output_tokens`, times this.
+    output_tokens_area_factor: Fraction | None
     input_tokens_confirmed: bool
+    #: The fidelity the provider bills input images at whatever is asked (gpt-image-2: high).
+    input_fidelity_billed: str | None
     extra_text_tokens_per_image: int
     max_text_output_tokens: int
     retires_on: date | None
@@ -89,6 +94,12 @@ class Model:
 
     def retired(self, today: date) -> bool:
         return self.retires_on is not None and today >= self.retires_on
+
+    def retiring_within(self, today: date, days: int) -> bool:
+        """Live today, but retired within `days` days."""
+        return (
+            self.retires_on is not None and not self.retired(today) and (self.retires_on - today).days <= days
+        )
 
     def public(self) -> dict[str, Any]:
         """The model as `GET /v1/models` shows it."""
@@ -118,6 +129,7 @@ class Model:
                 for name in PRICE_FIELDS
             },
             "prices_confirmed": self.prices_confirmed,
+            "prices_basis": self.prices_basis,
             "input_tokens_confirmed": self.input_tokens_confirmed,
             "retires_on": self.retires_on.isoformat() if self.retires_on else None,
             "successor": self.successor,
@@ -144,18 +156,30 @@ class Catalogue:
 
     models: dict[str, Model]
     snapshots: dict[str, str]
+    #: The first model of the default chain (then its successor, and so on).
+    default: str
 
-    def resolve(self, requested: str, *, aliases: dict[str, str], today: date | None = None) -> Resolution:
+    def find(self, name: str, aliases: dict[str, str]) -> tuple[Model, str] | None:
+        """The catalogued model `name` stands for (through aliases and snapshots) and the name
+        sent upstream, or None."""
+        target = aliases.get(name, name)
+        model = self.models.get(self.snapshots.get(target, target))
+        return None if model is None else (model, target)
+
+    def canonical(self, provider_id: str) -> str | None:
+        """The catalogue name of a model id the provider lists (a name or a snapshot)."""
+        name = self.snapshots.get(provider_id, provider_id)
+        return name if name in self.models else None
+
+    def resolve(self, requested: str, *, aliases: dict[str, str], today: date) -> Resolution:
         """The model to call for `requested`, honouring operator aliases and retirements."""
-        today = today or datetime.now(UTC).date()
-        target = aliases.get(requested, requested)
-        base = self.snapshots.get(target, target)
-        model = self.models.get(base)
-        if model is None:
+        found = self.find(requested, aliases)
+        if found is None:
             known = ", ".join(sorted(self.models))
             raise InvalidRequest(
                 "model_not_found", f"unknown model {requested!r}; available: {known}", "model"
             )
+        model, target = found
         if model.retired(today):
             assert model.retires_on is not None
             successor = f"; use {model.successor} instead" if model.successor else ""
@@ -227,13 +251,15 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         prompt_max_chars=int(raw["prompt_max_chars"]),
         prices=parsed_prices,
         prices_confirmed=bool(raw.get("prices_confirmed", False)) and parsed_prices.complete,
+        prices_basis=str(raw.get("prices_basis", "official")),
         per_image_prices={
             quality: {size: Fraction(str(usd)) for size, usd in by_size.items()}
             for quality, by_size in (raw.get("per_image_prices") or {}).items()
         },
         output_tokens={q: dict(by_size) for q, by_size in raw["output_tokens"].items()},
-        output_tokens_by_area=bool(raw.get("output_tokens_by_area", False)),
+        output_tokens_area_factor=_fraction(raw.get("output_tokens_area_factor")),
         input_tokens_confirmed=bool(input_tokens.get("confirmed", False)),
+        input_fidelity_billed=raw.get("input_fidelity_billed"),
         extra_text_tokens_per_image=int(raw.get("extra_text_tokens_per_image", 0)),
         max_text_output_tokens=int(raw.get("max_text_output_tokens", 0)),
         retires_on=_date(raw.get("retires_on")),
@@ -254,7 +280,13 @@ def parse(data: dict[str, Any]) -> Catalogue:
         models[name] = model
         for snapshot in model.snapshots:
             snapshots[snapshot] = name
-    return Catalogue(models=models, snapshots=snapshots)
+    default = str(data.get("default") or next(iter(models), ""))
+    if default not in models:
+        raise ValueError(f"the catalogue's default {default!r} is not a catalogued model")
+    for model in models.values():
+        if model.successor is not None and model.successor not in models:
+            raise ValueError(f"{model.name}'s successor {model.successor!r} is not catalogued")
+    return Catalogue(models=models, snapshots=snapshots, default=default)
 
 
 def shipped_data() -> dict[str, Any]:
@@ -269,5 +301,5 @@ def load(override: Path | None = None) -> Catalogue:
     data = shipped_data()
     if override is not None:
         extra = json.loads(Path(override).read_text(encoding="utf-8"))
-        data = _merge(data, {k: v for k, v in extra.items() if k in ("defaults", "models")})
+        data = _merge(data, {k: v for k, v in extra.items() if k in ("default", "defaults", "models")})
     return parse(data)

@@ -291,6 +291,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         rate_headers=args.rate_headers,
         start_full=not args.start_empty,
         seed=args.seed,
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
+        clock_offset=args.clock_offset,
     )
     _print(f"editq simulator (not a generative model) on http://{args.host}:{args.port}/v1")
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning", access_log=False)
@@ -445,6 +447,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-headers", choices=["all", "requests", "none"], default="all")
     p.add_argument("--start-empty", action="store_true", help="rate buckets start empty")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--models", help="comma-separated models it serves (default: every catalogued model not retired)"
+    )
+    p.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to its clock (retirements)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("api", help="run the API")

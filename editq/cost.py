@@ -27,28 +27,62 @@ TEXT_OVERHEAD_TOKENS = 16
 
 @dataclass(frozen=True)
 class Usage:
-    """The provider's `usage` object, reduced to what is billed."""
+    """The provider's `usage` object, reduced to what is billed. Cached input tokens are apart
+    from the uncached ones (`text_input` and `image_input` exclude them)."""
 
     text_input: int
     image_input: int
     image_output: int
     text_output: int
+    text_input_cached: int = 0
+    image_input_cached: int = 0
 
     @classmethod
     def from_api(cls, usage: dict[str, Any]) -> Usage:
+        """Every part of `usage` that is present: `input_tokens_details.{text_tokens,
+        image_tokens,cached_tokens}` (and `cached_tokens_details` if the provider splits the
+        cached tokens) and `output_tokens_details.{image_tokens,text_tokens}`.
+
+        Cached tokens without a split are taken from the text tokens first: text has the
+        smaller cache discount, so the charge is never below what the provider bills."""
         details = usage.get("input_tokens_details") or {}
         out_details = usage.get("output_tokens_details")
-        text_in = int(details.get("text_tokens", 0))
-        image_in = int(details.get("image_tokens", int(usage.get("input_tokens", 0)) - text_in))
-        if out_details:
-            image_out = int(out_details.get("image_tokens", 0))
-            text_out = int(out_details.get("text_tokens", 0))
+        text_in = _count(details.get("text_tokens", 0))
+        image_in = _count(details.get("image_tokens", _count(usage.get("input_tokens", 0)) - text_in))
+        split = details.get("cached_tokens_details")
+        if isinstance(split, dict):
+            text_cached = _count(split.get("text_tokens", 0))
+            image_cached = _count(split.get("image_tokens", 0))
         else:
-            image_out, text_out = int(usage.get("output_tokens", 0)), 0
-        values = (text_in, image_in, image_out, text_out)
+            cached = _count(details.get("cached_tokens") or 0)
+            text_cached = min(cached, text_in)
+            image_cached = min(cached - text_cached, image_in)
+        if out_details:
+            image_out = _count(out_details.get("image_tokens", 0))
+            text_out = _count(out_details.get("text_tokens", 0))
+        else:
+            image_out, text_out = _count(usage.get("output_tokens", 0)), 0
+        values = (
+            text_in - text_cached,
+            image_in - image_cached,
+            image_out,
+            text_out,
+            text_cached,
+            image_cached,
+        )
         if min(values) < 0:
-            raise ValueError(f"negative token count in usage {usage!r}")
+            raise ValueError(f"inconsistent token counts in usage {usage!r}")
         return cls(*values)
+
+
+def _count(value: Any) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"a token count is not an integer: {value!r}") from None
+    if isinstance(value, bool | float) or count < 0:
+        raise ValueError(f"not a whole, non-negative token count: {value!r}")
+    return count
 
 
 def micros(amount: Fraction) -> int:
@@ -71,9 +105,17 @@ def price_usage(prices: Prices, usage: Usage) -> int:
     assert prices.image_input is not None
     assert prices.image_output is not None
     text_out_price = prices.text_output if prices.text_output is not None else prices.image_output
+    text_cached_price = (
+        prices.text_input_cached if prices.text_input_cached is not None else prices.text_input
+    )
+    image_cached_price = (
+        prices.image_input_cached if prices.image_input_cached is not None else prices.image_input
+    )
     total = (
         usage.text_input * prices.text_input
+        + usage.text_input_cached * text_cached_price
         + usage.image_input * prices.image_input
+        + usage.image_input_cached * image_cached_price
         + usage.image_output * prices.image_output
         + usage.text_output * text_out_price
     )
@@ -99,28 +141,34 @@ def text_tokens_upper_bound(prompt: str, images: int, model: Model) -> int:
 
 
 def output_tokens(model: Model, quality: str, size: str) -> int:
-    """Output tokens of one image; `auto` quality or size is priced as the largest."""
-    qualities = ["high"] if quality == "auto" else [quality]
+    """Output tokens of one image, an upper bound; `auto` quality or size is priced as the
+    largest. Models with free-form sizes are bounded by area (`area_tokens`)."""
+    if model.output_tokens_area_factor is not None:
+        return area_tokens(model, quality, size, model.output_tokens_area_factor)
+    q = "high" if quality == "auto" else quality
+    by_size = model.output_tokens.get(q, {})
     table_sizes = list(STANDARD_SIZES) if size == "auto" else [size]
-    best = 0
-    for q in qualities:
-        by_size = model.output_tokens.get(q, {})
-        for s in table_sizes:
-            if s in by_size:
-                best = max(best, by_size[s])
-            elif model.output_tokens_by_area and by_size:
-                dims = parse_size(s)
-                if dims is None:
-                    continue
-                per_pixel = max(t / _area(k) for k, t in by_size.items())
-                best = max(best, math.ceil(per_pixel * dims[0] * dims[1]))
+    best = max((by_size[s] for s in table_sizes if s in by_size), default=0)
     if best == 0:
         raise InvalidRequest("unsupported_size", f"no output-token figure for {size} on {model.name}", "size")
-    if size == "auto" and model.arbitrary_sizes is not None:
-        largest = model.arbitrary_sizes.max_pixels
-        per_pixel = max(t / _area(k) for k, t in model.output_tokens["high"].items())
-        best = max(best, math.ceil(per_pixel * largest))
     return best
+
+
+def area_tokens(model: Model, quality: str, size: str, factor: Fraction) -> int:
+    """The quality's highest tokens-per-pixel in the 1.x table, times the size's area (the
+    largest allowed for `auto`), times `factor`; rounded up."""
+    by_size = model.output_tokens.get("high" if quality == "auto" else quality, {})
+    if not by_size:
+        raise InvalidRequest("unsupported_quality", f"no output-token figure for {quality}", "quality")
+    per_pixel = max(Fraction(tokens, _area(s)) for s, tokens in by_size.items())
+    if size == "auto":
+        area = model.arbitrary_sizes.max_pixels if model.arbitrary_sizes else max(map(_area, by_size))
+    else:
+        dims = parse_size(size)
+        if dims is None:
+            raise InvalidRequest("unsupported_size", f"size {size!r} is not WxH", "size")
+        area = dims[0] * dims[1]
+    return math.ceil(per_pixel * area * factor)
 
 
 def _area(size: str) -> int:
@@ -177,7 +225,8 @@ def estimate(
     assert prices.image_output is not None
     text = text_tokens_upper_bound(plan.prompt, len(images), model)
     counted = list(images) + ([mask] if mask else [])
-    image_in = sum(image_input_tokens(w, h, plan.input_fidelity) for w, h in counted)
+    fidelity = model.input_fidelity_billed or plan.input_fidelity
+    image_in = sum(image_input_tokens(w, h, fidelity) for w, h in counted)
     out = output_tokens(model, plan.quality, plan.size)
     out_cost = max(out * prices.image_output, per_image_price(model, plan.quality, plan.size))
     text_out_price = prices.text_output if prices.text_output is not None else prices.image_output

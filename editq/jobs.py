@@ -98,6 +98,16 @@ class Job:
     reusable: bool
     raw: dict[str, str] = field(repr=False, default_factory=dict)
 
+    @property
+    def model_explicit(self) -> bool:
+        """The client named the model (jobs from before the field existed count as named)."""
+        return self.raw.get("model_explicit", "1") != "0"
+
+    @property
+    def model_note(self) -> str | None:
+        """Why the job runs on another model than the one it would have had."""
+        return self.raw.get("model_note") or None
+
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
         return cls(
@@ -156,8 +166,10 @@ class Job:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "model": self.model_requested or self.model,
+            "model": self.model if not self.model_explicit else self.model_requested or self.model,
+            "model_requested": self.model_requested if self.model_explicit else None,
             "model_called": self.plan.get("api_model", self.model),
+            "model_note": self.model_note,
             "prompt": self.prompt,
             "options": {k: self.options.get(k) for k in ECHOED_OPTIONS},
             "provider_request": {

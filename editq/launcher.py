@@ -21,6 +21,9 @@ from typing import IO
 
 import httpx
 
+from editq import catalogue, lifecycle
+from editq.clock import SYSTEM, Clock
+from editq.lifecycle import Availability
 from editq.settings import Settings
 from storage.redis import connect
 
@@ -245,13 +248,15 @@ def flower(
     return spawn("flower", argv, env=env, echo=echo, log=log)
 
 
-def wait_for_worker(redis_url: str, prefix: str, count: int = 1, timeout: float = 60.0) -> None:
+def wait_for_worker(
+    redis_url: str, prefix: str, count: int = 1, timeout: float = 60.0, clock: Clock = SYSTEM
+) -> None:
     """Until `count` workers advertise edit slots in Redis."""
     client = connect(redis_url)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            now = int(time.time() * 1000)
+            now = clock.ms()
             if client.zcount(f"{prefix}:workers", f"({now}", "+inf") >= count:
                 return
             time.sleep(0.1)
@@ -294,6 +299,23 @@ def _signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+def model_banner(settings: Settings) -> list[str]:
+    """The default model and what is retiring, before the provider's listing is known (workers
+    learn it and log what changes)."""
+    state = lifecycle.report(
+        catalogue.load(settings.catalogue_path),
+        configured_default=settings.default_model,
+        aliases=settings.model_aliases,
+        availability=Availability(),
+        today=settings.clock.today(),
+    )
+    lines = [
+        f"default  {state['default'] or 'none'}" + ("" if settings.default_model else " (default chain)")
+    ]
+    lines.extend(f"notice   {line}" for line in lifecycle.announcements(state))
+    return lines
 
 
 def run() -> int:
@@ -365,6 +387,8 @@ def run() -> int:
             say(f"  Redis    {full.get('EDITQ_REDIS_URL', settings.redis_url)}")
             say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
             say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
+            for line in model_banner(settings):
+                say(f"  {line}")
             say("")
             while not stop.wait(1.0):
                 dead = [p for p in stack.procs if not p.alive()]

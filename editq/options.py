@@ -296,9 +296,27 @@ def _closest_standard(ratio: Fraction) -> str:
     return min(STANDARD_SIZES, key=distance)
 
 
+def _exact_for(model: Model, ratio: Fraction) -> str | None:
+    """A free-form size of exactly `ratio`, its area nearest the target, or None if none fits:
+    W = step x a x k and H = step x b x k for the ratio a:b in lowest terms."""
+    rules = model.arbitrary_sizes
+    assert rules is not None
+    step, a, b = rules.multiple_of, ratio.numerator, ratio.denominator
+    k_max = rules.max_edge // (step * max(a, b))
+    target = math.sqrt(ARBITRARY_TARGET_PIXELS / (step * step * a * b))
+    for k in sorted(range(1, k_max + 1), key=lambda k: abs(k - target)):
+        width, height = step * a * k, step * b * k
+        if min(width, height) >= rules.min_edge and width * height <= rules.max_pixels:
+            return f"{width}x{height}"
+    return None
+
+
 def _arbitrary_for(model: Model, ratio: Fraction) -> str:
     rules = model.arbitrary_sizes
     assert rules is not None
+    exact = _exact_for(model, ratio)
+    if exact is not None:
+        return exact
     step = rules.multiple_of
     width = math.sqrt(ARBITRARY_TARGET_PIXELS * ratio)
     height = width / float(ratio)
@@ -457,6 +475,7 @@ def _geometry(
     if options.aspect_ratio is None and resize is None:
         return "auto" if "auto" in model.sizes else model.sizes[0], None, None
 
+    crop: tuple[int, int] | None
     if options.aspect_ratio in (None, "match_input"):
         crop = _reduced(width, height)
     else:
@@ -475,6 +494,9 @@ def _geometry(
     size = _arbitrary_for(model, ratio) if model.arbitrary_sizes else _closest_standard(ratio)
     if model.arbitrary_sizes is None and size not in model.sizes:
         raise InvalidRequest("unsupported_size", f"{model.name} has no size for that ratio", "aspect_ratio")
+    dims = parse_size(size)
+    if model.arbitrary_sizes is not None and dims is not None and Fraction(*dims) == ratio:
+        crop = None  # the provider is asked for the exact ratio: nothing to crop
     return size, crop, resize
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from editq.clock import Clock
+
 #: Standard Webhooks retry schedule (seconds after the event): immediately, 5 s, 5 min, 30 min,
 #: 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_WEBHOOK_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -78,7 +80,15 @@ class Settings(BaseSettings):
     fair_burst_images: int = Field(10, ge=1, validation_alias=_env("EDITQ_FAIR_BURST"))
 
     # --- Models ------------------------------------------------------------------------------
-    default_model: str = Field("gpt-image-1-mini", validation_alias=_env("EDITQ_DEFAULT_MODEL"))
+    #: The model for jobs that name none. Unset: the catalogue's default chain (gpt-image-1-mini
+    #: while it is live and served, then its successor, and so on). A configured default that
+    #: is retired or not served is never used silently: jobs go to its successor and say so.
+    default_model: str | None = Field(None, validation_alias=_env("EDITQ_DEFAULT_MODEL"))
+    #: How often workers ask the provider which models the account can call (`GET /models`).
+    models_refresh_seconds: float = Field(3600.0, gt=0, validation_alias=_env("EDITQ_MODELS_REFRESH_SECONDS"))
+    #: Seconds added to the system clock for every date decision (retirements, budget periods,
+    #: schedules, retention), to rehearse a later date. 0 in production.
+    clock_offset_seconds: float = Field(0.0, validation_alias=_env("EDITQ_CLOCK_OFFSET"))
     #: Optional JSON file that overrides or extends the shipped model catalogue.
     catalogue_path: Path | None = Field(None, validation_alias=_env("EDITQ_CATALOGUE"))
     #: JSON object mapping a requested model name to the model actually called.
@@ -152,6 +162,11 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("editq", validation_alias=_env("EDITQ_REDIS_PREFIX"))
     log_level: str = Field("INFO", validation_alias=_env("EDITQ_LOG_LEVEL"))
 
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("azure_deployments", "model_aliases", mode="before")
     @classmethod
     def _json_object(cls, value: object) -> object:
@@ -193,6 +208,10 @@ class Settings(BaseSettings):
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Settings from an explicit environment (a child process's), not this process's."""
         return cls.model_validate(dict(env))
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.clock_offset_seconds)
 
     @property
     def api_base_url(self) -> str:

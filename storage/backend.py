@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from editq.clock import Clock
 from editq.settings import Settings
 from storage.keys import Keys
 from storage.redis import REDIS_ERRORS, Scripts, connect
@@ -28,10 +29,14 @@ class Backend:
         return cls(
             settings=settings,
             redis=client,
-            scripts=Scripts(client, settings.redis_prefix),
+            scripts=Scripts(client, settings.redis_prefix, settings.clock.offset_ms),
             keys=Keys(settings.redis_prefix),
             objects=ObjectStore(settings),
         )
+
+    @property
+    def clock(self) -> Clock:
+        return self.settings.clock
 
     def close(self) -> None:
         self.redis.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +52,7 @@ def create(db: Backend, tenant: str, job_id: str, event: str, url: str, body: st
     retention_s = db.settings.job_retention_seconds
     dlv = delivery_id(tenant, job_id, event)
     key = db.keys.delivery(dlv)
-    now = int(time.time() * 1000)
+    now = db.clock.ms()
     if not db.redis.hsetnx(key, "id", dlv):
         return None
     pipe = db.redis.pipeline()
@@ -121,7 +120,7 @@ def for_job(db: Backend, tenant: str, job_id: str) -> list[Delivery]:
 
 def redeliver(db: Backend, dlv: Delivery) -> None:
     """Send the same event again (same webhook-id), starting the schedule over."""
-    now = int(time.time() * 1000)
+    now = db.clock.ms()
     pipe = db.redis.pipeline()
     pipe.hset(
         db.keys.delivery(dlv.id),

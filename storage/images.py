@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from editq.images import SourceImage
@@ -40,13 +39,13 @@ def put(db: Backend, tenant: str, image: SourceImage, retention_s: int) -> dict[
     db.objects.put(source_object(tenant, image.sha256), image.data, image.content_type)
     meta = describe(image)
     record = {k: str(v) for k, v in meta.items()}
-    record["stored_at"] = str(int(time.time()))
+    record["stored_at"] = str(int(db.clock.time()))
     key = db.keys.image(tenant, image.sha256)
     pipe = db.redis.pipeline()
     pipe.hset(key, mapping=record)
     pipe.expire(key, retention_s)
     pipe.execute()
-    meta["expires_at"] = int(time.time()) + retention_s
+    meta["expires_at"] = int(db.clock.time()) + retention_s
     return meta
 
 

@@ -167,3 +167,26 @@ def cancel(db: Backend, tenant: str, job_id: str, *, mode: str = "canceled") -> 
 
 def reap(db: Backend, member: str) -> str:
     return str(db.scripts.run("reap", member, db.settings.max_worker_losses)[0])
+
+
+def reprice(
+    db: Backend,
+    job: Job,
+    *,
+    model: str,
+    plan: dict[str, Any],
+    estimate: dict[str, Any],
+    amount: int,
+    note: str,
+) -> Job | str:
+    """Move a running job to another model and resize its reservation to the new estimate.
+    Returns the job as moved, 'stale', or 'budget_exceeded:<period>'."""
+    result = db.scripts.run(
+        "reprice", job.tenant, job.id, job.token, model, json.dumps(plan), json.dumps(estimate), amount, note
+    )
+    if result[0] == "budget_exceeded":
+        return f"budget_exceeded:{result[1]}"
+    if result[0] != "ok":
+        return "stale"
+    moved = get(db, job.tenant, job.id)
+    return moved if moved is not None else "stale"

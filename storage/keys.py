@@ -11,6 +11,18 @@ class Keys:
 
     prefix: str
 
+    @property
+    def models_served(self) -> str:
+        return f"{self.prefix}:models:served"
+
+    @property
+    def models_unavailable(self) -> str:
+        return f"{self.prefix}:models:unavailable"
+
+    @property
+    def models_refresh(self) -> str:
+        return f"{self.prefix}:models:refresh"
+
     def tenant(self, tenant: str) -> str:
         return f"{self.prefix}:tenant:{tenant}"
 

@@ -9,7 +9,6 @@ back up to the configured rate.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +98,7 @@ def observe(
 def state(db: Backend) -> dict[str, Any]:
     """The limiter as operators see it in /readyz and /metrics."""
     h = db.redis.hgetall(db.keys.limiter)
-    now_ms = int(time.time() * 1000)
+    now_ms = db.clock.ms()
     paused_until = int(h.get("paused_until", "0") or 0)
     reason = h.get("pause_reason", "") if paused_until > now_ms else ""
     s = db.settings
@@ -128,12 +127,12 @@ def resume(db: Backend) -> None:
 
 def heartbeat(db: Backend, worker: str, slots: int, ttl_seconds: float) -> None:
     """Register a worker's free slots for admission; they vanish if it stops beating."""
-    expires = int((time.time() + ttl_seconds) * 1000)
+    expires = int((db.clock.time() + ttl_seconds) * 1000)
     pipe = db.redis.pipeline()
     pipe.zadd(db.keys.workers, {worker: expires})
     pipe.hset(db.keys.worker_slots, worker, str(slots))
     pipe.hset(db.keys.fair_cfg, "burst", str(db.settings.fair_burst_images))
-    pipe.zremrangebyscore(db.keys.workers, "-inf", int(time.time() * 1000) - 3_600_000)
+    pipe.zremrangebyscore(db.keys.workers, "-inf", db.clock.ms() - 3_600_000)
     pipe.execute()
 
 

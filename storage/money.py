@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from editq.cost import usd
@@ -54,7 +54,7 @@ def release_hold(db: Backend, hold_id: str) -> bool:
 
 def expire_holds(db: Backend) -> int:
     """Release holds whose API request died before committing its job."""
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    now_ms = db.clock.ms()
     released = 0
     for hold_id in db.redis.zrangebyscore(db.keys.holds, "-inf", now_ms, start=0, num=500):
         released += release_hold(db, hold_id)
@@ -68,7 +68,7 @@ def _bucket(db: Backend, key: str) -> tuple[int, int]:
 
 def budgets(db: Backend, tenant: str, limits: dict[str, int | None]) -> dict[str, Any]:
     """Each budget period now: limit, spent, reserved and what remains."""
-    today = datetime.now(UTC).date()
+    today = db.clock.today()
     periods = {
         "day": db.keys.budget(tenant, f"d:{today.isoformat()}"),
         "month": db.keys.budget(tenant, f"m:{today.isoformat()[:7]}"),

@@ -26,6 +26,7 @@ SCRIPTS = (
     "observe",
     "idempotency",
     "claim",
+    "reprice",
 )
 
 Redis = redis.Redis
@@ -65,16 +66,20 @@ def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0
 
 
 class Scripts:
-    """editq's Lua scripts registered on one client. `run(name, *args)` passes the prefix first."""
+    """editq's Lua scripts registered on one client. `run(name, *args)` passes the prefix first,
+    then the clock's offset in ms, which the shared prelude takes off `ARGV` again."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, clock_offset_ms: int = 0) -> None:
         self.client = client
         self.prefix = prefix
+        self.clock_offset = str(clock_offset_ms)
         self._scripts = {name: client.register_script(_source(name)) for name in SCRIPTS}
 
     def run(self, name: str, *args: Any) -> Any:
         try:
-            return self._scripts[name](keys=[], args=[self.prefix, *(_arg(a) for a in args)])
+            return self._scripts[name](
+                keys=[], args=[self.prefix, self.clock_offset, *(_arg(a) for a in args)]
+            )
         except REDIS_ERRORS as exc:
             raise StorageUnavailable(f"redis: {exc}") from exc
 

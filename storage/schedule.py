@@ -3,17 +3,15 @@ deliveries), drained by dispatchers and by beat. Nothing waits in Celery."""
 
 from __future__ import annotations
 
-import time
-
 from storage.backend import Backend
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def now_ms(db: Backend) -> int:
+    return db.clock.ms()
 
 
 def due(db: Backend, limit: int = 200) -> list[str]:
-    return list(db.redis.zrangebyscore(db.keys.schedule, "-inf", now_ms(), start=0, num=limit))
+    return list(db.redis.zrangebyscore(db.keys.schedule, "-inf", now_ms(db), start=0, num=limit))
 
 
 def next_due_ms(db: Backend) -> int | None:
@@ -21,7 +19,7 @@ def next_due_ms(db: Backend) -> int | None:
     first = db.redis.zrange(db.keys.schedule, 0, 0, withscores=True)
     if not first:
         return None
-    return max(0, int(first[0][1]) - now_ms())
+    return max(0, int(first[0][1]) - now_ms(db))
 
 
 def claim(db: Backend, member: str, lease_ms: int) -> bool:

@@ -8,7 +8,6 @@ import hmac
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +77,9 @@ def create(
         "name": name,
         "weight": str(weight),
         "max_running": str(max_running),
-        "created_at": str(int(time.time())),
+        "created_at": str(int(db.clock.time())),
         "webhook_secrets": json.dumps(
-            [{"secret": _new_secret(), "created_at": int(time.time()), "expires_at": None}]
+            [{"secret": _new_secret(), "created_at": int(db.clock.time()), "expires_at": None}]
         ),
     }
     for period, amount in (budgets or {}).items():
@@ -151,7 +150,7 @@ def store_key(db: Backend, tenant: str, key: str, key_id: str) -> None:
     pipe = db.redis.pipeline()
     pipe.hset(
         db.keys.api_key(digest),
-        mapping={"tenant": tenant, "key_id": key_id, "created_at": str(int(time.time()))},
+        mapping={"tenant": tenant, "key_id": key_id, "created_at": str(int(db.clock.time()))},
     )
     pipe.hset(db.keys.tenant_keys(tenant), key_id, digest)
     pipe.execute()
@@ -200,7 +199,7 @@ def revoke_key(db: Backend, key_or_id: str) -> str:
         if not digest:
             raise TenantError("no such key")
         found = db.redis.hgetall(db.keys.api_key(digest))
-    db.redis.hset(db.keys.api_key(digest), "revoked_at", str(int(time.time())))
+    db.redis.hset(db.keys.api_key(digest), "revoked_at", str(int(db.clock.time())))
     db.redis.hdel(db.keys.tenant_keys(found["tenant"]), found["key_id"])
     return str(found["tenant"])
 
@@ -213,13 +212,13 @@ def secrets_of(db: Backend, tenant: str) -> list[dict[str, Any]]:
     """Signing secrets still in use, newest first (an old one lives on until `expires_at`)."""
     raw = db.redis.hget(db.keys.tenant(tenant), "webhook_secrets")
     items: list[dict[str, Any]] = json.loads(raw) if raw else []
-    now = time.time()
+    now = db.clock.time()
     return [s for s in items if s.get("expires_at") is None or s["expires_at"] > now]
 
 
 def rotate_secret(db: Backend, tenant: str, overlap_seconds: int) -> list[dict[str, Any]]:
     """A new current secret; the previous ones keep signing for `overlap_seconds`."""
-    now = int(time.time())
+    now = int(db.clock.time())
     current = secrets_of(db, tenant)
     for item in current:
         if item.get("expires_at") is None:

@@ -19,6 +19,7 @@ from editq.settings import Settings, get_settings
 from storage import jobs, limiter
 from storage.backend import Backend
 from storage.errors import StorageError
+from storage.models import AvailabilityCache
 from storage.redis import REDIS_ERRORS
 from worker.provider import openai
 from worker.provider.openai import Provider
@@ -75,6 +76,7 @@ class Context:
     slots: int
     worker_id: str
     leases: LeaseKeeper = field(init=False)
+    availability: AvailabilityCache = field(default_factory=AvailabilityCache)
 
     def __post_init__(self) -> None:
         self.leases = LeaseKeeper(self)

@@ -68,7 +68,7 @@ def drain_schedule(
         elif kind == "dlv":
             if schedule.claim(db, member, lease_ms):
                 delivery = member.split("|", 1)[1]
-                publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms()}")
+                publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms(db)}")
         else:
             schedule.done(db, member)
     next_due = schedule.next_due_ms(db)
@@ -78,9 +78,17 @@ def drain_schedule(
 class Dispatcher(threading.Thread):
     """One admission loop per worker process."""
 
-    def __init__(self, db: Backend, publish: Publish, materialize: Callable[[str], object]) -> None:
+    def __init__(
+        self,
+        db: Backend,
+        publish: Publish,
+        materialize: Callable[[str], object],
+        periodic: Callable[[bool], object] | None = None,
+    ) -> None:
         super().__init__(name="editq-dispatcher", daemon=True)
         self.db = db
+        #: Called on each housekeeping tick (True on the first): the provider's model listing.
+        self.periodic = periodic
         self.publish = publish
         self.materialize = materialize
         self.stopped = threading.Event()
@@ -91,8 +99,11 @@ class Dispatcher(threading.Thread):
         """One round; returns how long to sleep."""
         now = time.monotonic()
         if now >= self.next_sweep:
+            first = self.next_sweep == 0.0
             self.next_sweep = now + self.db.settings.housekeeping_seconds
             housekeeping.sweep_if_due(self.db)
+            if self.periodic is not None:
+                self.periodic(first)
         _, wait = admit_round(self.db, self.publish)
         next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
         if next_due is not None:

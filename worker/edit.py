@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from typing import Any
 
 from editq import cost
@@ -17,13 +16,16 @@ from editq.images import EXTENSIONS, inspect_output, shape_output
 from editq.jobs import Job
 from editq.options import EditPlan
 from storage import jobs, limiter
+from storage import models as model_store
 from storage.errors import StorageError, StorageUnavailable
 from storage.keys import output_object, source_object
 from storage.redis import REDIS_ERRORS
+from worker import models as worker_models
 from worker.context import Context
 from worker.provider.errors import (
     AuthenticationFailed,
     BadResponse,
+    ModelUnavailable,
     Permanent,
     ProviderError,
     QuotaExceeded,
@@ -73,8 +75,20 @@ def _load_sources(ctx: Context, job: Job) -> tuple[list[Upload], Upload | None]:
     return uploads, mask
 
 
+def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
+    """The job, moved to its default model's successor if that model became unavailable."""
+    availability = ctx.availability.get(ctx.db)
+    if availability.serves(job.model):
+        return job
+    return worker_models.reroute(ctx, job, availability)
+
+
 def _run(ctx: Context, job: Job) -> str:
     db = ctx.db
+    routed = _route(ctx, job)
+    if isinstance(routed, dict):
+        return _fail(ctx, job, routed)
+    job = routed
     plan = EditPlan.from_dict(job.plan)
     attempts = job.attempts - job.rate_limited  # calls that were not turned away with a 429
     try:
@@ -99,6 +113,10 @@ def _run(ctx: Context, job: Job) -> str:
     except QuotaExceeded as exc:
         limiter.observe(db, "quota", pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
         return _fail(ctx, job, exc.to_error() | {"account_paused": True})
+    except ModelUnavailable as exc:
+        model_store.mark_unavailable(db, job.model)
+        ctx.availability.forget()
+        return _fail(ctx, job, exc.to_error() | {"model": job.model})
     except AuthenticationFailed as exc:
         limiter.observe(db, "auth", pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
         return _fail(ctx, job, exc.to_error() | {"account_paused": True})
@@ -125,7 +143,7 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
     jobs.requeue(
         ctx.db,
         job,
-        due_ms=int((time.time() + delay) * 1000),
+        due_ms=int((ctx.db.clock.time() + delay) * 1000),
         counter="rate_limited",
         last_error=exc.to_error(),
     )
@@ -133,7 +151,9 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
 
 
 def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> str:
-    jobs.requeue(ctx.db, job, due_ms=int((time.time() + delay) * 1000), counter="retries", last_error=error)
+    jobs.requeue(
+        ctx.db, job, due_ms=int((ctx.db.clock.time() + delay) * 1000), counter="retries", last_error=error
+    )
     return "retry"
 
 

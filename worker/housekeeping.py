@@ -4,7 +4,6 @@ in case no dispatcher is running."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from storage import jobs, money
@@ -20,7 +19,7 @@ TRIM_EVERY_SECONDS = 60
 
 def reap_leases(db: Backend) -> dict[str, int]:
     """Slots whose lease lapsed: requeue their jobs (bounded) and free the slots."""
-    now = int(time.time() * 1000)
+    now = db.clock.ms()
     counts: dict[str, int] = {}
     for member in db.redis.zrangebyscore(db.keys.inflight, "-inf", now, start=0, num=BATCH):
         outcome = jobs.reap(db, member)
@@ -29,7 +28,7 @@ def reap_leases(db: Backend) -> dict[str, int]:
 
 
 def expire_deadlines(db: Backend) -> int:
-    now = int(time.time() * 1000)
+    now = db.clock.ms()
     expired = 0
     for member in db.redis.zrangebyscore(db.keys.deadlines, "-inf", now, start=0, num=BATCH):
         tenant, _, job_id = member.partition("/")
@@ -43,7 +42,7 @@ def expire_deadlines(db: Backend) -> int:
 
 def retention(db: Backend) -> int:
     """Delete outputs whose retention ended and trim the job indexes."""
-    now = int(time.time() * 1000)
+    now = db.clock.ms()
     deleted = 0
     for member in db.redis.zrangebyscore(db.keys.retention, "-inf", now, start=0, num=100):
         _, tenant, job_id = member.split("|", 2)

@@ -10,7 +10,7 @@ from celery import signals
 
 from editq.settings import get_settings
 from storage import limiter
-from worker import context, dispatcher, edit, housekeeping, webhooks
+from worker import context, dispatcher, edit, housekeeping, models, webhooks
 from worker.app import app
 
 log = logging.getLogger("editq.worker")
@@ -65,7 +65,12 @@ def _start(sender: Any = None, **_: Any) -> None:
     ctx.db.objects.ensure_bucket()
     ctx.leases.beat()
     ctx.leases.start()
-    _dispatcher = dispatcher.Dispatcher(ctx.db, publish, lambda member: webhooks.materialize(ctx, member))
+    _dispatcher = dispatcher.Dispatcher(
+        ctx.db,
+        publish,
+        lambda member: webhooks.materialize(ctx, member),
+        lambda first: models.refresh(ctx, force=first),
+    )
     _dispatcher.start()
     limiter.wake(ctx.db)
     log.info("editq worker %s ready with %d edit slots", ctx.worker_id, ctx.slots)

@@ -41,7 +41,7 @@ def materialize(ctx: Context, member: str) -> str | None:
     if event == "edit.started" and data["status"] != "running":
         data = {**data, "status": "running"}
     at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
-    body = json.dumps({"type": event, "timestamp": iso(at or int(time.time() * 1000)), "data": data})
+    body = json.dumps({"type": event, "timestamp": iso(at or ctx.db.clock.ms()), "data": data})
     created = deliveries.create(db, tenant, job_id, event, job.webhook_url, body)
     schedule.done(db, member)
     return created
@@ -78,14 +78,14 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
     if dlv.status != deliveries.PENDING:
         schedule.done(db, f"dlv|{delivery_id}")
         return dlv.status
-    started = time.time()
+    started = time.monotonic()
     attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
     if tenants.is_disabled(db, dlv.tenant, dlv.url):
         attempt.update(status="skipped", error="endpoint disabled after a 410")
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
         return deliveries.DISABLED
     body = dlv.body.encode()
-    timestamp = int(started)
+    timestamp = int(time.time())  # real time: receivers check it against their own clocks
     secrets = [s["secret"] for s in tenants.secrets_of(db, dlv.tenant)]
     headers = {
         "content-type": "application/json",
@@ -129,7 +129,7 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         attempt.update(status="timeout", error=f"no answer within {ctx.settings.webhook_timeout_seconds}s")
     except httpx.HTTPError as exc:
         attempt.update(status="error", error=str(exc)[:300])
-    attempt["duration_ms"] = int((time.time() - started) * 1000)
+    attempt["duration_ms"] = int((time.monotonic() - started) * 1000)
     if code is not None and 200 <= code < 300:
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DELIVERED, next_at=None)
         return deliveries.DELIVERED
@@ -144,7 +144,7 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         return deliveries.FAILED
     if retry_after is not None and code in (429, 503):
         delay = max(delay, min(retry_after, 3600.0))
-    next_at = int((time.time() + delay) * 1000)
+    next_at = int((ctx.db.clock.time() + delay) * 1000)
     attempt["next_attempt_at"] = next_at
     deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.PENDING, next_at=next_at)
     return deliveries.PENDING

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from api.deps import DB, Models, Tenant
+from api.lifecycle import model_report
 from api.routes.edits import read_json
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
+from editq.jobs import iso
 from storage import deliveries, money, tenants
+from storage import models as model_store
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
@@ -36,7 +39,7 @@ def usage(
     """Spend, reservations and what remains of each budget; spend grouped by day or model."""
     if group_by not in ("day", "model"):
         raise InvalidRequest("invalid_parameter", "group_by is day or model", "group_by")
-    today = datetime.now(UTC).date()
+    today = db.clock.today()
     first = _day(from_, today.replace(day=1), "from")
     last = _day(to, today, "to")
     if last < first or (last - first).days > 400:
@@ -117,11 +120,24 @@ async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> dict[str,
 
 @router.get("/models")
 def models(models: Models, db: DB) -> dict[str, Any]:
-    today = datetime.now(UTC).date()
-    aliases = db.settings.model_aliases
+    """Every catalogued model: capabilities, prices, retirement, successor, and whether the
+    provider account serves it; which model a job without `model` runs on, and why."""
+    today = db.clock.today()
+    report = model_report(db, models)
+    availability = model_store.availability(db)
     return {
         "object": "list",
-        "default": db.settings.default_model,
-        "aliases": aliases,
-        "data": [{**m.public(), "retired": m.retired(today)} for m in models.models.values()],
+        "default": report["default"],
+        "default_note": report["default_note"] or report["default_problem"],
+        "configured_default": report["configured_default"],
+        "served_checked_at": iso(report["refreshed_at_ms"]),
+        "aliases": db.settings.model_aliases,
+        "data": [
+            {
+                **m.public(),
+                "retired": m.retired(today),
+                "served": availability.serves(m.name) and not m.retired(today),
+            }
+            for m in models.models.values()
+        ],
     }

@@ -17,8 +17,10 @@ from api.routes.edits import read_json
 from api.submit import commit, prepare
 from editq import images as pillow
 from editq.errors import EditqError, InvalidRequest
+from editq.lifecycle import Availability
 from editq.options import parse_options
 from storage import idempotency, images
+from storage import models as model_store
 
 router = APIRouter(prefix="/v1", tags=["batch"])
 
@@ -59,7 +61,14 @@ async def upload(
 
 
 def _item(
-    db: Any, models: Any, tenant: str, index: int, raw: Any, defaults: dict[str, Any], deadline: float | None
+    db: Any,
+    models: Any,
+    tenant: str,
+    index: int,
+    raw: Any,
+    defaults: dict[str, Any],
+    deadline: float | None,
+    availability: Availability,
 ) -> dict[str, Any]:
     try:
         if not isinstance(raw, dict):
@@ -68,7 +77,14 @@ def _item(
         options = parse_options(fields)
         sources, mask = inputs.sources_from_ids(db, tenant, image_ids, mask_id)
         prepared = prepare(
-            db, models, tenant=tenant, options=options, sources=sources, mask=mask, cancel_after_s=deadline
+            db,
+            models,
+            tenant=tenant,
+            options=options,
+            sources=sources,
+            mask=mask,
+            cancel_after_s=deadline,
+            availability=availability,
         )
         answer = commit(db, prepared, idempotency_key=None)
     except EditqError as exc:
@@ -113,7 +129,10 @@ async def batch(
             )
 
     def run() -> list[dict[str, Any]]:
-        return [_item(db, models, tenant, i, raw, defaults, deadline) for i, raw in enumerate(items)]
+        availability = model_store.availability(db)
+        return [
+            _item(db, models, tenant, i, raw, defaults, deadline, availability) for i, raw in enumerate(items)
+        ]
 
     try:
         results = await anyio.to_thread.run_sync(run)

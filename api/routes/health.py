@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DB
+from api.deps import DB, Models
+from api.lifecycle import model_report
 from api.metrics import REGISTRY
 from storage import limiter
 from storage.errors import StorageError
@@ -24,7 +24,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(db: DB) -> JSONResponse:
+def readyz(db: DB, models: Models) -> JSONResponse:
     """Ready when Redis and S3 answer; says so when the provider account is paused."""
     checks: dict[str, Any] = {}
     ok = True
@@ -43,16 +43,16 @@ def readyz(db: DB) -> JSONResponse:
     status = "ok" if ok else "unavailable"
     if ok:
         state = limiter.state(db)
-        workers = int(db.redis.zcount(db.keys.workers, "(" + str(_now_ms()), "+inf"))
+        workers = int(db.redis.zcount(db.keys.workers, "(" + str(db.clock.ms()), "+inf"))
         checks["provider"] = state
         checks["workers"] = workers
+        report = model_report(db, models)
+        checks["models"] = report
         if state["paused"] and state["pause_reason"] != "rate_limited":
             status = "degraded"
+        if report["default_problem"]:
+            status = "degraded"
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @router.get("/metrics")

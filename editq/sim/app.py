@@ -16,6 +16,7 @@ import random
 import time
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from editq import catalogue as catalogue_module
 from editq import cost
 from editq.catalogue import Catalogue, Model
+from editq.clock import Clock
 from editq.errors import InvalidRequest
 from editq.options import check_size
 from editq.sim import effects
@@ -51,6 +53,9 @@ FIELDS = {
     "partial_images",
     "response_format",
 }
+#: gpt-image-2's simulated output tokens per pixel, as a multiple of the 1.x table: about what
+#: the pages quoting its prices give for a 1024x1024 image (editq's estimate allows 2).
+SIM_AREA_FACTOR = Fraction(17, 10)
 MAX_MASK_BYTES = 4 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 CACHE_ENTRIES = 64
@@ -75,6 +80,12 @@ class SimConfig:
     start_full: bool = True
     seed: int = 7
     moderation_words: tuple[str, ...] = ("[moderation]",)
+    #: Models served (catalogue names); None: every catalogued model not retired at its clock.
+    models: tuple[str, ...] | None = None
+    #: Seconds added to the simulator's clock, which decides what is retired.
+    clock_offset: float = 0.0
+    #: Share of the input text tokens reported as `cached_tokens`.
+    cached_share: float = 0.0
 
 
 @dataclass
@@ -93,6 +104,10 @@ class Stats:
             self.by_model[model] += 1
         if len(self.timeline) < 500_000:
             self.timeline.append((time.time(), status, images))
+
+
+class NotServed(Exception):
+    """The account does not serve this model (404 model_not_found)."""
 
 
 def _error(
@@ -122,11 +137,17 @@ class Simulator:
         for key, value in changes.items():
             if key not in known:
                 raise ValueError(f"unknown setting {key!r}")
-            setattr(self.config, key, tuple(value) if key == "moderation_words" else value)
+            tupled = key in ("moderation_words", "models") and value is not None
+            setattr(self.config, key, tuple(value) if tupled else value)
         if {"rpm", "ipm", "start_full"} & set(changes):
             self.limits = Limits(self.config.rpm, self.config.ipm, start_full=self.config.start_full)
         if "seed" in changes:
             self.rng = random.Random(self.config.seed)
+
+    def serves(self, model: Model) -> bool:
+        if self.config.models is not None:
+            return model.name in self.config.models
+        return not model.retired(Clock(self.config.clock_offset).today())
 
     def rate_headers(self) -> dict[str, str]:
         mode = self.config.rate_headers
@@ -195,33 +216,54 @@ def usage_for(
     quality: str,
     size: str,
     n: int,
+    cached_share: float = 0.0,
 ) -> dict[str, Any]:
-    """What the simulator bills: the documented formulas, never above editq's estimate."""
+    """What the simulator bills: the documented formulas, never above editq's estimate. Models
+    with free-form sizes bill output tokens by area, at SIM_AREA_FACTOR times the 1.x table."""
     text = math.ceil(len(prompt.encode()) / 4) + model.extra_text_tokens_per_image * len(images)
-    image_in = sum(cost.image_input_tokens(w, h, fidelity) for w, h in images)
-    out = cost.output_tokens(model, quality, size) * n
+    billed_fidelity = model.input_fidelity_billed or fidelity
+    image_in = sum(cost.image_input_tokens(w, h, billed_fidelity) for w, h in images)
+    if model.output_tokens_area_factor is not None:
+        out = cost.area_tokens(model, quality, size, SIM_AREA_FACTOR) * n
+    else:
+        out = cost.output_tokens(model, quality, size) * n
     usage: dict[str, Any] = {
         "input_tokens": text + image_in,
         "output_tokens": out,
         "total_tokens": text + image_in + out,
         "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},
     }
+    if cached_share > 0:
+        usage["input_tokens_details"]["cached_tokens"] = math.floor(text * min(1.0, cached_share))
     if model.prices.text_output is not None:
         usage["output_tokens_details"] = {"image_tokens": out, "text_tokens": 0}
     return usage
 
 
+def _refused(sim: Simulator, request: Request) -> Response | None:
+    """401 unless the request carries the configured key (when one is configured)."""
+    key = sim.config.api_key
+    if key is not None and request.headers.get("authorization", "") != f"Bearer {key}":
+        sim.stats.record(401)
+        return _error(401, "Incorrect API key provided.", code="invalid_api_key")
+    return None
+
+
 async def edits(request: Request) -> Response:
     sim: Simulator = request.app.state.sim
-    config = sim.config
-    if config.api_key is not None:
-        auth = request.headers.get("authorization", "")
-        if auth != f"Bearer {config.api_key}":
-            sim.stats.record(401)
-            return _error(401, "Incorrect API key provided.", code="invalid_api_key")
+    refused = _refused(sim, request)
+    if refused is not None:
+        return refused
     try:
         async with request.form(max_files=20, max_fields=40, max_part_size=256 * 1024) as form:
             return await _edit(sim, form)
+    except NotServed as exc:
+        sim.stats.record(404)
+        return _error(
+            404,
+            f"The model '{exc}' does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
     except InvalidRequest as exc:
         sim.stats.record(400)
         return _error(400, exc.message, param=exc.param, code=exc.code)
@@ -242,6 +284,8 @@ async def _edit(sim: Simulator, form: Any) -> Response:
         raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'prompt'.", "prompt")
     model_name = str(form.get("model") or "gpt-image-1.5")
     model = _model(sim, model_name)
+    if not sim.serves(model):
+        raise NotServed(model_name)
     if len(prompt) > model.prompt_max_chars:
         raise InvalidRequest(
             "string_above_max_length",
@@ -390,7 +434,16 @@ async def _edit(sim: Simulator, form: Any) -> Response:
         fidelity,
         resolved_background == "transparent",
     )
-    usage = usage_for(model, prompt, [im.size for im in images], fidelity, resolved_quality, resolved_size, n)
+    usage = usage_for(
+        model,
+        prompt,
+        [im.size for im in images],
+        fidelity,
+        resolved_quality,
+        resolved_size,
+        n,
+        config.cached_share,
+    )
     sim.stats.record(200, n, model.name)
     body = {
         "created": int(time.time()),
@@ -447,6 +500,22 @@ def _render_all(
     return results
 
 
+async def list_models(request: Request) -> Response:
+    """`GET /v1/models`: what this account serves, names and snapshots, as OpenAI lists them."""
+    sim: Simulator = request.app.state.sim
+    refused = _refused(sim, request)
+    if refused is not None:
+        return refused
+    created = 1_745_000_000
+    data = [
+        {"id": name, "object": "model", "created": created, "owned_by": "system"}
+        for model in sim.catalogue.models.values()
+        if sim.serves(model)
+        for name in (model.name, *model.snapshots)
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
 async def get_config(request: Request) -> Response:
     sim: Simulator = request.app.state.sim
     return JSONResponse(asdict(sim.config))
@@ -496,6 +565,7 @@ def create_app(config: SimConfig | None = None, catalogue: Catalogue | None = No
         routes=[
             Route("/", root),
             Route("/v1/images/edits", edits, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
             Route("/_sim/config", get_config, methods=["GET"]),
             Route("/_sim/config", set_config, methods=["POST"]),
             Route("/_sim/stats", stats, methods=["GET"]),

@@ -2,10 +2,13 @@
 -- Keys are built from the prefix passed as ARGV[1]; editq runs on one Redis (not Cluster).
 
 local P = ARGV[1]
+-- editq's clock offset (ms), passed second by every caller and taken out of ARGV so each
+-- script's own arguments keep their places.
+local CLOCK_OFFSET = tonumber(table.remove(ARGV, 2)) or 0
 
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + CLOCK_OFFSET
 end
 
 local function int(n)
@@ -29,6 +32,24 @@ local function civil(ms)
   local m = mp < 10 and mp + 3 or mp - 9
   if m <= 2 then y = y + 1 end
   return string.format('%04d-%02d-%02d', y, m, d), string.format('%04d-%02d', y, m)
+end
+
+-- The first budget of tenant t that `amount` more would overshoot, as
+-- {period, limit, remaining}, or nil when every budget has room.
+local function over_budget(t, keys, amount)
+  local limits = redis.call('HMGET', P .. ':tenant:' .. t, 'budget_day', 'budget_month', 'budget_total')
+  local periods = {'day', 'month', 'total'}
+  for i = 1, 3 do
+    local limit = tonumber(limits[i] or '')
+    if limit then
+      local b = redis.call('HMGET', keys[i], 'reserved', 'spent')
+      local used = (tonumber(b[1] or '0') or 0) + (tonumber(b[2] or '0') or 0)
+      if used + amount > limit then
+        return {periods[i], limit, math.max(0, limit - used)}
+      end
+    end
+  end
+  return nil
 end
 
 local function jkey(t, id) return P .. ':job:' .. t .. ':' .. id end

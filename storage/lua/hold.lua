@@ -5,18 +5,8 @@ local t, hold, amount, ttl = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[
 local now = now_ms()
 local day, month = civil(now)
 local keys = bucket_keys(t, day, month)
-local limits = redis.call('HMGET', P .. ':tenant:' .. t, 'budget_day', 'budget_month', 'budget_total')
-local periods = {'day', 'month', 'total'}
-for i = 1, 3 do
-  local limit = tonumber(limits[i] or '')
-  if limit then
-    local b = redis.call('HMGET', keys[i], 'reserved', 'spent')
-    local used = (tonumber(b[1] or '0') or 0) + (tonumber(b[2] or '0') or 0)
-    if used + amount > limit then
-      return {'budget_exceeded', periods[i], int(limit), int(math.max(0, limit - used))}
-    end
-  end
-end
+local over = over_budget(t, keys, amount)
+if over then return {'budget_exceeded', over[1], int(over[2]), int(over[3])} end
 for i = 1, 3 do
   redis.call('HINCRBY', keys[i], 'reserved', int(amount))
 end

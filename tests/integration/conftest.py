@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from editq import launcher
-from tests.integration.stack import PrivateSim, Services, Universe, universe
+from tests.integration.stack import PINNED_OFFSET, PrivateSim, Services, Universe, universe
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,12 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             echo=False,
             log=logs / "s3.log",
         ),
-        launcher.simulator(sim_port, args=["--latency", "0.05-0.15"], echo=False, log=logs / "sim.log"),
+        launcher.simulator(
+            sim_port,
+            args=["--latency", "0.05-0.15", "--clock-offset", PINNED_OFFSET],
+            echo=False,
+            log=logs / "sim.log",
+        ),
     ]
     try:
         yield Services(
@@ -96,11 +101,29 @@ def client(stack: Universe, tenant: tuple[str, str]) -> Iterator[httpx.Client]:
 @pytest.fixture
 def private_sim() -> Iterator[PrivateSim]:
     port = launcher.free_port()
-    proc = launcher.simulator(port, args=["--latency", "0.2"], echo=False)
+    proc = launcher.simulator(port, args=["--latency", "0.2", "--clock-offset", PINNED_OFFSET], echo=False)
     try:
         yield PrivateSim(proc, f"http://127.0.0.1:{port}")
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., PrivateSim]]:
+    """Simulators of a test's own, started with the given command-line options."""
+    made: list[PrivateSim] = []
+
+    def make(*args: str) -> PrivateSim:
+        port = launcher.free_port()
+        proc = launcher.simulator(port, args=["--latency", "0.05", *args], echo=False)
+        made.append(PrivateSim(proc, f"http://127.0.0.1:{port}"))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for sim in made:
+            sim.proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,19 @@ import httpx
 import redis
 
 from editq import launcher
+from editq.clock import offset_to
 from editq.launcher import Proc
 from editq.settings import Settings
 from storage import tenants
 from storage.backend import Backend
 
 _counter = itertools.count(1)
+
+#: Every universe runs on a clock pinned to this moment (then running on), so the suite sees
+#: the same model lifecycle whatever the day it runs: gpt-image-1-mini live, five days before
+#: it retires. Tests of later days start a universe (and a simulator) with their own offset.
+PINNED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PINNED_OFFSET = f"{offset_to(PINNED_AT):.3f}"
 
 #: Settings every test universe runs with: short leases and grace so reaping is quick, a
 #: scaled-down webhook schedule, private webhook receivers allowed.
@@ -47,6 +55,7 @@ BASE_ENV = {
     "AWS_ACCESS_KEY_ID": "editq-test",
     "AWS_SECRET_ACCESS_KEY": "editq-test-secret",
     "OPENAI_API_KEY": "sk-editq-test",
+    "EDITQ_CLOCK_OFFSET": PINNED_OFFSET,
 }
 
 
@@ -101,7 +110,22 @@ class Universe:
         return proc
 
     def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
-        launcher.wait_for_worker(self.env["EDITQ_REDIS_URL"], self.prefix, count, timeout)
+        launcher.wait_for_worker(
+            self.env["EDITQ_REDIS_URL"], self.prefix, count, timeout, clock=self.settings.clock
+        )
+
+    def wait_for_model_listing(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Until a worker has recorded the provider's model listing; the readiness models check."""
+        deadline = time.monotonic() + timeout
+        while True:
+            models: dict[str, Any] = httpx.get(f"{self.api_url}/readyz", timeout=10).json()["checks"][
+                "models"
+            ]
+            if models["refreshed_at_ms"] is not None:
+                return models
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no model listing after {timeout}s: {models}")
+            time.sleep(0.1)
 
     def start_beat(self) -> None:
         folder = self.services.logs / f"beat-{self.prefix}"

@@ -115,7 +115,7 @@ def test_a_late_tenant_is_served_before_the_flood(
         flood_ids = _batch(a, _upload(a), 40)
         time.sleep(1.0)
         late_ids = _batch(b, _upload(b), 2)
-        submitted = int(time.time() * 1000)
+        submitted = u.settings.clock.ms()
     late_records = _wait_all(u, late, late_ids)
     flood_records = _wait_all(u, flood, flood_ids)
     late_start = max(int(r["started_at"]) for r in late_records)

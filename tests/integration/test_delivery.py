@@ -75,7 +75,7 @@ def test_signatures_during_a_secret_rotation(stack: Universe, receiver: Receiver
         new = rotated["secret"]
         assert new != old
         assert [s["secret"] for s in rotated["secrets"]] == [new, old]
-        assert rotated["secrets"][1]["expires_at"] > time.time()
+        assert rotated["secrets"][1]["expires_at"] > stack.settings.clock.time()
         stack.wait_job(client, _submit(client, webhook_url=receiver.url)["id"])
     _wait_for(lambda: len(receiver.received) == 1)
     request = receiver.received[0]

@@ -42,6 +42,9 @@ class Scripted:
         self.script = list(script)
         self.calls: list[EditCall] = []
 
+    def models(self) -> list[str] | None:
+        return None
+
     def edit(self, call: EditCall) -> EditResult:
         self.calls.append(call)
         step = self.script.pop(0)

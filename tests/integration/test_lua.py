@@ -28,7 +28,7 @@ def test_civil_dates_match_python(db) -> None:  # type: ignore[no-untyped-def]
     samples += [rng.randrange(0, 4102444800000) for _ in range(300)]
     for ms in samples:
         day = datetime.fromtimestamp(ms / 1000, UTC).date()
-        assert script(keys=[], args=[db.keys.prefix, ms]) == [day.isoformat(), day.isoformat()[:7]], ms
+        assert script(keys=[], args=[db.keys.prefix, 0, ms]) == [day.isoformat(), day.isoformat()[:7]], ms
 
 
 def test_holds_never_exceed_a_budget_and_release_cleanly(db) -> None:  # type: ignore[no-untyped-def]

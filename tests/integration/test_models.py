@@ -3,6 +3,7 @@ cost estimated before and settled after."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -100,30 +101,45 @@ def test_cost_estimated_then_settled(stack: Universe, client: httpx.Client) -> N
 
 
 def test_models_endpoint(stack: Universe, client: httpx.Client) -> None:
+    stack.wait_for_model_listing()
     listed = client.get("/v1/models").json()
     assert listed["default"] == "gpt-image-1-mini"
+    assert listed["default_note"] is None
+    assert listed["served_checked_at"] is not None
     by_id = {m["id"]: m for m in listed["data"]}
     assert by_id["gpt-image-1"]["retired"] is True
-    assert by_id["gpt-image-2"]["prices_confirmed"] is False
+    assert by_id["gpt-image-1"]["served"] is False
+    assert by_id["gpt-image-1-mini"]["served"] is True
+    assert by_id["gpt-image-1-mini"]["retires_on"] == "2026-12-01"
+    assert by_id["gpt-image-1-mini"]["successor"] == "gpt-image-2"
+    two = by_id["gpt-image-2"]
+    assert (two["prices_confirmed"], two["prices_basis"], two["served"]) == (True, "secondary", True)
+    assert two["prices_usd_per_1m_tokens"]["image_output"] == "30"
+    ready = client.get("/readyz").json()["checks"]["models"]
+    assert [r["model"] for r in ready["retiring_soon"]] == ["gpt-image-1-mini", "gpt-image-1.5"]
 
 
-def test_unpriced_model_cannot_run_under_a_budget(stack: Universe) -> None:
+def test_gpt_image_2_runs_under_a_budget_at_the_exact_ratio(stack: Universe) -> None:
     _, key = stack.tenant(budgets={"day": 1_000_000})
     with stack.client(key) as client:
         response = client.post(
-            "/v1/edits", data={"prompt": "x", "model": "gpt-image-2"}, files=[("image", SOURCE)]
-        )
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "model_price_unknown"
-    _, free_key = stack.tenant()
-    with stack.client(free_key) as client:
-        response = client.post(
             "/v1/edits",
-            data={"prompt": "x", "model": "gpt-image-2", "aspect_ratio": "21:9"},
+            data={"prompt": "x", "model": "gpt-image-2", "aspect_ratio": "21:9", "quality": "low"},
             files=[("image", SOURCE)],
         )
-        assert response.status_code == 202
+        assert response.status_code == 202, response.text
         done = stack.wait_job(client, response.json()["id"])
-    assert done["cost"]["estimated_usd"] is None
-    assert done["cost"]["usage"]["output_tokens"] > 0
-    assert done["outputs"][0]["width"] / done["outputs"][0]["height"] == pytest.approx(21 / 9, rel=0.01)
+        usage_after = client.get("/v1/usage").json()
+    assert done["status"] == "succeeded", done
+    assert done["provider_request"]["size"] == "1904x816"
+    [output] = done["outputs"]
+    assert (output["width"], output["height"]) == (1904, 816)  # exactly 21:9, nothing cropped
+    usage = cost.Usage.from_api(done["cost"]["usage"])
+    assert usage.image_output > 0
+    expected = math.ceil(
+        usage.text_input * 5 + usage.image_input * 8 + usage.image_output * 30 + usage.text_output * 10
+    )
+    assert done["cost"]["actual_usd"] == cost.usd(expected)
+    assert float(done["cost"]["estimated_usd"]) >= float(done["cost"]["actual_usd"]) > 0
+    assert usage_after["budgets"]["day"]["spent_usd"] == cost.usd(expected)
+    assert usage_after["budgets"]["day"]["reserved_usd"] == "0.000000"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,21 @@ def test_shipped_models() -> None:
     assert mini.retires_on == date(2026, 12, 1)
     assert mini.successor == "gpt-image-2"
     assert cat.models["gpt-image-1.5"].input_fidelity
-    assert cat.models["gpt-image-2"].arbitrary_sizes is not None
-    assert not cat.models["gpt-image-2"].prices_confirmed
+    two = cat.models["gpt-image-2"]
+    assert two.arbitrary_sizes is not None
+    assert two.arbitrary_sizes.max_pixels == 8_294_400
+    assert two.arbitrary_sizes.max_edge == 3840
+    assert two.prices_confirmed
+    assert two.prices_basis == "secondary"
+    assert "tokenmix.ai" in two.notes["prices_source"]
+    assert two.prices.image_output == 30
+    assert two.prices.text_input_cached == Fraction("1.25")
+    assert "transparent" not in two.backgrounds
+    assert not two.input_fidelity
+    assert two.input_fidelity_billed == "high"
+    assert two.retires_on is None
     assert cat.snapshots["gpt-image-2-2026-04-21"] == "gpt-image-2"
+    assert cat.default == "gpt-image-1-mini"
 
 
 def test_resolution_and_retirement() -> None:

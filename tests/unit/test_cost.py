@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -125,7 +127,10 @@ def test_estimate_is_never_below_what_is_billed(
 
 
 def test_estimate_needs_prices() -> None:
-    model = CAT.models["gpt-image-2"]
+    data = catalogue.shipped_data()
+    data["models"]["gpt-image-2"]["prices"] = dict.fromkeys(data["models"]["gpt-image-2"]["prices"])
+    model = catalogue.parse(data).models["gpt-image-2"]
+    assert not model.prices_confirmed
     plan = plan_edit(
         parse_options({"prompt": "x"}), model, "gpt-image-2", image_count=1, first_image=(100, 100)
     )
@@ -134,8 +139,116 @@ def test_estimate_needs_prices() -> None:
     assert refused.value.code == "model_price_unknown"
 
 
-def test_arbitrary_sizes_scale_output_tokens_by_area() -> None:
+def test_gpt_image_2_output_tokens_are_bounded_by_area_with_a_safety_factor() -> None:
     model = CAT.models["gpt-image-2"]
-    assert cost.output_tokens(model, "high", "1024x1024") == 4160
-    assert cost.output_tokens(model, "low", "2048x2048") >= 4 * 272
-    assert cost.output_tokens(model, "high", "auto") >= 6240
+    assert model.output_tokens_area_factor == 2
+    assert cost.output_tokens(model, "high", "1024x1024") == 2 * 4160
+    assert cost.output_tokens(model, "low", "1024x1024") == 2 * 272
+    assert cost.output_tokens(model, "high", "2048x2048") == 4 * 2 * 4160
+    # the largest allowed area for `auto`: 3840x2160 at the highest tokens per pixel
+    assert cost.output_tokens(model, "auto", "auto") == cost.output_tokens(model, "high", "3840x2160")
+    # above every per-image figure the pages quoting gpt-image-2's prices give for 1024x1024
+    for quality, by_size in model.per_image_prices.items():
+        by_tokens = cost.output_tokens(model, quality, "1024x1024") * model.prices.image_output  # type: ignore[operator]
+        assert by_tokens >= by_size["1024x1024"] * 1_000_000
+
+
+def test_gpt_image_2_prices_and_settlement_to_the_micro_dollar() -> None:
+    model = CAT.models["gpt-image-2"]
+    assert model.prices_confirmed
+    assert model.prices_basis == "secondary"
+    usage = {
+        "input_tokens": 5000,
+        "output_tokens": 7040,
+        "total_tokens": 12040,
+        "input_tokens_details": {"text_tokens": 1000, "image_tokens": 4000, "cached_tokens": 1300},
+        "output_tokens_details": {"image_tokens": 7000, "text_tokens": 40},
+    }
+    parsed = cost.Usage.from_api(usage)
+    # cached tokens without a split come out of the text tokens first, then the image tokens
+    assert (parsed.text_input, parsed.text_input_cached) == (0, 1000)
+    assert (parsed.image_input, parsed.image_input_cached) == (3700, 300)
+    expected = 1000 * Fraction("1.25") + 3700 * 8 + 300 * 2 + 7000 * 30 + 40 * 10
+    assert cost.price_usage(model.prices, parsed) == math.ceil(expected) == 241_850
+    split = {
+        **usage,
+        "input_tokens_details": {
+            "text_tokens": 1000,
+            "image_tokens": 4000,
+            "cached_tokens": 1300,
+            "cached_tokens_details": {"text_tokens": 300, "image_tokens": 1000},
+        },
+    }
+    parsed = cost.Usage.from_api(split)
+    assert (parsed.text_input, parsed.text_input_cached, parsed.image_input, parsed.image_input_cached) == (
+        700,
+        300,
+        3000,
+        1000,
+    )
+    odd = {
+        **usage,
+        "input_tokens_details": {"text_tokens": 1, "image_tokens": 0},
+        "output_tokens_details": {},
+    }
+    assert cost.price_usage(model.prices, cost.Usage.from_api({**odd, "output_tokens": 1})) == 35
+    with pytest.raises(ValueError, match="token count"):
+        cost.Usage.from_api({**usage, "output_tokens_details": {"image_tokens": "many"}})
+
+
+GPT2_SIZES = (
+    "1024x1024",
+    "1536x1024",
+    "2048x1152",
+    "2560x1440",
+    "2048x2048",
+    "2880x2880",
+    "3840x2160",
+    "2160x3840",
+    "3840x1280",
+    "1024x3072",
+    "auto",
+)
+GPT2_INPUTS = (
+    ([(1024, 1024)], None),
+    ([(4000, 3000), (640, 480), (300, 2000)], (4000, 3000)),
+    ([(6000, 4000)] * 16, (6000, 4000)),
+)
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "n", "inputs", "strength"),
+    list(
+        itertools.product(
+            GPT2_SIZES, ("low", "medium", "high", "auto"), (1, 4, 10), GPT2_INPUTS, (None, "low")
+        )
+    ),
+)
+def test_gpt_image_2_estimate_is_never_below_what_is_billed(
+    size: str,
+    quality: str,
+    n: int,
+    inputs: tuple[list[tuple[int, int]], tuple[int, int] | None],
+    strength: str | None,
+) -> None:
+    """Billed as the simulator bills gpt-image-2 (output by area at 1.7x the 1.x table, every
+    input image at high fidelity), at every size it can answer `auto` with."""
+    model = CAT.models["gpt-image-2"]
+    images, mask = inputs
+    options = parse_options(
+        {
+            "prompt": "make it nighttime, keep the same person " * 5,
+            "size": size,
+            "quality": quality,
+            "n": str(n),
+            **({"strength": strength} if strength else {}),
+        }
+    )
+    plan = plan_edit(options, model, "gpt-image-2", image_count=len(images), first_image=images[0])
+    estimate = cost.estimate(model, plan, images, mask)
+    qualities = ("low", "medium", "high") if quality == "auto" else (quality,)
+    sizes = GPT2_SIZES[:-1] if size == "auto" else (size,)
+    counted = images + ([mask] if mask else [])
+    for billed_quality, billed_size in itertools.product(qualities, sizes):
+        usage = usage_for(model, plan.prompt, counted, None, billed_quality, billed_size, n)
+        assert cost.price_usage(model.prices, cost.Usage.from_api(usage)) <= estimate.micros

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
 
 from editq import catalogue
 from editq.errors import EditqError
-from editq.options import STRENGTH_PREAMBLE, EditOptions, cropped_dimensions, parse_options, plan_edit
+from editq.options import (
+    STRENGTH_PREAMBLE,
+    EditOptions,
+    check_size,
+    cropped_dimensions,
+    parse_options,
+    plan_edit,
+)
 
 CAT = catalogue.load()
 FIRST = (1200, 800)
@@ -53,7 +61,9 @@ for name, model in CAT.models.items():
         (
             name,
             {"background": "transparent", "output_format": "jpeg"},
-            "transparent_needs_png_or_webp",
+            "transparent_needs_png_or_webp"
+            if "transparent" in model.backgrounds
+            else "unsupported_background",
             "background",
         ),
         (name, {"output_compression": "50"}, "compression_needs_jpeg_or_webp", "output_compression"),
@@ -181,23 +191,47 @@ def test_strength_mapping(model: str, strength: str, fidelity: str | None) -> No
         ("gpt-image-1.5", (1200, 800), "9:16", "1024x1536", (9, 16)),
         ("gpt-image-1", (1200, 800), "5:4", "1536x1024", (5, 4)),
         ("gpt-image-1", (1200, 800), "8:7", "1024x1024", (8, 7)),
-        ("gpt-image-2", (1200, 800), "16:9", "1680x944", (16, 9)),
-        ("gpt-image-2", (1200, 800), "match_input", "1536x1024", (3, 2)),
-        ("gpt-image-2", (1000, 3000), "1:3", "720x2176", (1, 3)),
+        # gpt-image-2 is asked for the exact ratio: nothing to crop
+        ("gpt-image-2", (1200, 800), "16:9", "1792x1008", None),
+        ("gpt-image-2", (1200, 800), "match_input", "1536x1024", None),
+        ("gpt-image-2", (1000, 3000), "1:3", "720x2160", None),
+        ("gpt-image-2", (1000, 667), "match_input", "1536x1024", (1000, 667)),  # no exact size fits
     ],
 )
 def test_aspect_ratio_mapping(
-    model: str, first: tuple[int, int], ratio: str, size: str, crop: tuple[int, int]
+    model: str, first: tuple[int, int], ratio: str, size: str, crop: tuple[int, int] | None
 ) -> None:
     plan = _plan(model, first=first, aspect_ratio=ratio)
     assert plan.size == size
     assert plan.crop_ratio == crop
     width, height = (int(p) for p in size.split("x"))
+    if crop is None:
+        asked = (first[0], first[1]) if ratio == "match_input" else tuple(map(int, ratio.split(":")))
+        assert Fraction(width, height) == Fraction(*asked)
+        return
     out_w, out_h = cropped_dimensions(width, height, crop)
     assert abs(out_w / out_h - crop[0] / crop[1]) < 0.01
     if model == "gpt-image-2":
         assert width % 16 == 0
         assert height % 16 == 0
+
+
+def test_gpt_image_2_asks_for_every_ratio_exactly() -> None:
+    """Every W:H with terms up to 100 within 1:3..3:1 maps to a valid size of exactly that ratio."""
+    model = CAT.models["gpt-image-2"]
+    seen = 0
+    for w in range(1, 101):
+        for h in range(1, 101):
+            ratio = Fraction(w, h)
+            if not Fraction(1, 3) <= ratio <= 3 or (ratio.numerator, ratio.denominator) != (w, h):
+                continue
+            plan = _plan("gpt-image-2", aspect_ratio=f"{w}:{h}")
+            check_size(model, plan.size)
+            width, height = (int(p) for p in plan.size.split("x"))
+            assert Fraction(width, height) == ratio, plan.size
+            assert plan.crop_ratio is None
+            seen += 1
+    assert seen > 3000
 
 
 def test_output_at_input_dimensions() -> None:

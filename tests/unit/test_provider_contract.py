@@ -110,21 +110,28 @@ def check_against_spec(request: httpx.Request, images: int, mask: bool) -> dict[
     return fields
 
 
-GRID = list(
-    itertools.product(
+GRID = [
+    (model, opts, images, mask)
+    for model, opts, images, mask in itertools.product(
         ["gpt-image-1-mini", "gpt-image-1", "gpt-image-1.5", "gpt-image-2"],
         [
             {},
             {"size": "1536x1024", "quality": "high"},
             {"aspect_ratio": "16:9", "strength": "low"},
             {"output_format": "webp", "output_compression": "70", "background": "transparent"},
+            {"output_format": "webp", "output_compression": "70", "background": "opaque"},
             {"output_format": "jpeg", "quality": "low", "n": "4"},
             {"strength": "high", "size": "1024x1536"},
+            {"size": "2048x1152", "quality": "medium"},
         ],
         [1, 16],
         [False, True],
     )
-)
+    if opts.get("background") != "transparent" or "transparent" in CAT.models[model].backgrounds
+    if "x" not in opts.get("size", "")
+    or opts["size"] in CAT.models[model].sizes
+    or CAT.models[model].arbitrary_sizes
+]
 
 
 @pytest.mark.parametrize(("model", "opts", "images", "mask"), GRID)

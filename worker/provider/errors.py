@@ -10,6 +10,7 @@ ProviderError                 message, status, code, request_id, retry_after
     ├── ModerationBlocked     moderation_blocked: the safety system refused it
     ├── QuotaExceeded         429 insufficient_quota: the account is paused
     ├── AuthenticationFailed  401/403: the account is paused
+    ├── ModelUnavailable      404 model_not_found: the account does not serve the model
     ├── ProviderRejected      any other 4xx
     └── BadResponse           a 2xx editq cannot use
 """
@@ -104,6 +105,12 @@ class AuthenticationFailed(Permanent):
     """The API key is wrong or lacks access; admission pauses."""
 
     code = "provider_auth_failed"
+
+
+class ModelUnavailable(Permanent):
+    """404 model_not_found: the model is not (or no longer) served to this account."""
+
+    code = "model_unavailable"
 
 
 class ProviderRejected(Permanent):

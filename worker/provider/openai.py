@@ -19,6 +19,7 @@ from storage.limiter import RateHeaders
 from worker.provider.errors import (
     AuthenticationFailed,
     BadResponse,
+    ModelUnavailable,
     ModerationBlocked,
     ProviderError,
     ProviderRejected,
@@ -64,6 +65,10 @@ class Provider(Protocol):
     name: str
 
     def edit(self, call: EditCall) -> EditResult: ...
+
+    def models(self) -> list[str] | None:
+        """The model ids the account can call, or None when the provider cannot list them."""
+        ...
 
 
 def form_fields(plan: EditPlan, user: str | None = None) -> dict[str, str]:
@@ -161,11 +166,32 @@ def classify(response: httpx.Response) -> ProviderError:
         if code == "insufficient_quota" or kind == "insufficient_quota":
             return QuotaExceeded(f"the provider account is out of quota: {message}", **kwargs)
         return RateLimited(message, **kwargs)
+    if status == 404 and code in ("model_not_found", "DeploymentNotFound"):
+        return ModelUnavailable(f"the provider does not serve this model: {message}", **kwargs)
     if status in (401, 403):
         return AuthenticationFailed(f"the provider refused the API key: {message}", **kwargs)
     if status in (408, 409) or status >= 500:
         return ProviderServerError(f"provider error {status}: {message}", **kwargs)
     return ProviderRejected(f"the provider rejected the request ({status}): {message}", **kwargs)
+
+
+def list_models(client: httpx.Client, url: str, headers: dict[str, str]) -> list[str]:
+    """The ids of an OpenAI-style `{"object": "list", "data": [{"id": ...}]}` listing."""
+    try:
+        response = client.get(url, headers=headers, timeout=httpx.Timeout(15.0))
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(f"no answer from the provider's model list ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise ProviderUnreachable(f"cannot reach the provider's model list: {exc}") from exc
+    if response.status_code >= 300:
+        raise classify(response)
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        raise BadResponse("the model list is not a JSON object", status=response.status_code) from None
+    if not isinstance(data, list):
+        raise BadResponse("the model list has no data array", status=response.status_code)
+    return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
 
 def _parse(response: httpx.Response, expected: int) -> EditResult:
@@ -228,10 +254,15 @@ class OpenAIProvider:
     def __init__(self, client: httpx.Client, base_url: str, api_key: str) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + "/images/edits"
+        self.models_url = base_url.rstrip("/") + "/models"
         self.headers = {"Authorization": f"Bearer {api_key}"}
 
     def edit(self, call: EditCall) -> EditResult:
         return send(self.client, self.url, self.headers, call)
+
+    def models(self) -> list[str] | None:
+        """`GET {base}/models`: every model id the account can call."""
+        return list_models(self.client, self.models_url, self.headers)
 
 
 class AzureProvider:
@@ -254,6 +285,10 @@ class AzureProvider:
 
     def edit(self, call: EditCall) -> EditResult:
         return send(self.client, self.url_for(call.plan.api_model), self.headers, call)
+
+    def models(self) -> list[str] | None:
+        """The configured deployments are what this account serves (None: not configured)."""
+        return sorted(self.deployments) or None
 
 
 def http_client(settings: Settings, pool: int) -> httpx.Client:

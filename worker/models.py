@@ -1,0 +1,121 @@
+"""Following what the provider serves: the periodic listing of the account's models, and
+moving a job that took an unavailable default model to that model's successor."""
+
+from __future__ import annotations
+
+import logging
+
+from editq import cost, lifecycle
+from editq.errors import InvalidRequest
+from editq.jobs import Job
+from editq.lifecycle import Availability
+from editq.options import EditOptions, plan_edit
+from storage import jobs
+from storage import models as model_store
+from worker.context import Context
+from worker.provider.errors import ProviderError
+
+log = logging.getLogger("editq.models")
+
+#: After a failed listing, the next try comes this much later (not a whole refresh interval).
+RETRY_LISTING_SECONDS = 60.0
+
+
+def refresh(ctx: Context, *, force: bool = False) -> bool:
+    """Ask the provider which models the account serves, if it is this process's turn."""
+    db, settings = ctx.db, ctx.settings
+    if not model_store.refresh_due(db, settings.models_refresh_seconds, force=force):
+        return False
+    try:
+        ids = ctx.provider.models()
+    except ProviderError as exc:
+        log.warning("listing the provider's models failed: %s", exc)
+        model_store.postpone_refresh(db, RETRY_LISTING_SECONDS)
+        return False
+    if ids is None:
+        return False
+    names = sorted({name for i in ids if (name := ctx.catalogue.canonical(i)) is not None})
+    model_store.record_listing(db, names, ids)
+    state = lifecycle.report(
+        ctx.catalogue,
+        configured_default=settings.default_model,
+        aliases=settings.model_aliases,
+        availability=model_store.availability(db),
+        today=db.clock.today(),
+    )
+    log.info("the provider serves %s", ", ".join(names) or "none of the catalogued models")
+    for line in lifecycle.announcements(state):
+        log.warning("models: %s", line)
+    return True
+
+
+def options_of(job: Job) -> EditOptions:
+    """The options a job was submitted with, as far as planning needs them."""
+    o = job.options
+    return EditOptions(
+        prompt=job.prompt,
+        n=int(o.get("n") or 1),
+        size=o.get("size"),
+        aspect_ratio=o.get("aspect_ratio"),
+        output_size=o.get("output_size"),
+        strength=o.get("strength"),
+        quality=o.get("quality"),
+        output_format=o.get("output_format"),
+        output_compression=o.get("output_compression"),
+        background=o.get("background"),
+        input_fidelity=o.get("input_fidelity"),
+    )
+
+
+def reroute(ctx: Context, job: Job, availability: Availability) -> Job | dict[str, str]:
+    """Move a job whose default model is unavailable to the successor; the moved job, or the
+    error to fail it with."""
+    unavailable = {
+        "code": "model_unavailable",
+        "message": f"{job.model} is not served by the provider account",
+    }
+    if job.model_explicit:
+        return unavailable
+    choice = lifecycle.successor_choice(
+        ctx.catalogue, job.model, availability=availability, today=ctx.db.clock.today()
+    )
+    if choice is None:
+        return unavailable | {"message": f"{job.model} is unavailable and has no live, served successor"}
+    model = choice.resolution.model
+    try:
+        plan = plan_edit(
+            options_of(job),
+            model,
+            choice.resolution.api_name,
+            image_count=len(job.sources),
+            first_image=(int(job.sources[0]["width"]), int(job.sources[0]["height"])),
+        )
+        estimate = cost.estimate(
+            model,
+            plan,
+            [(int(s["width"]), int(s["height"])) for s in job.sources],
+            (int(job.mask["width"]), int(job.mask["height"])) if job.mask else None,
+        )
+    except InvalidRequest as exc:
+        return unavailable | {
+            "message": f"{job.model} is unavailable and {model.name} cannot run this job: {exc}"
+        }
+    moved = jobs.reprice(
+        ctx.db,
+        job,
+        model=model.name,
+        plan=plan.to_dict(),
+        estimate=estimate.to_dict(),
+        amount=estimate.micros,
+        note=choice.note or "",
+    )
+    if isinstance(moved, str) and moved.startswith("budget_exceeded"):
+        return {
+            "code": "budget_exceeded",
+            "message": f"{job.model} is unavailable and the job's estimate on {model.name} does not fit "
+            f"the {moved.split(':', 1)[1]} budget",
+        }
+    if isinstance(moved, str):
+        return {"code": "stale", "message": "the job changed while it was being moved"}
+    log.warning("job %s moved from %s to %s", job.id, job.model, model.name)
+    return moved
