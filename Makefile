@@ -41,7 +41,7 @@ test: deps lint typecheck
 	$(BIN)/pytest -q
 
 bench: deps
-	$(BIN)/python -m ops.bench
+	$(BIN)/python -m editq.ops.bench
 
 clean:
 	rm -rf $(VENV) .editq .pytest_cache .mypy_cache .ruff_cache

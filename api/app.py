@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from api import errors, metrics
-from api.routes import account, batch, edits, health
-from api.stream import router as stream_router
 from editq import __version__, catalogue
+from editq.api import error_handlers, metrics
+from editq.api.routes import account, batch, edits, health
+from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
-from storage import tenants
-from storage.backend import Backend
-from storage.redis import connect_async
+from editq.storage import tenants
+from editq.storage.backend import Backend
+from editq.storage.redis import connect_async
 
 log = logging.getLogger("editq.api")
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="Asynchronous, cost-aware image edits.",
     )
-    errors.install(app)
+    error_handlers.install(app)
     for router in (edits.router, stream_router, batch.router, account.router, health.router):
         app.include_router(router)
 

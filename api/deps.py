@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
-from storage import tenants
-from storage.backend import Backend
+from editq.storage import tenants
+from editq.storage.backend import Backend
 
 
 def backend(request: Request) -> Backend:

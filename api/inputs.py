@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from api.multipart import Form, Limits
-from api.submit import Source
 from editq import images as pillow
+from editq.api.multipart import Form, Limits
+from editq.api.submit import Source
 from editq.errors import InvalidRequest
 from editq.options import EditOptions, parse_options
 from editq.settings import Settings
-from storage import images
-from storage.backend import Backend
+from editq.storage import images
+from editq.storage.backend import Backend
 
 MAX_IMAGES = 16
 FILE_FIELDS = ("image", "image[]", "mask")

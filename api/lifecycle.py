@@ -6,8 +6,8 @@ from typing import Any
 
 from editq import lifecycle
 from editq.catalogue import Catalogue
-from storage import models as model_store
-from storage.backend import Backend
+from editq.storage import models as model_store
+from editq.storage.backend import Backend
 
 
 def model_report(db: Backend, catalogue: Catalogue) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from storage import limiter
-from storage.backend import Backend
-from storage.redis import REDIS_ERRORS
+from editq.storage import limiter
+from editq.storage.backend import Backend
+from editq.storage.redis import REDIS_ERRORS
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("editq_http_requests", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)

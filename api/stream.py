@@ -13,12 +13,12 @@ import redis.asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import DB, AsyncRedis, Tenant
+from editq.api.deps import DB, AsyncRedis, Tenant
 from editq.errors import NotFound
-from editq.jobs import Job
-from storage import jobs as job_store
-from storage import outputs
-from storage.backend import Backend
+from editq.job import Job
+from editq.storage import jobs as job_store
+from editq.storage import outputs
+from editq.storage.backend import Backend
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 

@@ -19,17 +19,17 @@ from editq import cost, ids, lifecycle, ssrf
 from editq.catalogue import Catalogue, Resolution
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
-from editq.jobs import Job
+from editq.job import Job
 from editq.lifecycle import Availability, Choice
 from editq.options import EditOptions, EditPlan, plan_edit
-from storage import idempotency, images, money, outputs
-from storage import jobs as job_store
-from storage import models as model_store
-from storage import tenants as tenant_store
-from storage.backend import Backend
-from storage.errors import StorageError, StorageUnavailable
-from storage.keys import output_object
-from storage.redis import REDIS_ERRORS
+from editq.storage import idempotency, images, money, outputs
+from editq.storage import jobs as job_store
+from editq.storage import models as model_store
+from editq.storage import tenants as tenant_store
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageError, StorageUnavailable
+from editq.storage.keys import output_object
+from editq.storage.redis import REDIS_ERRORS
 
 
 @dataclass(frozen=True)

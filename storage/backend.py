@@ -8,9 +8,9 @@ import redis
 
 from editq.clock import Clock
 from editq.settings import Settings
-from storage.keys import Keys
-from storage.redis import REDIS_ERRORS, Scripts, connect
-from storage.s3 import ObjectStore
+from editq.storage.keys import Keys
+from editq.storage.redis import REDIS_ERRORS, Scripts, connect
+from editq.storage.s3 import ObjectStore
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from editq.errors import Conflict, InvalidRequest, Unprocessable
-from storage.backend import Backend
+from editq.storage.backend import Backend
 
 #: An in-flight claim lapses after this long if its API process died mid-request.
 IN_FLIGHT_TTL_S = 120

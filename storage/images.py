@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from editq.images import SourceImage
-from storage.backend import Backend
-from storage.keys import source_object
+from editq.storage.backend import Backend
+from editq.storage.keys import source_object
 
 
 def image_id(sha256: str) -> str:

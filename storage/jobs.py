@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from editq.jobs import Job
-from storage.backend import Backend
-from storage.errors import StorageUnavailable
-from storage.redis import REDIS_ERRORS
+from editq.job import Job
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageUnavailable
+from editq.storage.redis import REDIS_ERRORS
 
 
 def get(db: Backend, tenant: str, job_id: str) -> Job | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from storage.backend import Backend
+from editq.ratelimits import RateHeaders
+from editq.storage.backend import Backend
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,6 @@ def admit(db: Backend) -> Admission:
     if outcome == "paused":
         return Admission(outcome, reason=str(result[1]))
     return Admission(outcome)
-
-
-@dataclass(frozen=True)
-class RateHeaders:
-    """The provider's x-ratelimit-* figures we act on (None when absent)."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    limit_images: int | None = None
-    remaining_images: int | None = None
 
 
 def observe(

@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 from editq.lifecycle import Availability
-from storage.backend import Backend
-from storage.errors import StorageUnavailable
-from storage.redis import REDIS_ERRORS
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageUnavailable
+from editq.storage.redis import REDIS_ERRORS
 
 #: A process re-reads the shared availability at most this often (AvailabilityCache).
 AVAILABILITY_TTL_SECONDS = 2.0

@@ -15,7 +15,7 @@ from typing import Any
 
 from editq.cost import usd
 from editq.errors import PaymentRequired
-from storage.backend import Backend
+from editq.storage.backend import Backend
 
 #: A hold outlives the API request that made it by this much at most, then beat releases it.
 HOLD_TTL_MS = 120_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from editq.jobs import Job
-from storage.backend import Backend
-from storage.jobs import queue_position
+from editq.job import Job
+from editq.storage.backend import Backend
+from editq.storage.jobs import queue_position
 
 OutputUrl = Callable[[Job, int, dict[str, Any]], str]
 

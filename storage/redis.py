@@ -9,7 +9,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from storage.errors import StorageUnavailable
+from editq.storage.errors import StorageUnavailable
 
 SCRIPTS = (
     "hold",
@@ -35,7 +35,7 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingErro
 
 @functools.cache
 def _source(name: str) -> str:
-    folder = resources.files("storage").joinpath("lua")
+    folder = resources.files("editq.storage").joinpath("lua")
     lib = folder.joinpath("_lib.lua").read_text(encoding="utf-8")
     return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 

@@ -3,7 +3,7 @@ deliveries), drained by dispatchers and by beat. Nothing waits in Celery."""
 
 from __future__ import annotations
 
-from storage.backend import Backend
+from editq.storage.backend import Backend
 
 
 def now_ms(db: Backend) -> int:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from editq.cost import usd
-from storage.backend import Backend
-from storage.errors import StorageUnavailable
-from storage.redis import REDIS_ERRORS
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageUnavailable
+from editq.storage.redis import REDIS_ERRORS
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 KEY_PREFIX = "eq"

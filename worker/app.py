@@ -17,7 +17,7 @@ EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("editq", broker=settings.redis_url, include=["worker.tasks"])
+    app = Celery("editq", broker=settings.redis_url, include=["editq.worker.tasks"])
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         "global_keyprefix": f"{settings.redis_prefix}:celery:",

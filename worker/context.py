@@ -14,15 +14,15 @@ import httpx
 
 from editq import catalogue
 from editq.catalogue import Catalogue
-from editq.jobs import Job
+from editq.job import Job
 from editq.settings import Settings, get_settings
-from storage import jobs, limiter
-from storage.backend import Backend
-from storage.errors import StorageError
-from storage.models import AvailabilityCache
-from storage.redis import REDIS_ERRORS
-from worker.provider import openai
-from worker.provider.openai import Provider
+from editq.storage import jobs, limiter
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageError
+from editq.storage.models import AvailabilityCache
+from editq.storage.redis import REDIS_ERRORS
+from editq.worker.provider import openai
+from editq.worker.provider.openai import Provider
 
 log = logging.getLogger("editq.worker")
 

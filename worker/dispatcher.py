@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 
 from editq.errors import EditqError
-from storage import jobs, limiter, schedule
-from storage.backend import Backend
-from storage.errors import StorageError
-from storage.redis import REDIS_ERRORS
-from worker import housekeeping
+from editq.storage import jobs, limiter, schedule
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageError
+from editq.storage.redis import REDIS_ERRORS
+from editq.worker import housekeeping
 
 log = logging.getLogger("editq.dispatcher")
 

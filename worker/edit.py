@@ -13,16 +13,16 @@ from typing import Any
 
 from editq import cost
 from editq.images import EXTENSIONS, inspect_output, shape_output
-from editq.jobs import Job
+from editq.job import Job
 from editq.options import EditPlan
-from storage import jobs, limiter
-from storage import models as model_store
-from storage.errors import StorageError, StorageUnavailable
-from storage.keys import output_object, source_object
-from storage.redis import REDIS_ERRORS
-from worker import models as worker_models
-from worker.context import Context
-from worker.provider.errors import (
+from editq.storage import jobs, limiter
+from editq.storage import models as model_store
+from editq.storage.errors import StorageError, StorageUnavailable
+from editq.storage.keys import output_object, source_object
+from editq.storage.redis import REDIS_ERRORS
+from editq.worker import models as worker_models
+from editq.worker.context import Context
+from editq.worker.provider.failures import (
     AuthenticationFailed,
     BadResponse,
     ModelUnavailable,
@@ -32,7 +32,7 @@ from worker.provider.errors import (
     RateLimited,
     Retryable,
 )
-from worker.provider.openai import EditCall, EditResult, Upload
+from editq.worker.provider.openai import EditCall, EditResult, Upload
 
 log = logging.getLogger("editq.worker")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from storage import jobs, money
-from storage.backend import Backend
-from storage.keys import output_prefix
+from editq.storage import jobs, money
+from editq.storage.backend import Backend
+from editq.storage.keys import output_prefix
 
 log = logging.getLogger("editq.housekeeping")
 

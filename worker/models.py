@@ -7,13 +7,13 @@ import logging
 
 from editq import cost, lifecycle
 from editq.errors import InvalidRequest
-from editq.jobs import Job
+from editq.job import Job
 from editq.lifecycle import Availability
 from editq.options import EditOptions, plan_edit
-from storage import jobs
-from storage import models as model_store
-from worker.context import Context
-from worker.provider.errors import ProviderError
+from editq.storage import jobs
+from editq.storage import models as model_store
+from editq.worker.context import Context
+from editq.worker.provider.failures import ProviderError
 
 log = logging.getLogger("editq.models")
 

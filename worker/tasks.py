@@ -9,9 +9,9 @@ from typing import Any
 from celery import signals
 
 from editq.settings import get_settings
-from storage import limiter
-from worker import context, dispatcher, edit, housekeeping, models, webhooks
-from worker.app import app
+from editq.storage import limiter
+from editq.worker import context, dispatcher, edit, housekeeping, models, webhooks
+from editq.worker.app import app
 
 log = logging.getLogger("editq.worker")
 

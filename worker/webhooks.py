@@ -18,10 +18,10 @@ import httpx
 
 from editq import signing, ssrf
 from editq.errors import InvalidRequest
-from editq.jobs import iso
-from storage import deliveries, outputs, schedule, tenants
-from storage import jobs as job_store
-from worker.context import Context
+from editq.job import iso
+from editq.storage import deliveries, outputs, schedule, tenants
+from editq.storage import jobs as job_store
+from editq.worker.context import Context
 
 #: Bytes of a receiver's answer kept with the attempt.
 EXCERPT_BYTES = 512

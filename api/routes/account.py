@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import DB, Models, Tenant
-from api.lifecycle import model_report
-from api.routes.edits import read_json
+from editq.api.deps import DB, Models, Tenant
+from editq.api.lifecycle import model_report
+from editq.api.routes.edits import read_json
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
-from editq.jobs import iso
-from storage import deliveries, money, tenants
-from storage import models as model_store
+from editq.job import iso
+from editq.storage import deliveries, money, tenants
+from editq.storage import models as model_store
 
 router = APIRouter(prefix="/v1", tags=["account"])
 

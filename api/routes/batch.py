@@ -10,17 +10,17 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from api import inputs
-from api.deps import DB, Models, Tenant
-from api.multipart import Limits, read_form
-from api.routes.edits import read_json
-from api.submit import commit, prepare
 from editq import images as pillow
+from editq.api import inputs
+from editq.api.deps import DB, Models, Tenant
+from editq.api.multipart import Limits, read_form
+from editq.api.routes.edits import read_json
+from editq.api.submit import commit, prepare
 from editq.errors import EditqError, InvalidRequest
 from editq.lifecycle import Availability
 from editq.options import parse_options
-from storage import idempotency, images
-from storage import models as model_store
+from editq.storage import idempotency, images
+from editq.storage import models as model_store
 
 router = APIRouter(prefix="/v1", tags=["batch"])
 

@@ -10,16 +10,16 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api import inputs
-from api.deps import DB, AsyncRedis, Models, Tenant
-from api.multipart import read_form
-from api.stream import wait_for_end
-from api.submit import Answer, commit, prepare
+from editq.api import inputs
+from editq.api.deps import DB, AsyncRedis, Models, Tenant
+from editq.api.multipart import read_form
+from editq.api.stream import wait_for_end
+from editq.api.submit import Answer, commit, prepare
 from editq.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from editq.jobs import TERMINAL, Job
+from editq.job import TERMINAL, Job
 from editq.options import parse_options
-from storage import deliveries, idempotency, outputs
-from storage import jobs as job_store
+from editq.storage import deliveries, idempotency, outputs
+from editq.storage import jobs as job_store
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 

@@ -8,12 +8,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DB, Models
-from api.lifecycle import model_report
-from api.metrics import REGISTRY
-from storage import limiter
-from storage.errors import StorageError
-from storage.redis import REDIS_ERRORS
+from editq.api.deps import DB, Models
+from editq.api.lifecycle import model_report
+from editq.api.metrics import REGISTRY
+from editq.storage import limiter
+from editq.storage.errors import StorageError
+from editq.storage.redis import REDIS_ERRORS
 
 router = APIRouter(tags=["health"])
 

@@ -1,4 +1,4 @@
-"""Run every benchmark and write BENCHMARKS.md. `python -m ops.bench [--quick] [--only N]`."""
+"""Run every benchmark and write BENCHMARKS.md. `python -m editq.ops.bench [--quick] [--only N]`."""
 
 from __future__ import annotations
 
@@ -16,8 +16,17 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw
 
-from ops.bench import floor
-from ops.bench.harness import ACCESS, SECRET, Editq, Plain, Services, percentile, proc_cpu_seconds, sim_stats
+from editq.ops.bench import floor
+from editq.ops.bench.harness import (
+    ACCESS,
+    SECRET,
+    Editq,
+    Plain,
+    Services,
+    percentile,
+    proc_cpu_seconds,
+    sim_stats,
+)
 
 LIMIT = 600
 WORKERS = 2
@@ -481,7 +490,7 @@ def write(results: list[Result], path: Path, seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench")
+    parser = argparse.ArgumentParser(prog="python -m editq.ops.bench")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for trying the harness")
     parser.add_argument("--only", type=int, action="append", help="run only benchmark N (repeatable)")
     parser.add_argument("--out", default="BENCHMARKS.md")

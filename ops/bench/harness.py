@@ -16,11 +16,11 @@ import httpx
 import redis
 from celery import Celery
 
-from editq import launcher
-from editq.launcher import Proc
+from editq.ops import launcher
+from editq.ops.launcher import Proc
 from editq.settings import Settings
-from storage import tenants
-from storage.backend import Backend
+from editq.storage import tenants
+from editq.storage.backend import Backend
 
 ACCESS, SECRET = "editq-bench", "editq-bench-secret"
 
@@ -247,7 +247,7 @@ class Plain:
                 "-m",
                 "celery",
                 "-A",
-                "ops.bench.plain",
+                "editq.ops.bench.plain",
                 "worker",
                 "-P",
                 "threads",

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from editq import launcher
+from editq.ops import launcher
 from tests.integration.stack import PINNED_OFFSET, PrivateSim, Services, Universe, universe
 
 

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import redis
 
-from editq import launcher
 from editq.clock import offset_to
-from editq.launcher import Proc
+from editq.ops import launcher
+from editq.ops.launcher import Proc
 from editq.settings import Settings
-from storage import tenants
-from storage.backend import Backend
+from editq.storage import tenants
+from editq.storage.backend import Backend
 
 _counter = itertools.count(1)
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from storage import deliveries, money, tenants
+from editq.storage import deliveries, money, tenants
+from editq.worker import context, webhooks
 from tests import images
 from tests.integration.receiver import Receiver
 from tests.integration.stack import PrivateSim, Universe
-from worker import context, webhooks
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from storage import jobs, limiter, money
-from storage.limiter import RateHeaders
+from editq.ratelimits import RateHeaders
+from editq.storage import jobs, limiter, money
+from editq.worker import context, dispatcher, edit
+from editq.worker.provider import failures
+from editq.worker.provider.openai import EditCall, EditResult
 from tests import images
 from tests.integration.stack import Services, Universe, universe
-from worker import context, dispatcher, edit
-from worker.provider import errors
-from worker.provider.openai import EditCall, EditResult
 
 USAGE = {
     "input_tokens": 100,
@@ -103,8 +103,10 @@ def _submit(u: Universe, key: str) -> str:
 def test_429s_do_not_use_up_the_retry_budget(runner: tuple[Universe, context.Context]) -> None:
     u, ctx = runner
     tenant, key = u.tenant()
-    limited = errors.RateLimited("slow down", status=429, retry_after=0.01)
-    ctx.provider = Scripted([limited, limited, limited, errors.ProviderServerError("boom", status=502), "ok"])
+    limited = failures.RateLimited("slow down", status=429, retry_after=0.01)
+    ctx.provider = Scripted(
+        [limited, limited, limited, failures.ProviderServerError("boom", status=502), "ok"]
+    )
     record = _drive(u, ctx, tenant, _submit(u, key))
     assert record["status"] == "succeeded"
     assert (int(record["attempts"]), int(record["rate_limited"]), int(record["retries"])) == (5, 3, 1)
@@ -115,7 +117,7 @@ def test_429s_do_not_use_up_the_retry_budget(runner: tuple[Universe, context.Con
 def test_retries_stop_at_the_limit(runner: tuple[Universe, context.Context]) -> None:
     u, ctx = runner
     tenant, key = u.tenant()
-    ctx.provider = Scripted([errors.ProviderTimeout("slow"), errors.ProviderUnreachable("refused")])
+    ctx.provider = Scripted([failures.ProviderTimeout("slow"), failures.ProviderUnreachable("refused")])
     record = _drive(u, ctx, tenant, _submit(u, key))
     assert record["status"] == "failed"
     assert '"provider_unreachable"' in record["error"]
@@ -127,11 +129,11 @@ def test_each_permanent_answer_fails_the_job_with_its_code(runner: tuple[Univers
     u, ctx = runner
     for exc, code in (
         (
-            errors.ModerationBlocked("no", status=400, provider_code="moderation_blocked"),
+            failures.ModerationBlocked("no", status=400, provider_code="moderation_blocked"),
             "moderation_blocked",
         ),
-        (errors.ProviderRejected("bad size", status=400), "provider_rejected"),
-        (errors.BadResponse("no images"), "provider_bad_response"),
+        (failures.ProviderRejected("bad size", status=400), "provider_rejected"),
+        (failures.BadResponse("no images"), "provider_bad_response"),
     ):
         tenant, key = u.tenant()
         ctx.provider = Scripted([exc])
@@ -144,8 +146,8 @@ def test_each_permanent_answer_fails_the_job_with_its_code(runner: tuple[Univers
 def test_quota_and_auth_pause_the_account(runner: tuple[Universe, context.Context]) -> None:
     u, ctx = runner
     for exc, reason in (
-        (errors.QuotaExceeded("quota", status=429), "insufficient_quota"),
-        (errors.AuthenticationFailed("key", status=401), "provider_auth_failed"),
+        (failures.QuotaExceeded("quota", status=429), "insufficient_quota"),
+        (failures.AuthenticationFailed("key", status=401), "provider_auth_failed"),
     ):
         tenant, key = u.tenant()
         ctx.provider = Scripted([exc])

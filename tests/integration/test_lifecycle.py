@@ -13,8 +13,8 @@ import httpx
 
 from editq import cost
 from editq.clock import offset_to
-from storage import models as model_store
-from storage import tenants
+from editq.storage import models as model_store
+from editq.storage import tenants
 from tests import images
 from tests.integration.stack import PINNED_OFFSET, PrivateSim, Universe
 from tests.integration.test_bad_input import _leftovers

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from editq.errors import PaymentRequired
-from storage import money, tenants
-from storage.redis import _source
+from editq.storage import money, tenants
+from editq.storage.redis import _source
 from tests.integration.stack import Services, universe
 
 

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api.submit import Source, prepare
 from editq import catalogue, cost
+from editq.api.submit import Source, prepare
 from editq.images import check_image
 from editq.options import parse_options
-from storage import idempotency, money
+from editq.storage import idempotency, money
 from tests import images
 from tests.integration.stack import PrivateSim, Universe
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from editq import launcher
+from editq.ops import launcher
 from tests import images
 from tests.integration.stack import Services, Universe, universe
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from storage import limiter
+from editq.storage import limiter
 from tests import images
 from tests.integration.stack import PrivateSim, Universe
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from editq import launcher
+from editq.ops import launcher
 from tests import images
 from tests.integration.stack import Universe
 
 
 def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "editq.cli", *args],
+        [sys.executable, "-m", "editq.tools.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -45,7 +45,7 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     )
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "editq.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "editq.tools.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         launcher.wait_for_http(f"http://127.0.0.1:{ports['api']}/readyz", timeout=90)

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from editq import launcher
+from editq.ops import launcher
 from tests import images
 from tests.integration.stack import Services
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from editq import launcher
+from editq.ops import launcher
 from tests import images
 from tests.integration.stack import PrivateSim, Universe
 

@@ -11,8 +11,8 @@ import pytest
 
 from editq import catalogue, cost
 from editq.errors import EditqError
+from editq.ops.sim.app import usage_for
 from editq.options import parse_options, plan_edit
-from editq.sim.app import usage_for
 
 CAT = catalogue.load()
 SIZES = ("1024x1024", "1024x1536", "1536x1024")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.multipart import Limits, read_form
+from editq.api.multipart import Limits, read_form
 from editq.errors import EditqError
 
 LIMITS = Limits(

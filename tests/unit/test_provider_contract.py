@@ -16,11 +16,18 @@ import httpx
 import pytest
 import yaml
 
-from api.multipart import Form, Limits, read_form
 from editq import catalogue
+from editq.api.multipart import Form, Limits, read_form
 from editq.options import parse_options, plan_edit
-from worker.provider import errors
-from worker.provider.openai import AzureProvider, EditCall, OpenAIProvider, Upload, rate_headers, retry_after
+from editq.worker.provider import failures
+from editq.worker.provider.openai import (
+    AzureProvider,
+    EditCall,
+    OpenAIProvider,
+    Upload,
+    rate_headers,
+    retry_after,
+)
 
 SPEC = yaml.safe_load(
     (Path(__file__).parents[1] / "contract" / "openai-images-edit-openapi.yaml").read_text()
@@ -209,7 +216,7 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
                     "x-ratelimit-remaining-requests": "0",
                 },
             ),
-            errors.RateLimited,
+            failures.RateLimited,
             3.0,
         ),
         (
@@ -224,7 +231,7 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
                     }
                 },
             ),
-            errors.QuotaExceeded,
+            failures.QuotaExceeded,
             None,
         ),
         (
@@ -240,22 +247,22 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
                     }
                 },
             ),
-            errors.ModerationBlocked,
+            failures.ModerationBlocked,
             None,
         ),
         (
             _error(400, {"created": 1, "error": {"code": "contentFilter", "message": "safety"}}),
-            errors.ModerationBlocked,
+            failures.ModerationBlocked,
             None,
         ),
         (
             _error(500, {"error": {"message": "oops", "type": "server_error", "param": None, "code": None}}),
-            errors.ProviderServerError,
+            failures.ProviderServerError,
             None,
         ),
         (
             _error(503, b"<html>bad gateway</html>", {"retry-after-ms": "1500"}),
-            errors.ProviderServerError,
+            failures.ProviderServerError,
             1.5,
         ),
         (
@@ -270,7 +277,7 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
                     }
                 },
             ),
-            errors.AuthenticationFailed,
+            failures.AuthenticationFailed,
             None,
         ),
         (
@@ -285,35 +292,35 @@ def _error(status: int, body: Any, headers: dict[str, str] | None = None) -> htt
                     }
                 },
             ),
-            errors.ProviderRejected,
+            failures.ProviderRejected,
             None,
         ),
-        (_error(200, b"not json"), errors.BadResponse, None),
-        (_error(200, {"created": 1, "data": []}), errors.BadResponse, None),
-        (_error(200, {"created": 1, "data": [{"b64_json": "!!notbase64!!"}]}), errors.BadResponse, None),
+        (_error(200, b"not json"), failures.BadResponse, None),
+        (_error(200, {"created": 1, "data": []}), failures.BadResponse, None),
+        (_error(200, {"created": 1, "data": [{"b64_json": "!!notbase64!!"}]}), failures.BadResponse, None),
     ],
 )
 def test_answers_map_into_the_error_tree(
-    response: httpx.Response, kind: type[errors.ProviderError], retry: float | None
+    response: httpx.Response, kind: type[failures.ProviderError], retry: float | None
 ) -> None:
     plan = _plan()
     _, client = _capture(response)
     with pytest.raises(kind) as raised:
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
     assert raised.value.retry_after == retry
-    retryable = kind in (errors.RateLimited, errors.ProviderServerError)
-    assert isinstance(raised.value, errors.Retryable) is retryable
+    retryable = kind in (failures.RateLimited, failures.ProviderServerError)
+    assert isinstance(raised.value, failures.Retryable) is retryable
     assert raised.value.to_error()["code"] == kind.code
 
 
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (httpx.ReadTimeout("slow"), errors.ProviderTimeout),
-        (httpx.ConnectError("refused"), errors.ProviderUnreachable),
+        (httpx.ReadTimeout("slow"), failures.ProviderTimeout),
+        (httpx.ConnectError("refused"), failures.ProviderUnreachable),
     ],
 )
-def test_transport_failures(exc: Exception, kind: type[errors.ProviderError]) -> None:
+def test_transport_failures(exc: Exception, kind: type[failures.ProviderError]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
 
@@ -321,7 +328,7 @@ def test_transport_failures(exc: Exception, kind: type[errors.ProviderError]) ->
     client = httpx.Client(transport=httpx.MockTransport(handler))
     with pytest.raises(kind) as raised:
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
-    assert isinstance(raised.value, errors.Retryable)
+    assert isinstance(raised.value, failures.Retryable)
 
 
 def test_rate_limit_headers_are_read() -> None:
@@ -373,6 +380,6 @@ def test_no_retries_inside_the_http_client() -> None:
 
     plan = _plan()
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    with pytest.raises(errors.ProviderServerError):
+    with pytest.raises(failures.ProviderServerError):
         OpenAIProvider(client, "https://x/v1", "k").edit(EditCall(plan, [Upload("a.png", PNG, "image/png")]))
     assert calls == [1]

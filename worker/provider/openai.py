@@ -14,9 +14,9 @@ from typing import Any, Protocol
 import httpx
 
 from editq.options import EditPlan
+from editq.ratelimits import RateHeaders
 from editq.settings import Settings
-from storage.limiter import RateHeaders
-from worker.provider.errors import (
+from editq.worker.provider.failures import (
     AuthenticationFailed,
     BadResponse,
     ModelUnavailable,

@@ -55,8 +55,8 @@ class Progress:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from editq.client import Client
     from editq.settings import get_settings
+    from editq.tools.client import Client
 
     settings = get_settings()
     url = args.api or settings.client_api_url or settings.api_base_url
@@ -85,7 +85,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from editq.client import ApiError, dumps
+    from editq.tools.client import ApiError, dumps
 
     paths = [Path(p) for p in args.images]
     missing = [p for p in paths if not p.exists()]
@@ -157,7 +157,7 @@ def _submit_folder(client: Any, files: list[Path], args: argparse.Namespace) -> 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from editq.client import ApiError, dumps
+    from editq.tools.client import ApiError, dumps
 
     with _client(args) as client:
         try:
@@ -168,7 +168,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from editq.client import ApiError, dumps
+    from editq.tools.client import ApiError, dumps
 
     params = {k: v for k, v in {"from": args.from_, "to": args.to, "group_by": args.group_by}.items() if v}
     with _client(args) as client:
@@ -181,14 +181,14 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 def _db() -> Any:
     from editq.settings import get_settings
-    from storage.backend import Backend
+    from editq.storage.backend import Backend
 
     return Backend.connect(get_settings())
 
 
 def cmd_tenants(args: argparse.Namespace) -> int:
-    from editq.client import dumps
-    from storage import money, tenants
+    from editq.storage import money, tenants
+    from editq.tools.client import dumps
 
     db = _db()
     budgets = {
@@ -240,7 +240,7 @@ def cmd_tenants(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from storage import tenants
+    from editq.storage import tenants
 
     db = _db()
     try:
@@ -261,8 +261,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_provider(args: argparse.Namespace) -> int:
-    from editq.client import dumps
-    from storage import limiter
+    from editq.storage import limiter
+    from editq.tools.client import dumps
 
     db = _db()
     try:
@@ -277,7 +277,7 @@ def cmd_provider(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from editq.sim.app import SimConfig, create_app
+    from editq.ops.sim.app import SimConfig, create_app
 
     low, _, high = (args.latency or "0").partition("-")
     config = SimConfig(
@@ -308,7 +308,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = get_settings()
     setup(settings.log_level)
     uvicorn.run(
-        "api.app:create_app",
+        "editq.api.app:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
@@ -322,7 +322,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from editq.logs import setup
     from editq.settings import get_settings
-    from worker.app import EDITS, OPS, WEBHOOKS, app
+    from editq.worker.app import EDITS, OPS, WEBHOOKS, app
 
     settings = get_settings()
     setup(settings.log_level)
@@ -350,7 +350,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_beat(args: argparse.Namespace) -> int:
     from editq.logs import setup
     from editq.settings import get_settings
-    from worker.app import app
+    from editq.worker.app import app
 
     settings = get_settings()
     setup(settings.log_level)
@@ -358,7 +358,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from editq.launcher import run
+    from editq.ops.launcher import run
 
     return run()
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from editq.ratelimits import RateHeaders
+
 
 class ProviderError(Exception):
     """A failed call, with what the provider said."""
@@ -42,8 +44,8 @@ class ProviderError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.details = details or {}
-        #: The answer's rate-limit headers (a `storage.limiter.RateHeaders`), for the limiter.
-        self.rate: Any = None
+        #: The answer's rate-limit headers, for the limiter.
+        self.rate: RateHeaders | None = None
 
     def to_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}

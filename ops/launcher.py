@@ -25,7 +25,7 @@ from editq import catalogue, lifecycle
 from editq.clock import SYSTEM, Clock
 from editq.lifecycle import Availability
 from editq.settings import Settings
-from storage.redis import connect
+from editq.storage.redis import connect
 
 PYTHON = sys.executable
 
@@ -200,14 +200,14 @@ def simulator(
     echo: bool = True,
     log: Path | None = None,
 ) -> Proc:
-    argv = [PYTHON, "-m", "editq.cli", "sim", "--host", "127.0.0.1", "--port", str(port), *(args or [])]
+    argv = [PYTHON, "-m", "editq.tools.cli", "sim", "--host", "127.0.0.1", "--port", str(port), *(args or [])]
     proc = spawn("sim", argv, env=env, echo=echo, log=log)
     wait_for_http(f"http://127.0.0.1:{port}/", timeout=60)
     return proc
 
 
 def api(env: dict[str, str], port: int, *, echo: bool = True, log: Path | None = None) -> Proc:
-    argv = [PYTHON, "-m", "editq.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [PYTHON, "-m", "editq.tools.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     proc = spawn("api", argv, env=env, echo=echo, log=log)
     wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
     return proc
@@ -221,13 +221,13 @@ def worker(
     echo: bool = True,
     log: Path | None = None,
 ) -> Proc:
-    argv = [PYTHON, "-m", "editq.cli", "worker", "--concurrency", str(concurrency), "--name", name]
+    argv = [PYTHON, "-m", "editq.tools.cli", "worker", "--concurrency", str(concurrency), "--name", name]
     return spawn(name, argv, env=env, echo=echo, log=log)
 
 
 def beat(env: dict[str, str], state_dir: Path, *, echo: bool = True, log: Path | None = None) -> Proc:
     state_dir.mkdir(parents=True, exist_ok=True)
-    argv = [PYTHON, "-m", "editq.cli", "beat", "--schedule", str(state_dir / "celerybeat-schedule")]
+    argv = [PYTHON, "-m", "editq.tools.cli", "beat", "--schedule", str(state_dir / "celerybeat-schedule")]
     return spawn("beat", argv, env=env, echo=echo, log=log)
 
 
@@ -239,7 +239,7 @@ def flower(
         "-m",
         "celery",
         "-A",
-        "worker.app",
+        "editq.worker.app",
         "flower",
         f"--port={port}",
         "--address=127.0.0.1",

@@ -31,9 +31,9 @@ from editq import cost
 from editq.catalogue import Catalogue, Model
 from editq.clock import Clock
 from editq.errors import InvalidRequest
+from editq.ops.sim import effects
+from editq.ops.sim.limits import Limits
 from editq.options import check_size
-from editq.sim import effects
-from editq.sim.limits import Limits
 
 FIELDS = {
     "image",

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from editq.errors import EditqError, Unavailable
-from storage.errors import StorageError, StorageUnavailable
-from storage.redis import REDIS_ERRORS
+from editq.storage.errors import StorageError, StorageUnavailable
+from editq.storage.redis import REDIS_ERRORS
 
 log = logging.getLogger("editq.api")
 

@@ -1,0 +1,1 @@
+"""The top floor: the `editq` command and the Python client of the HTTP API."""
