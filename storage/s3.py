@@ -32,9 +32,12 @@ def _fail(exc: Exception) -> StorageError:
 class ObjectStore:
     """One bucket, one boto3 client per process, every call with a timeout."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, timeout: float | None = None, attempts: int = 3) -> None:
+        """`timeout` (connect and read, default `EDITQ_S3_TIMEOUT`) and `attempts` per call, the
+        first included."""
         self.bucket = settings.s3_bucket
         self.settings = settings
+        timeout = settings.s3_timeout_seconds if timeout is None else timeout
         self.client: S3Client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -42,9 +45,9 @@ class ObjectStore:
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
             config=Config(
-                connect_timeout=settings.s3_timeout_seconds,
-                read_timeout=settings.s3_timeout_seconds,
-                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"total_max_attempts": attempts, "mode": "standard"},
                 s3={"addressing_style": "path"},
                 signature_version="s3v4",
                 max_pool_connections=64,
