@@ -218,7 +218,9 @@ def _metadata(values: dict[str, Any]) -> dict[str, str]:
         try:
             raw = json.loads(raw, parse_constant=_not_json)
         except RecursionError:
-            raw = [[]] * (MAX_METADATA_DEPTH + 1)  # refused just below
+            raise InvalidRequest(
+                "metadata_too_deep", f"metadata nests more than {MAX_METADATA_DEPTH} levels", "metadata"
+            ) from None
         except ValueError:
             raise InvalidRequest(
                 "invalid_metadata", "metadata must be a JSON object (no NaN or Infinity)", "metadata"
