@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(1000, validation_alias=_env("EDITQ_MAX_BATCH_ITEMS"))
     max_wait_seconds: int = Field(60, validation_alias=_env("EDITQ_MAX_WAIT_SECONDS"))
     #: A request body must arrive whole within this many seconds of the request's start (408).
-    body_timeout_seconds: float = Field(60.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
+    body_timeout_seconds: float = Field(120.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
     #: Multipart uploads (submits with files, `POST /v1/uploads`) a tenant may stream at once,
     #: per API process (429 `too_many_uploads`).
     max_concurrent_uploads: int = Field(8, ge=1, validation_alias=_env("EDITQ_MAX_CONCURRENT_UPLOADS"))
