@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(120.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
     #: Multipart uploads (submits with files, `POST /v1/uploads`) a tenant may stream at once,
     #: per API process (429 `too_many_uploads`).
-    max_concurrent_uploads: int = Field(8, ge=1, validation_alias=_env("EDITQ_MAX_CONCURRENT_UPLOADS"))
+    max_concurrent_uploads: int = Field(32, ge=1, validation_alias=_env("EDITQ_MAX_CONCURRENT_UPLOADS"))
     #: `/readyz` answers 503 once no worker heartbeat has been live for this many seconds.
     ready_worker_grace_seconds: float = Field(10.0, ge=0, validation_alias=_env("EDITQ_READY_WORKER_GRACE"))
 

@@ -28,7 +28,9 @@ class Backend:
         gives a 503 within seconds; workers keep the patient defaults."""
         if request_path:
             client = connect(settings.redis_url, timeout=settings.api_redis_timeout_seconds, fail_fast=True)
-            objects = ObjectStore(settings, timeout=settings.api_s3_timeout_seconds, attempts=1)
+            objects = ObjectStore(
+                settings, timeout=settings.api_s3_timeout_seconds, attempts=1, server_retries=2
+            )
         else:
             client, objects = connect(settings.redis_url), ObjectStore(settings)
         return cls(
