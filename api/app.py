@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import errors, metrics
+from api.guard import RequestGuard, UploadSlots
 from api.routes import account, batch, edits, health
 from api.stream import router as stream_router
 from editq import __version__, catalogue
@@ -26,14 +27,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Backend.connect(settings)
+        db = Backend.connect(settings, request_path=True)
         longest = max(settings.output_retention_seconds, settings.source_retention_seconds)
         db.objects.ensure_bucket(retention_days=max(1, longest // 86400))
         if settings.bootstrap_api_key is not None:
             tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
         app.state.backend = db
         app.state.catalogue = catalogue.load(settings.catalogue_path)
-        app.state.async_redis = connect_async(settings.redis_url, longest_block=settings.max_wait_seconds)
+        app.state.async_redis = connect_async(
+            settings.redis_url,
+            timeout=settings.api_redis_timeout_seconds,
+            longest_block=settings.max_wait_seconds,
+        )
         if not getattr(metrics.REGISTRY, "_editq_state", False):
             metrics.register_state(db)
             metrics.REGISTRY._editq_state = True  # type: ignore[attr-defined]
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous, cost-aware image edits.",
     )
     errors.install(app)
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     for router in (edits.router, stream_router, batch.router, account.router, health.router):
         app.include_router(router)
 
@@ -64,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
         return response
 
+    app.add_middleware(RequestGuard, body_seconds=settings.body_timeout_seconds)
     return app

@@ -8,6 +8,7 @@ import anyio.to_thread
 import redis.asyncio
 from fastapi import Depends, Request
 
+from api.guard import UploadSlots
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
 from storage import tenants
@@ -29,9 +30,15 @@ def async_redis(request: Request) -> redis.asyncio.Redis:
     return client
 
 
+def upload_slots(request: Request) -> UploadSlots:
+    slots: UploadSlots = request.app.state.upload_slots
+    return slots
+
+
 DB = Annotated[Backend, Depends(backend)]
 Models = Annotated[Catalogue, Depends(catalogue)]
 AsyncRedis = Annotated[redis.asyncio.Redis, Depends(async_redis)]
+Uploads = Annotated[UploadSlots, Depends(upload_slots)]
 
 
 async def tenant(request: Request, db: DB) -> str:

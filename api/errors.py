@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from editq.errors import EditqError, Unavailable
+from editq.errors import EditqError, RequestTimeout, TooManyRequests, Unavailable
 from storage.errors import StorageError, StorageUnavailable
 from storage.redis import REDIS_ERRORS
 
@@ -31,8 +31,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EditqError)
     async def editq_error(request: Request, exc: EditqError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, Unavailable):
+        if isinstance(exc, Unavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RequestTimeout):
+            headers["Connection"] = "close"
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="editq"'
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import redis.asyncio
 from fastapi import APIRouter, Request
@@ -19,6 +20,7 @@ from editq.jobs import Job
 from storage import jobs as job_store
 from storage import outputs
 from storage.backend import Backend
+from storage.errors import StorageUnavailable
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
@@ -28,8 +30,14 @@ KEEPALIVE_SECONDS = 15.0
 POSITION_SECONDS = 1.0
 
 
-async def _last_id(aredis: redis.asyncio.Redis, key: str) -> str:
-    last = await aredis.xrevrange(key, count=1)
+async def _last_id(db: Backend, aredis: redis.asyncio.Redis, key: str) -> str:
+    """The stream's newest entry id; a stalled Redis fails within the API's Redis timeout (the
+    async client's own socket timeout is long enough for blocking reads)."""
+    try:
+        with anyio.fail_after(db.settings.api_redis_timeout_seconds):
+            last = await aredis.xrevrange(key, count=1)
+    except TimeoutError:
+        raise StorageUnavailable("redis: no answer to XREVRANGE") from None
     return str(last[0][0]) if last else "0-0"
 
 
@@ -63,7 +71,7 @@ async def events(
 ) -> StreamingResponse:
     """Server-sent events: `status` on every change, `queue_position` while waiting, then `done`."""
     key = db.keys.events(tenant, job_id)
-    last = await _last_id(aredis, key)
+    last = await _last_id(db, aredis, key)
     job: Job | None = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
     if job is None:
         raise NotFound("job_not_found", f"no job {job_id!r}", "id")

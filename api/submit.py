@@ -265,8 +265,9 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
         if replay is not None:
             return Answer(replay.status, replay.body, {"Idempotent-Replayed": "true"}, replay.body.get("id"))
     hold: money.Hold | None = None
+    job_id = ids.new_id("edit")
+    sent: Answer | None = None
     try:
-        job_id = ids.new_id("edit")
         earlier = _earlier(db, p)
         copied = _copy_outputs(db, p.tenant, earlier, job_id) if earlier is not None else None
         if copied is None:
@@ -301,6 +302,7 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
             None if mode == "reused" else int(db.redis.llen(db.keys.queue(p.tenant, p.options.priority)))
         )
         body = job.public(outputs.url_builder(db), position)
+        sent = Answer(status, body, _headers(p, job_id), job_id)
         result = db.scripts.run(
             "submit",
             p.tenant,
@@ -318,6 +320,8 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
             raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
         hold = None
     except (StorageUnavailable, *REDIS_ERRORS) as exc:
+        if sent is not None and _stored(db, p.tenant, job_id):
+            return sent  # the script ran but its reply was lost: the job is committed
         _undo(db, p, hold, idempotency_key)
         raise Unavailable("storage_unavailable", f"cannot store the job right now ({exc})") from exc
     except StorageError as exc:
@@ -326,8 +330,19 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
     except EditqError:
         _undo(db, p, hold, idempotency_key)
         raise
-    headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.choice.resolution)}
-    return Answer(status, body, headers, job_id)
+    return Answer(status, body, _headers(p, job_id), job_id)
+
+
+def _headers(p: Prepared, job_id: str) -> dict[str, str]:
+    return {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.choice.resolution)}
+
+
+def _stored(db: Backend, tenant: str, job_id: str) -> bool:
+    """Whether the submit script wrote the job (asked once more after its reply was lost)."""
+    try:
+        return bool(db.redis.exists(db.keys.job(tenant, job_id)))
+    except REDIS_ERRORS:
+        return False
 
 
 def _copy_outputs(db: Backend, tenant: str, earlier: Job, job_id: str) -> list[dict[str, Any]] | None:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         SecretStr("editq-secret"), validation_alias=_env("AWS_SECRET_ACCESS_KEY")
     )
     s3_timeout_seconds: float = Field(10.0, validation_alias=_env("EDITQ_S3_TIMEOUT"))
+    #: The API's Redis and S3 calls: short, not retried, so a stalled service answers 503 fast
+    #: (workers keep the patient `EDITQ_S3_TIMEOUT` and Redis' default retries).
+    api_redis_timeout_seconds: float = Field(1.0, gt=0, validation_alias=_env("EDITQ_API_REDIS_TIMEOUT"))
+    api_s3_timeout_seconds: float = Field(2.0, gt=0, validation_alias=_env("EDITQ_API_S3_TIMEOUT"))
 
     # --- Provider ----------------------------------------------------------------------------
     provider: Literal["openai", "azure"] = Field("openai", validation_alias=_env("EDITQ_PROVIDER"))
@@ -110,6 +114,13 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(1000, validation_alias=_env("EDITQ_MAX_BATCH_ITEMS"))
     max_wait_seconds: int = Field(60, validation_alias=_env("EDITQ_MAX_WAIT_SECONDS"))
+    #: A request body must arrive whole within this many seconds of the request's start (408).
+    body_timeout_seconds: float = Field(120.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
+    #: Multipart uploads (submits with files, `POST /v1/uploads`) a tenant may stream at once,
+    #: per API process (429 `too_many_uploads`).
+    max_concurrent_uploads: int = Field(32, ge=1, validation_alias=_env("EDITQ_MAX_CONCURRENT_UPLOADS"))
+    #: `/readyz` answers 503 once no worker heartbeat has been live for this many seconds.
+    ready_worker_grace_seconds: float = Field(10.0, ge=0, validation_alias=_env("EDITQ_READY_WORKER_GRACE"))
 
     # --- Webhooks ----------------------------------------------------------------------------
     webhook_allow_private: bool = Field(False, validation_alias=_env("EDITQ_WEBHOOK_ALLOW_PRIVATE"))

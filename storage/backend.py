@@ -24,14 +24,22 @@ class Backend:
     objects: ObjectStore
 
     @classmethod
-    def connect(cls, settings: Settings) -> Backend:
-        client = connect(settings.redis_url)
+    def connect(cls, settings: Settings, *, request_path: bool = False) -> Backend:
+        """`request_path` (the API): short timeouts and no retry loops, so a stalled Redis or S3
+        gives a 503 within seconds; workers keep the patient defaults."""
+        if request_path:
+            client = connect(settings.redis_url, timeout=settings.api_redis_timeout_seconds, fail_fast=True)
+            objects = ObjectStore(
+                settings, timeout=settings.api_s3_timeout_seconds, attempts=1, server_retries=2
+            )
+        else:
+            client, objects = connect(settings.redis_url), ObjectStore(settings)
         return cls(
             settings=settings,
             redis=client,
             scripts=Scripts(client, settings.redis_prefix, settings.clock.offset_ms),
             keys=Keys(settings.redis_prefix),
-            objects=ObjectStore(settings),
+            objects=objects,
         )
 
     @property

@@ -8,6 +8,9 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from storage.errors import StorageUnavailable
 
@@ -31,6 +34,8 @@ SCRIPTS = (
 
 Redis = redis.Redis
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+#: Anything a Redis call can raise (replies included), for steps that must not fail a request.
+ANY_REDIS_ERROR = redis.RedisError
 
 
 @functools.cache
@@ -40,8 +45,13 @@ def _source(name: str) -> str:
     return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
-    """A client with explicit timeouts and health checks; strings in, strings out."""
+def connect(url: str, *, timeout: float = 5.0, fail_fast: bool = False) -> redis.Redis:
+    """A client with explicit timeouts and health checks; strings in, strings out.
+
+    `fail_fast` (the API's request path): a timeout is not retried, and a broken connection
+    (a restarted Redis) is retried once on a fresh one, at once. Otherwise redis-py's default
+    retries with backoff apply (workers can wait)."""
+    extra: dict[str, Any] = {"retry": Retry(NoBackoff(), 1, (redis.ConnectionError,))} if fail_fast else {}
     return redis.Redis.from_url(
         url,
         decode_responses=True,
@@ -50,11 +60,13 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
         socket_keepalive=True,
         health_check_interval=25,
         retry_on_timeout=False,
+        **extra,
     )
 
 
 def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0) -> redis.asyncio.Redis:
-    """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked."""
+    """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked,
+    so callers bound each call themselves; retries only a broken connection, once."""
     return redis.asyncio.Redis.from_url(
         url,
         decode_responses=True,
@@ -62,6 +74,7 @@ def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0
         socket_connect_timeout=timeout,
         socket_keepalive=True,
         health_check_interval=25,
+        retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
     )
 
 

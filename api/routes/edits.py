@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api import inputs
-from api.deps import DB, AsyncRedis, Models, Tenant
+from api.deps import DB, AsyncRedis, Models, Tenant, Uploads
 from api.multipart import read_form
 from api.stream import wait_for_end
 from api.submit import Answer, commit, prepare
@@ -20,7 +21,11 @@ from editq.jobs import TERMINAL, Job
 from editq.options import parse_options
 from storage import deliveries, idempotency, outputs
 from storage import jobs as job_store
+from storage.backend import Backend
+from storage.errors import StorageError
+from storage.redis import ANY_REDIS_ERROR
 
+log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -39,10 +44,7 @@ async def read_json(request: Request, limit: int) -> Any:
         body.extend(chunk)
         if len(body) > limit:
             raise PayloadTooLarge("request_too_large", f"the JSON body is over {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise InvalidRequest("invalid_json", "the body is not valid JSON") from None
+    return inputs.parse_json(bytes(body))
 
 
 @router.post("", status_code=202)
@@ -52,6 +54,7 @@ async def submit(
     models: Models,
     aredis: AsyncRedis,
     tenant: Tenant,
+    uploads: Uploads,
     content_type: Annotated[str, Header()] = "",
     idempotency_key: Annotated[str | None, Header()] = None,
     cancel_after: Annotated[str | None, Header()] = None,
@@ -63,7 +66,8 @@ async def submit(
     deadline = inputs.cancel_after(cancel_after)
     wait = inputs.prefer_wait(prefer, settings.max_wait_seconds)
     if content_type.startswith("multipart/form-data"):
-        form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
+        with uploads.hold(tenant):
+            form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
         try:
             options = inputs.options_from_form(form)
             sources, mask = await anyio.to_thread.run_sync(inputs.sources_from_form, form, settings)
@@ -90,10 +94,23 @@ async def submit(
     headers = dict(answer.headers)
     if wait and answer.job_id and answer.status == 202 and "Idempotent-Replayed" not in headers:
         headers["Preference-Applied"] = f"wait={wait}"
-        finished = await wait_for_end(db, aredis, tenant, answer.job_id, wait)
+        finished = await committed_wait(db, aredis, tenant, answer.job_id, wait)
         if finished is not None:
             return JSONResponse(finished, status_code=200, headers=headers)
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+async def committed_wait(
+    db: Backend, aredis: AsyncRedis, tenant: str, job_id: str, seconds: float
+) -> dict[str, Any] | None:
+    """`wait_for_end` for a job already committed: the job is stored, so a failure while
+    waiting ends the wait (the client gets the 202) instead of failing the request."""
+    try:
+        with anyio.move_on_after(seconds + db.settings.api_redis_timeout_seconds + 1):
+            return await wait_for_end(db, aredis, tenant, job_id, seconds)
+    except (StorageError, ANY_REDIS_ERROR, OSError) as exc:
+        log.warning("waiting for %s failed after it was committed; answering 202: %s", job_id, exc)
+    return None
 
 
 @router.get("/{job_id}")
