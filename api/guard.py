@@ -81,7 +81,7 @@ class _Deadline:
             if not self.expired:
                 raise
         if self.expired and not self.answered:
-            await self.send(send, {"type": "http.response.start"})
+            await self.answer_timeout(send)
 
     async def receive(self, receive: Receive) -> Message:
         if self.body_done:
@@ -104,8 +104,10 @@ class _Deadline:
             self.answered = self.answered or message["type"] == "http.response.start"
             await send(message)
             return
-        if self.answered or message["type"] != "http.response.start":
-            return
+        if not self.answered and message["type"] == "http.response.start":
+            await self.answer_timeout(send)
+
+    async def answer_timeout(self, send: Send) -> None:
         self.answered = True
         for reply in _error(
             408, "body_timeout", f"the request body did not arrive within {self.seconds:g} s"
