@@ -17,6 +17,7 @@ SCRIPTS = (
     "submit",
     "admit",
     "start",
+    "call",
     "renew",
     "finish",
     "requeue",
