@@ -3,6 +3,7 @@ benchmarks reuse to stand the same stack up on private ports."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import os
@@ -381,6 +382,10 @@ def run() -> int:
                 if settings.flower_basic_auth
                 else _persistent_secret(state / "flower-auth", "admin:" + secrets.token_urlsafe(12))
             )
+            if settings.secrets_key is None:
+                env["EDITQ_SECRETS_KEY"] = _persistent_secret(
+                    state / "secrets-key", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+                )
             env["EDITQ_BOOTSTRAP_API_KEY"] = key
             env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
             # a local run posts webhooks to local receivers unless told otherwise

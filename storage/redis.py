@@ -18,6 +18,7 @@ SCRIPTS = (
     "admit",
     "start",
     "call",
+    "reseal",
     "renew",
     "finish",
     "requeue",

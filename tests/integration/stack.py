@@ -47,6 +47,7 @@ BASE_ENV = {
     "AWS_ACCESS_KEY_ID": "editq-test",
     "AWS_SECRET_ACCESS_KEY": "editq-test-secret",
     "OPENAI_API_KEY": "sk-editq-test",
+    "EDITQ_SECRETS_KEY": "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtbG9uZy1rZXk=",
 }
 
 
