@@ -41,6 +41,12 @@ def test_sigkill_mid_job_still_succeeds_once(
         if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"
     ]
     assert len(settled) == 1
+    # the killed run's call went out: the ledger notes it, and matches what the provider answered
+    notes = [
+        e[1] for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}") if e[1]["kind"] == "unknown_charge"
+    ]
+    assert [(n["job"], n["note"].split(":")[0]) for n in notes] == [(job["id"], "attempt 1")]
+    assert private_sim.stats()["by_status"].get("200", 0) == len(settled) + len(notes)
     assert len(done["outputs"]) == 1
     assert u.redis.zcard(f"{u.prefix}:inflight") == 0
     events = [fields["status"] for _, fields in u.redis.xrange(f"{u.prefix}:ev:{tenant}:{job['id']}")]
