@@ -4,6 +4,8 @@ that a test may stop, freeze or reconfigure, and the checks every fault test end
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,9 @@ class Rig:
     def restart_redis(self, down_seconds: float = 2.0) -> None:
         """Stop redis-server as `redis-cli shutdown` does (AOF written) and start it again."""
         time.sleep(1.2)  # AOF fsyncs every second
+        cli = shutil.which("redis-cli")
+        if cli is not None:
+            subprocess.run([cli, "-p", str(self.redis_port), "shutdown"], timeout=30, check=False)
         self.redis.stop()
         time.sleep(down_seconds)
         self.redis = launcher.redis_server(self.redis_port, self.data / "redis", aof=True, echo=False)
@@ -91,8 +96,8 @@ class Rig:
         assert int(r.hget(f"{p}:budget:{self.tenant}:total", "reserved") or 0) == 0
         assert r.zcard(f"{p}:holds") == 0
         assert r.zcard(f"{p}:inflight") == 0
-        dead = [w.name for w in self.u.workers if not w.alive()]
-        assert not dead, f"workers died: {dead}"
+        dead = [p.name for p in self.u.procs if not p.alive()]
+        assert not dead, f"died: {dead}"
         counts: dict[str, int] = {}
         for job in jobs.values():
             counts[job["status"]] = counts.get(job["status"], 0) + 1

@@ -57,7 +57,9 @@ def test_workers_sigkilled_mid_call(rig: Rig, services: Services) -> None:
         time.sleep(0.5)  # calls are out
         victim = next(w for w in rig.u.workers if w.alive())
         victim.kill()
-        rig.u.workers.remove(victim)  # what the supervisor does: a fresh worker takes its place
+        # what `editq run`, compose or Kubernetes do: a fresh worker takes its place
+        rig.u.workers.remove(victim)
+        rig.u.procs.remove(victim)
         rig.u.start_worker(4, wait=False)
         kills += 1
     figures = rig.check(timeout=120)
