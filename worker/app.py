@@ -31,6 +31,9 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_transport_options=transport,
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
+        # keep reconnecting for as long as Redis is away (the default gives up after 100 tries)
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         broker_pool_limit=max(16, settings.worker_concurrency + 4),
         task_ignore_result=True,
         result_backend=None,

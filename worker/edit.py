@@ -90,7 +90,9 @@ def _run(ctx: Context, job: Job) -> str:
     except StorageError as exc:
         missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
         return _fail(ctx, job, missing)
-    jobs.mark_call(db, job, "sent")
+    if not jobs.mark_call(db, job, "sent"):
+        # canceled while its sources loaded, or no longer this run's: no call, nothing charged
+        return jobs.finish(db, job, outcome="failed", error={"code": "canceled", "message": "canceled"})
     try:
         result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
     except RateLimited as exc:
