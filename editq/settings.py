@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Mapping
@@ -134,6 +136,9 @@ class Settings(BaseSettings):
     webhook_jitter: float = Field(0.1, ge=0, le=0.5, validation_alias=_env("EDITQ_WEBHOOK_JITTER"))
     #: How long a rotated-out signing secret still signs deliveries.
     secret_overlap_seconds: int = Field(86400, validation_alias=_env("EDITQ_SECRET_OVERLAP"))
+    #: Fernet keys, comma separated, that encrypt webhook signing secrets in Redis: the first
+    #: encrypts, every one decrypts (rotation). Unset: secrets are stored unencrypted.
+    secrets_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_SECRETS_KEY"))
 
     # --- Retention ---------------------------------------------------------------------------
     job_retention_seconds: int = Field(30 * 86400, validation_alias=_env("EDITQ_JOB_RETENTION"))
@@ -213,6 +218,12 @@ class Settings(BaseSettings):
             raise ValueError("EDITQ_REUSE_WINDOW cannot be longer than EDITQ_OUTPUT_RETENTION")
         if self.lease_seconds * 2 > self.visibility_timeout:
             raise ValueError("EDITQ_VISIBILITY_TIMEOUT must be well above EDITQ_LEASE_SECONDS")
+        if self.secrets_key is not None and not all(
+            _is_fernet_key(k) for k in self.secrets_key.get_secret_value().split(",")
+        ):
+            raise ValueError(
+                "EDITQ_SECRETS_KEY must be Fernet keys (32 url-safe base64 bytes), comma separated"
+            )
         return self
 
     @classmethod
@@ -227,6 +238,13 @@ class Settings(BaseSettings):
     @property
     def api_base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+def _is_fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text.strip().encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 @functools.cache

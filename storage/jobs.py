@@ -109,6 +109,17 @@ def status(db: Backend, tenant: str, job_id: str) -> str | None:
     return None if value is None else str(value)
 
 
+def mark_call(
+    db: Backend, job: Job, phase: str, usage: dict[str, Any] | None = None, actual: int = 0
+) -> bool:
+    """Note on the job that its provider call went out ('sent') or came back billed
+    ('answered'), so the reaper can account for the call if this run is lost."""
+    result = db.scripts.run(
+        "call", job.tenant, job.id, job.token, phase, json.dumps(usage) if usage else "", actual
+    )
+    return bool(result[0] == "ok")
+
+
 def renew(db: Backend, tenant: str, job_id: str, token: str) -> bool:
     lease_ms = int(db.settings.lease_seconds * 1000)
     return bool(db.scripts.run("renew", tenant, job_id, token, lease_ms))

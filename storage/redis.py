@@ -20,6 +20,8 @@ SCRIPTS = (
     "submit",
     "admit",
     "start",
+    "call",
+    "reseal",
     "renew",
     "finish",
     "requeue",
