@@ -11,12 +11,13 @@ from fastapi import FastAPI, Request, Response
 
 from editq import __version__, catalogue
 from editq.api import error_handlers, metrics
+from editq.api.guard import RequestGuard, UploadSlots
 from editq.api.routes import account, batch, edits, health
 from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
 from editq.storage import tenants
 from editq.storage.backend import Backend
-from editq.storage.redis import connect_async
+from editq.storage.events import EventFeed
 
 log = logging.getLogger("editq.api")
 
@@ -26,14 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Backend.connect(settings)
+        db = Backend.connect(settings, request_path=True)
         longest = max(settings.output_retention_seconds, settings.source_retention_seconds)
         db.objects.ensure_bucket(retention_days=max(1, longest // 86400))
         if settings.bootstrap_api_key is not None:
             tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
         app.state.backend = db
         app.state.catalogue = catalogue.load(settings.catalogue_path)
-        app.state.async_redis = connect_async(settings.redis_url, longest_block=settings.max_wait_seconds)
+        app.state.event_feed = EventFeed.connect(settings)
         if not getattr(metrics.REGISTRY, "_editq_state", False):
             metrics.register_state(db)
             metrics.REGISTRY._editq_state = True  # type: ignore[attr-defined]
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.async_redis.aclose()
+            await app.state.event_feed.close()
             db.close()
 
     app = FastAPI(
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous, cost-aware image edits.",
     )
     error_handlers.install(app)
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     for router in (edits.router, stream_router, batch.router, account.router, health.router):
         app.include_router(router)
 
@@ -64,4 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
         return response
 
+    app.add_middleware(RequestGuard, body_seconds=settings.body_timeout_seconds)
     return app

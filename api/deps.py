@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio.to_thread
-import redis.asyncio
 from fastapi import Depends, Request
 
+from editq.api.guard import UploadSlots
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
 from editq.storage import tenants
 from editq.storage.backend import Backend
+from editq.storage.events import EventFeed
 
 
 def backend(request: Request) -> Backend:
@@ -24,14 +25,20 @@ def catalogue(request: Request) -> Catalogue:
     return found
 
 
-def async_redis(request: Request) -> redis.asyncio.Redis:
-    client: redis.asyncio.Redis = request.app.state.async_redis
-    return client
+def event_feed(request: Request) -> EventFeed:
+    feed: EventFeed = request.app.state.event_feed
+    return feed
+
+
+def upload_slots(request: Request) -> UploadSlots:
+    slots: UploadSlots = request.app.state.upload_slots
+    return slots
 
 
 DB = Annotated[Backend, Depends(backend)]
 Models = Annotated[Catalogue, Depends(catalogue)]
-AsyncRedis = Annotated[redis.asyncio.Redis, Depends(async_redis)]
+Events = Annotated[EventFeed, Depends(event_feed)]
+Uploads = Annotated[UploadSlots, Depends(upload_slots)]
 
 
 async def tenant(request: Request, db: DB) -> str:

@@ -9,9 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from editq.errors import EditqError, Unavailable
+from editq.errors import EditqError, RequestTimeout, TooManyRequests, Unavailable
 from editq.storage.errors import StorageError, StorageUnavailable
-from editq.storage.redis import REDIS_ERRORS
 
 log = logging.getLogger("editq.api")
 
@@ -31,8 +30,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EditqError)
     async def editq_error(request: Request, exc: EditqError) -> JSONResponse:
         headers = {}
-        if isinstance(exc, Unavailable):
+        if isinstance(exc, Unavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RequestTimeout):
+            headers["Connection"] = "close"
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="editq"'
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
@@ -43,15 +44,6 @@ def install(app: FastAPI) -> None:
         response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
         response.headers["Retry-After"] = "2"
         return response
-
-    for error in REDIS_ERRORS:
-
-        @app.exception_handler(error)
-        async def redis_down(request: Request, exc: Exception) -> JSONResponse:
-            log.warning("redis unavailable: %s", exc)
-            response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
-            response.headers["Retry-After"] = "2"
-            return response
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:

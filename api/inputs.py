@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+from fastapi import Request
 
 from editq import images as pillow
 from editq.api.multipart import Form, Limits
 from editq.api.submit import Source
-from editq.errors import InvalidRequest
-from editq.options import EditOptions, parse_options
+from editq.errors import InvalidRequest, PayloadTooLarge
+from editq.options import EditOptions, json_depth, parse_options
 from editq.settings import Settings
 from editq.storage import images
 from editq.storage.backend import Backend
@@ -18,8 +21,11 @@ MAX_IMAGES = 16
 FILE_FIELDS = ("image", "image[]", "mask")
 #: A prompt of 32000 characters is at most 128 KB of UTF-8.
 FIELD_BYTES = 256 * 1024
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$", re.ASCII)
 MAX_CANCEL_AFTER_S = 30 * 86400
+#: Deepest JSON a request body may nest (an edit needs 3 levels, a batch 4).
+MAX_JSON_DEPTH = 32
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def form_limits(settings: Settings) -> Limits:
@@ -103,6 +109,25 @@ def sources_from_ids(
     return sources, mask
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (no NaN or Infinity), at most `MAX_JSON_DEPTH` levels deep."""
+    try:
+        value = json.loads(body, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequest(
+            "json_too_deep", f"the JSON body nests more than {MAX_JSON_DEPTH} levels"
+        ) from None
+    except ValueError:
+        raise InvalidRequest("invalid_json", "the body is not valid JSON") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest("json_too_deep", f"the JSON body nests more than {MAX_JSON_DEPTH} levels")
+    return value
+
+
 def split_json_edit(body: Any) -> tuple[dict[str, Any], Any, Any]:
     """A JSON edit: its option fields, its image_ids and its mask_id."""
     if not isinstance(body, dict):
@@ -126,16 +151,16 @@ def cancel_after(header: str | None) -> float | None:
         return None
     text = header.strip().lower()
     seconds: float
-    try:
+    if _SECONDS.fullmatch(text):
         seconds = float(text)
-    except ValueError:
+    else:
         match = _DURATION.match(text)
         if not text or match is None or not any(match.groups()):
             raise InvalidRequest(
                 "invalid_cancel_after",
                 "Cancel-After is seconds or a duration like 5m or 1h30m",
                 "Cancel-After",
-            ) from None
+            )
         d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = d * 86400 + h * 3600 + m * 60 + s
     if not 0 < seconds <= MAX_CANCEL_AFTER_S:
@@ -153,8 +178,18 @@ def prefer_wait(header: str | None, ceiling: int) -> int | None:
         for token in preference.split(";"):
             name, _, value = token.strip().partition("=")
             if name.strip().lower() == "wait":
-                try:
-                    return max(0, min(ceiling, int(value.strip().strip('"'))))
-                except ValueError:
+                digits = value.strip().strip('"')
+                if not (digits.isascii() and digits.isdigit()):
                     return None
+                return max(0, min(ceiling, int(digits)))
     return None
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """A JSON body of at most `limit` bytes, read as it streams in."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge("request_too_large", f"the JSON body is over {limit} bytes")
+    return parse_json(bytes(body))

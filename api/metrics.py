@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from editq.storage import limiter
 from editq.storage.backend import Backend
-from editq.storage.redis import REDIS_ERRORS
+from editq.storage.errors import StorageUnavailable
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("editq_http_requests", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
@@ -40,7 +40,7 @@ class StateCollector(Collector):
             depths = pipe.execute()
             due = db.redis.zcount(db.keys.schedule, "-inf", db.clock.ms())
             scheduled = db.redis.zcard(db.keys.schedule)
-        except REDIS_ERRORS:
+        except StorageUnavailable:
             return
         pending = GaugeMetricFamily(
             "editq_pending_jobs", "Jobs waiting for admission", labels=["tenant", "priority"]

@@ -6,6 +6,7 @@ instead of after the whole body was written to disk.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
@@ -13,9 +14,12 @@ from typing import IO
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from editq.errors import InvalidRequest, PayloadTooLarge
+from editq.errors import EditqError, InvalidRequest, PayloadTooLarge
 
 SPOOL_BYTES = 1024 * 1024
+#: RFC 2046: a boundary is 1 to 70 characters from a small set.
+MAX_BOUNDARY = 70
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 @dataclass
@@ -150,10 +154,14 @@ async def read_form(content_type: str, stream: AsyncIterator[bytes], limits: Lim
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise InvalidRequest("invalid_multipart", "expected multipart/form-data with a boundary")
+    if len(boundary) > MAX_BOUNDARY or not _BOUNDARY.fullmatch(boundary):
+        raise InvalidRequest(
+            "invalid_boundary", f"the multipart boundary is 1 to {MAX_BOUNDARY} plain characters (RFC 2046)"
+        )
     collector = _Collector(limits)
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     total = 0
     try:
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         async for chunk in stream:
             total += len(chunk)
             if total > limits.total_bytes:
@@ -162,7 +170,7 @@ async def read_form(content_type: str, stream: AsyncIterator[bytes], limits: Lim
         parser.finalize()
         if parser.state != MultipartState.END:
             raise InvalidRequest("invalid_multipart", "the multipart body ends before its closing boundary")
-    except (InvalidRequest, PayloadTooLarge):
+    except EditqError:
         collector.form.close()
         raise
     except Exception as exc:

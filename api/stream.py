@@ -8,17 +8,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import anyio.to_thread
-import redis.asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from editq.api.deps import DB, AsyncRedis, Tenant
+from editq.api.deps import DB, Events, Tenant
 from editq.errors import NotFound
 from editq.job import Job
 from editq.storage import jobs as job_store
 from editq.storage import outputs
 from editq.storage.backend import Backend
+from editq.storage.events import EventFeed
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
@@ -28,16 +29,10 @@ KEEPALIVE_SECONDS = 15.0
 POSITION_SECONDS = 1.0
 
 
-async def _last_id(aredis: redis.asyncio.Redis, key: str) -> str:
-    last = await aredis.xrevrange(key, count=1)
-    return str(last[0][0]) if last else "0-0"
-
-
 async def wait_for_end(
-    db: Backend, aredis: redis.asyncio.Redis, tenant: str, job_id: str, seconds: float
+    db: Backend, feed: EventFeed, tenant: str, job_id: str, seconds: float
 ) -> dict[str, Any] | None:
     """The finished job if it ends within `seconds`, else None."""
-    key = db.keys.events(tenant, job_id)
     deadline = time.monotonic() + seconds
     last = "0-0"
     while True:
@@ -47,10 +42,7 @@ async def wait_for_end(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
-        entries = await aredis.xread({key: last}, block=max(1, int(remaining * 1000)), count=50)
-        for _, items in entries or []:
-            if items:
-                last = str(items[-1][0])
+        last = await feed.after(tenant, job_id, last, int(remaining * 1000)) or last
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -58,12 +50,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 @router.get("/{job_id}/events")
-async def events(
-    job_id: str, request: Request, db: DB, aredis: AsyncRedis, tenant: Tenant
-) -> StreamingResponse:
+async def events(job_id: str, request: Request, db: DB, feed: Events, tenant: Tenant) -> StreamingResponse:
     """Server-sent events: `status` on every change, `queue_position` while waiting, then `done`."""
-    key = db.keys.events(tenant, job_id)
-    last = await _last_id(aredis, key)
+    last = await feed.last_id(tenant, job_id)
     job: Job | None = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
     if job is None:
         raise NotFound("job_not_found", f"no job {job_id!r}", "id")
@@ -79,14 +68,12 @@ async def events(
             if await request.is_disconnected():
                 return
             block = POSITION_SECONDS if current["status"] == "queued" else KEEPALIVE_SECONDS
-            entries = await aredis.xread({key: last}, block=int(block * 1000), count=50)
+            newest = await feed.after(tenant, job_id, last, int(block * 1000))
             fresh = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
             if fresh is None:
                 return
-            for _, items in entries or []:
-                if items:
-                    last = str(items[-1][0])
-            if entries:
+            if newest is not None:
+                last = newest
                 current = await anyio.to_thread.run_sync(outputs.public, db, fresh)
                 position = current.get("queue_position")
                 yield _sse("status", current)

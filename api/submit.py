@@ -29,7 +29,6 @@ from editq.storage import tenants as tenant_store
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object
-from editq.storage.redis import REDIS_ERRORS
 
 
 @dataclass(frozen=True)
@@ -265,8 +264,9 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
         if replay is not None:
             return Answer(replay.status, replay.body, {"Idempotent-Replayed": "true"}, replay.body.get("id"))
     hold: money.Hold | None = None
+    job_id = ids.new_id("edit")
+    sent: Answer | None = None
     try:
-        job_id = ids.new_id("edit")
         earlier = _earlier(db, p)
         copied = _copy_outputs(db, p.tenant, earlier, job_id) if earlier is not None else None
         if copied is None:
@@ -301,6 +301,7 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
             None if mode == "reused" else int(db.redis.llen(db.keys.queue(p.tenant, p.options.priority)))
         )
         body = job.public(outputs.url_builder(db), position)
+        sent = Answer(status, body, _headers(p, job_id), job_id)
         result = db.scripts.run(
             "submit",
             p.tenant,
@@ -317,7 +318,9 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
         if result[0] != "ok":
             raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
         hold = None
-    except (StorageUnavailable, *REDIS_ERRORS) as exc:
+    except StorageUnavailable as exc:
+        if sent is not None and _stored(db, p.tenant, job_id):
+            return sent  # the script ran but its reply was lost: the job is committed
         _undo(db, p, hold, idempotency_key)
         raise Unavailable("storage_unavailable", f"cannot store the job right now ({exc})") from exc
     except StorageError as exc:
@@ -326,8 +329,19 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
     except EditqError:
         _undo(db, p, hold, idempotency_key)
         raise
-    headers = {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.choice.resolution)}
-    return Answer(status, body, headers, job_id)
+    return Answer(status, body, _headers(p, job_id), job_id)
+
+
+def _headers(p: Prepared, job_id: str) -> dict[str, str]:
+    return {"Location": f"/v1/edits/{job_id}", **sunset_headers(p.choice.resolution)}
+
+
+def _stored(db: Backend, tenant: str, job_id: str) -> bool:
+    """Whether the submit script wrote the job (asked once more after its reply was lost)."""
+    try:
+        return bool(db.redis.exists(db.keys.job(tenant, job_id)))
+    except StorageUnavailable:
+        return False
 
 
 def _copy_outputs(db: Backend, tenant: str, earlier: Job, job_id: str) -> list[dict[str, Any]] | None:
@@ -349,5 +363,5 @@ def _undo(db: Backend, p: Prepared, hold: money.Hold | None, key: str | None) ->
             money.release_hold(db, hold.id)
         if key is not None:
             idempotency.abort(db, p.tenant, key, p.request_fingerprint)
-    except (StorageError, *REDIS_ERRORS):
+    except StorageError:
         pass  # beat releases lapsed holds; the in-flight key lapses on its own

@@ -6,9 +6,11 @@
     ├── Unauthorized                401  missing or wrong API key
     ├── PaymentRequired             402  budget or max_cost_usd would be exceeded
     ├── NotFound                    404  missing, or owned by another tenant
+    ├── RequestTimeout              408  the body did not arrive in time
     ├── Conflict                    409  state does not allow it (finished job, key in use)
     ├── PayloadTooLarge             413  a file or the request is over its limit
     ├── Unprocessable               422  well-formed but contradicting an earlier request
+    ├── TooManyRequests             429  too much at once from one tenant (Retry-After)
     └── Unavailable                 503  Redis or S3 cannot take the job now (Retry-After)
 
 The API turns each into `{"error": {"code", "message", "param"}}` in one place.
@@ -67,6 +69,12 @@ class NotFound(EditqError):
     status = 404
 
 
+class RequestTimeout(EditqError):
+    """The request body did not arrive whole within the body deadline."""
+
+    status = 408
+
+
 class Conflict(EditqError):
     """The current state does not allow the request."""
 
@@ -83,6 +91,16 @@ class Unprocessable(EditqError):
     """Well-formed, but contradicts an earlier request with the same Idempotency-Key."""
 
     status = 422
+
+
+class TooManyRequests(EditqError):
+    """A per-tenant concurrency bound is reached. Retry after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, retry_after: int = 1) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
 class Unavailable(EditqError):

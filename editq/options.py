@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -23,7 +24,11 @@ EVENTS = ("edit.started", "edit.succeeded", "edit.failed", "edit.canceled", "edi
 TERMINAL_EVENTS = ("edit.succeeded", "edit.failed", "edit.canceled", "edit.expired")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 8
 MAX_RATIO_TERM = 100
+#: Integers are ASCII digits only: `int()` would also read full-width digits or "1_0".
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?")
 #: Pixel budget used to pick a free-form size that matches an aspect ratio (gpt-image-2).
 ARBITRARY_TARGET_PIXELS = 1536 * 1024
 
@@ -146,10 +151,28 @@ def _int(values: dict[str, Any], name: str) -> int | None:
         raise InvalidRequest("invalid_parameter", f"{name} must be an integer", name)
     if isinstance(value, int):
         return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidRequest("invalid_parameter", f"{name} must be an integer", name) from None
+    text = value.strip() if isinstance(value, str) else ""
+    if not _INTEGER.fullmatch(text):
+        raise InvalidRequest("invalid_parameter", f"{name} must be an integer", name)
+    return int(text)
+
+
+def ascii_int(text: str) -> int | None:
+    """An integer written in ASCII digits, or None."""
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0, `[]` is 1), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _bool(values: dict[str, Any], name: str, default: bool) -> bool:
@@ -173,8 +196,11 @@ def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | Non
 
 
 def usd_to_micros(value: Any, name: str) -> int:
+    text = value.strip() if isinstance(value, str) else str(value)
+    if isinstance(value, bool) or not (isinstance(value, int | float) or _AMOUNT.fullmatch(text)):
+        raise InvalidRequest("invalid_parameter", f"{name} must be an amount in USD", name)
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except (InvalidOperation, ValueError):
         raise InvalidRequest("invalid_parameter", f"{name} must be an amount in USD", name) from None
     if not amount.is_finite() or amount < 0 or amount > Decimal(10) ** 9:
@@ -190,17 +216,36 @@ def _metadata(values: dict[str, Any]) -> dict[str, str]:
         if len(raw.encode()) > MAX_METADATA_BYTES:
             raise InvalidRequest("metadata_too_large", "metadata is over 4 KB", "metadata")
         try:
-            raw = json.loads(raw)
+            raw = json.loads(raw, parse_constant=_not_json)
+        except RecursionError:
+            raise InvalidRequest(
+                "metadata_too_deep", f"metadata nests more than {MAX_METADATA_DEPTH} levels", "metadata"
+            ) from None
         except ValueError:
-            raise InvalidRequest("invalid_metadata", "metadata must be a JSON object", "metadata") from None
+            raise InvalidRequest(
+                "invalid_metadata", "metadata must be a JSON object (no NaN or Infinity)", "metadata"
+            ) from None
+    if json_depth(raw) > MAX_METADATA_DEPTH:
+        raise InvalidRequest(
+            "metadata_too_deep", f"metadata nests more than {MAX_METADATA_DEPTH} levels", "metadata"
+        )
     if not isinstance(raw, dict):
         raise InvalidRequest("invalid_metadata", "metadata must be a JSON object", "metadata")
     if len(raw) > MAX_METADATA_KEYS:
         raise InvalidRequest("metadata_too_large", "metadata takes at most 16 keys", "metadata")
-    result = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    try:
+        result = {str(k): v if isinstance(v, str) else json.dumps(v, allow_nan=False) for k, v in raw.items()}
+    except ValueError:
+        raise InvalidRequest(
+            "invalid_metadata", "metadata values cannot be NaN or Infinity", "metadata"
+        ) from None
     if len(json.dumps(result).encode()) > MAX_METADATA_BYTES:
         raise InvalidRequest("metadata_too_large", "metadata is over 4 KB", "metadata")
     return result
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _events(values: dict[str, Any]) -> tuple[str, ...]:
@@ -237,6 +282,9 @@ def parse_options(values: dict[str, Any]) -> EditOptions:
     max_cost = _one(values, "max_cost_usd")
     priority = _choice(_text(values, "priority"), PRIORITIES, "priority") or "interactive"
     user = _text(values, "user")
+    webhook_url = _one(values, "webhook_url")
+    if isinstance(webhook_url, str) and ("\r" in webhook_url or "\n" in webhook_url):
+        raise InvalidRequest("invalid_webhook_url", "webhook_url must not contain CR or LF", "webhook_url")
     if user is not None and len(user) > 256:
         raise InvalidRequest("invalid_parameter", "user is at most 256 characters", "user")
     return EditOptions(
@@ -265,13 +313,12 @@ def parse_options(values: dict[str, Any]) -> EditOptions:
 
 
 def parse_ratio(text: str) -> tuple[int, int]:
-    parts = text.replace("/", ":").split(":")
-    try:
-        width, height = (int(part) for part in parts)
-    except ValueError:
+    parts = [ascii_int(part) for part in text.replace("/", ":").split(":")]
+    if len(parts) != 2 or parts[0] is None or parts[1] is None:
         raise InvalidRequest(
             "invalid_aspect_ratio", "aspect_ratio is match_input or W:H, e.g. 16:9", "aspect_ratio"
-        ) from None
+        )
+    width, height = parts[0], parts[1]
     if not (0 < width <= MAX_RATIO_TERM and 0 < height <= MAX_RATIO_TERM):
         raise InvalidRequest(
             "invalid_aspect_ratio", "aspect_ratio terms are whole numbers from 1 to 100", "aspect_ratio"
@@ -281,11 +328,10 @@ def parse_ratio(text: str) -> tuple[int, int]:
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
+    parts = [ascii_int(part) for part in text.lower().split("x")]
+    if len(parts) != 2 or parts[0] is None or parts[1] is None:
         return None
-    return width, height
+    return parts[0], parts[1]
 
 
 def _closest_standard(ratio: Fraction) -> str:

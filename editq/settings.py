@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Mapping
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
         SecretStr("editq-secret"), validation_alias=_env("AWS_SECRET_ACCESS_KEY")
     )
     s3_timeout_seconds: float = Field(10.0, validation_alias=_env("EDITQ_S3_TIMEOUT"))
+    #: The API's Redis and S3 calls: short, not retried, so a stalled service answers 503 fast
+    #: (workers keep the patient `EDITQ_S3_TIMEOUT` and Redis' default retries).
+    api_redis_timeout_seconds: float = Field(1.0, gt=0, validation_alias=_env("EDITQ_API_REDIS_TIMEOUT"))
+    api_s3_timeout_seconds: float = Field(2.0, gt=0, validation_alias=_env("EDITQ_API_S3_TIMEOUT"))
 
     # --- Provider ----------------------------------------------------------------------------
     provider: Literal["openai", "azure"] = Field("openai", validation_alias=_env("EDITQ_PROVIDER"))
@@ -110,6 +116,13 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(1000, validation_alias=_env("EDITQ_MAX_BATCH_ITEMS"))
     max_wait_seconds: int = Field(60, validation_alias=_env("EDITQ_MAX_WAIT_SECONDS"))
+    #: A request body must arrive whole within this many seconds of the request's start (408).
+    body_timeout_seconds: float = Field(120.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
+    #: Multipart uploads (submits with files, `POST /v1/uploads`) a tenant may stream at once,
+    #: per API process (429 `too_many_uploads`).
+    max_concurrent_uploads: int = Field(32, ge=1, validation_alias=_env("EDITQ_MAX_CONCURRENT_UPLOADS"))
+    #: `/readyz` answers 503 once no worker heartbeat has been live for this many seconds.
+    ready_worker_grace_seconds: float = Field(10.0, ge=0, validation_alias=_env("EDITQ_READY_WORKER_GRACE"))
 
     # --- Webhooks ----------------------------------------------------------------------------
     webhook_allow_private: bool = Field(False, validation_alias=_env("EDITQ_WEBHOOK_ALLOW_PRIVATE"))
@@ -123,6 +136,9 @@ class Settings(BaseSettings):
     webhook_jitter: float = Field(0.1, ge=0, le=0.5, validation_alias=_env("EDITQ_WEBHOOK_JITTER"))
     #: How long a rotated-out signing secret still signs deliveries.
     secret_overlap_seconds: int = Field(86400, validation_alias=_env("EDITQ_SECRET_OVERLAP"))
+    #: Fernet keys, comma separated, that encrypt webhook signing secrets in Redis: the first
+    #: encrypts, every one decrypts (rotation). Unset: secrets are stored unencrypted.
+    secrets_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_SECRETS_KEY"))
 
     # --- Retention ---------------------------------------------------------------------------
     job_retention_seconds: int = Field(30 * 86400, validation_alias=_env("EDITQ_JOB_RETENTION"))
@@ -202,6 +218,12 @@ class Settings(BaseSettings):
             raise ValueError("EDITQ_REUSE_WINDOW cannot be longer than EDITQ_OUTPUT_RETENTION")
         if self.lease_seconds * 2 > self.visibility_timeout:
             raise ValueError("EDITQ_VISIBILITY_TIMEOUT must be well above EDITQ_LEASE_SECONDS")
+        if self.secrets_key is not None and not all(
+            _is_fernet_key(k) for k in self.secrets_key.get_secret_value().split(",")
+        ):
+            raise ValueError(
+                "EDITQ_SECRETS_KEY must be Fernet keys (32 url-safe base64 bytes), comma separated"
+            )
         return self
 
     @classmethod
@@ -216,6 +238,13 @@ class Settings(BaseSettings):
     @property
     def api_base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+def _is_fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text.strip().encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 @functools.cache

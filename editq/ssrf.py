@@ -97,6 +97,10 @@ def check_url(
     """Refuse a webhook URL that is malformed, not https, or reaches a non-public address."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidRequest("invalid_webhook_url", "webhook_url is too long", param)
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidRequest(
+            "invalid_webhook_url", "webhook_url must not contain spaces or control characters (CR, LF)", param
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -3,6 +3,7 @@ benchmarks reuse to stand the same stack up on private ports."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -234,6 +235,7 @@ def beat(env: dict[str, str], state_dir: Path, *, echo: bool = True, log: Path |
 def flower(
     env: dict[str, str], port: int, basic_auth: str, *, echo: bool = True, log: Path | None = None
 ) -> Proc:
+    """Flower reads its password from FLOWER_BASIC_AUTH, so it never shows in `ps`."""
     argv = [
         PYTHON,
         "-m",
@@ -243,9 +245,8 @@ def flower(
         "flower",
         f"--port={port}",
         "--address=127.0.0.1",
-        f"--basic-auth={basic_auth}",
     ]
-    return spawn("flower", argv, env=env, echo=echo, log=log)
+    return spawn("flower", argv, env={**env, "FLOWER_BASIC_AUTH": basic_auth}, echo=echo, log=log)
 
 
 def wait_for_worker(
@@ -265,19 +266,66 @@ def wait_for_worker(
     raise TimeoutError(f"{count} worker(s) did not register in {timeout}s")
 
 
+#: Backoff before restarting a process that exited: doubles from the first to the last.
+RESTART_BACKOFF = (1.0, 30.0)
+#: A process that stayed up this long is healthy again: its next restart starts the backoff over.
+RESTART_RESET_SECONDS = 60.0
+
+
+@dataclass
+class Supervised:
+    """A process and how to start it again; restarted with backoff when it exits."""
+
+    start: Callable[[], Proc]
+    proc: Proc
+    started: float = field(default_factory=time.monotonic)
+    delay: float = RESTART_BACKOFF[0]
+    due: float | None = None
+
+    def check(self, now: float, say: Callable[[str], None]) -> None:
+        if self.proc.alive():
+            return
+        if self.due is None:
+            if now - self.started > RESTART_RESET_SECONDS:
+                self.delay = RESTART_BACKOFF[0]
+            self.due = now + self.delay
+            say(f"{self.proc.name} exited with {self.proc.popen.returncode}; restarting in {self.delay:.0f}s")
+            self.delay = min(RESTART_BACKOFF[1], self.delay * 2)
+        elif now >= self.due:
+            try:
+                self.proc = self.start()
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                self.due = now + self.delay
+                say(f"{self.proc.name} did not start again ({exc}); next try in {self.delay:.0f}s")
+                self.delay = min(RESTART_BACKOFF[1], self.delay * 2)
+                return
+            self.started, self.due = time.monotonic(), None
+            say(f"{self.proc.name} restarted (pid {self.proc.pid})")
+
+
 @dataclass
 class Stack:
-    """The processes `editq run` started, stopped in reverse order."""
+    """The processes `editq run` started, restarted when they exit, stopped in reverse order."""
 
-    procs: list[Proc] = field(default_factory=list)
+    units: list[Supervised] = field(default_factory=list)
 
-    def add(self, proc: Proc) -> Proc:
-        self.procs.append(proc)
-        return proc
+    def add(self, start: Callable[[], Proc]) -> Proc:
+        unit = Supervised(start, start())
+        self.units.append(unit)
+        return unit.proc
+
+    @property
+    def procs(self) -> list[Proc]:
+        return [unit.proc for unit in self.units]
+
+    def supervise(self, say: Callable[[str], None]) -> None:
+        now = time.monotonic()
+        for unit in self.units:
+            unit.check(now, say)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+        for unit in reversed(self.units):
+            unit.proc.stop()
 
 
 def _persistent_secret(path: Path, make: str) -> str:
@@ -341,18 +389,18 @@ def run() -> int:
             if "redis_url" in given:
                 say(f"using Redis at {settings.redis_url}")
             else:
-                stack.add(redis_server(settings.local_redis_port, state / "redis"))
+                stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"))
                 env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
             if "s3_endpoint_url" in given:
                 say(f"using S3 at {settings.s3_endpoint_url}")
             else:
                 port = settings.local_s3_port
-                stack.add(s3_server(port, state / "s3", access_key=access, secret_key=secret))
+                stack.add(lambda: s3_server(port, state / "s3", access_key=access, secret_key=secret))
                 env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
             if settings.openai_api_key is not None:
                 say(f"calling the provider at {settings.openai_base_url}")
             else:
-                stack.add(simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
+                stack.add(lambda: simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
                 env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{settings.local_sim_port}/v1"
                 env["OPENAI_API_KEY"] = "sk-editq-simulator"
             key = (
@@ -365,6 +413,10 @@ def run() -> int:
                 if settings.flower_basic_auth
                 else _persistent_secret(state / "flower-auth", "admin:" + secrets.token_urlsafe(12))
             )
+            if settings.secrets_key is None:
+                env["EDITQ_SECRETS_KEY"] = _persistent_secret(
+                    state / "secrets-key", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+                )
             env["EDITQ_BOOTSTRAP_API_KEY"] = key
             env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
             # a local run posts webhooks to local receivers unless told otherwise
@@ -375,12 +427,12 @@ def run() -> int:
                 if name not in given:
                     env[var] = "true"
             full = {**os.environ, **env}
-            stack.add(api(full, settings.api_port))
-            stack.add(worker(full, concurrency=settings.worker_concurrency))
-            stack.add(beat(full, state / "beat"))
-            stack.add(flower(full, settings.flower_port, flower_auth))
+            stack.add(lambda: api(full, settings.api_port))
+            stack.add(lambda: worker(full, concurrency=settings.worker_concurrency))
+            stack.add(lambda: beat(full, state / "beat"))
+            stack.add(lambda: flower(full, settings.flower_port, flower_auth))
             say("")
-            say("editq is running (Ctrl-C stops everything):")
+            say("editq is running (Ctrl-C stops everything; a process that exits is restarted):")
             say(f"  API      http://127.0.0.1:{settings.api_port}   (docs: /docs)")
             say(f"  API key  {key}")
             say(f"  Flower   http://127.0.0.1:{settings.flower_port}   (user:password {flower_auth})")
@@ -391,10 +443,7 @@ def run() -> int:
                 say(f"  {line}")
             say("")
             while not stop.wait(1.0):
-                dead = [p for p in stack.procs if not p.alive()]
-                if dead:
-                    say(f"{dead[0].name} exited with {dead[0].popen.returncode}; stopping")
-                    return 1
+                stack.supervise(say)
             return 0
         finally:
             say("stopping editq ...")

@@ -9,7 +9,7 @@ import redis
 from editq.clock import Clock
 from editq.settings import Settings
 from editq.storage.keys import Keys
-from editq.storage.redis import REDIS_ERRORS, Scripts, connect
+from editq.storage.redis import Scripts, connect
 from editq.storage.s3 import ObjectStore
 
 
@@ -24,14 +24,22 @@ class Backend:
     objects: ObjectStore
 
     @classmethod
-    def connect(cls, settings: Settings) -> Backend:
-        client = connect(settings.redis_url)
+    def connect(cls, settings: Settings, *, request_path: bool = False) -> Backend:
+        """`request_path` (the API): short timeouts and no retry loops, so a stalled Redis or S3
+        gives a 503 within seconds; workers keep the patient defaults."""
+        if request_path:
+            client = connect(settings.redis_url, timeout=settings.api_redis_timeout_seconds, fail_fast=True)
+            objects = ObjectStore(
+                settings, timeout=settings.api_s3_timeout_seconds, attempts=1, server_retries=2
+            )
+        else:
+            client, objects = connect(settings.redis_url), ObjectStore(settings)
         return cls(
             settings=settings,
             redis=client,
             scripts=Scripts(client, settings.redis_prefix, settings.clock.offset_ms),
             keys=Keys(settings.redis_prefix),
-            objects=ObjectStore(settings),
+            objects=objects,
         )
 
     @property
@@ -43,4 +51,4 @@ class Backend:
         self.objects.client.close()
 
 
-__all__ = ["REDIS_ERRORS", "Backend"]
+__all__ = ["Backend"]

@@ -9,14 +9,13 @@ from typing import Any
 from editq.job import Job
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
-from editq.storage.redis import REDIS_ERRORS
 
 
 def get(db: Backend, tenant: str, job_id: str) -> Job | None:
     """The job, only if it belongs to `tenant`."""
     try:
         h = db.redis.hgetall(db.keys.job(tenant, job_id))
-    except REDIS_ERRORS as exc:
+    except StorageUnavailable as exc:
         raise StorageUnavailable(f"redis: {exc}") from exc
     if not h or h.get("tenant") != tenant:
         return None
@@ -107,6 +106,17 @@ def start(db: Backend, tenant: str, job_id: str, token: str, worker: str = "") -
 def status(db: Backend, tenant: str, job_id: str) -> str | None:
     value = db.redis.hget(db.keys.job(tenant, job_id), "status")
     return None if value is None else str(value)
+
+
+def mark_call(
+    db: Backend, job: Job, phase: str, usage: dict[str, Any] | None = None, actual: int = 0
+) -> bool:
+    """Note on the job that its provider call went out ('sent') or came back billed
+    ('answered'), so the reaper can account for the call if this run is lost."""
+    result = db.scripts.run(
+        "call", job.tenant, job.id, job.token, phase, json.dumps(usage) if usage else "", actual
+    )
+    return bool(result[0] == "ok")
 
 
 def renew(db: Backend, tenant: str, job_id: str, token: str) -> bool:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from editq.lifecycle import Availability
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
-from editq.storage.redis import REDIS_ERRORS
 
 #: A process re-reads the shared availability at most this often (AvailabilityCache).
 AVAILABILITY_TTL_SECONDS = 2.0
@@ -23,7 +22,7 @@ def availability(db: Backend) -> Availability:
         pipe.hgetall(db.keys.models_served)
         pipe.smembers(db.keys.models_unavailable)
         listing, unavailable = pipe.execute()
-    except REDIS_ERRORS as exc:
+    except StorageUnavailable as exc:
         raise StorageUnavailable(f"redis: {exc}") from exc
     served = None
     if listing.get("models"):

@@ -8,8 +8,11 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from editq.storage.errors import StorageUnavailable
+from editq.storage.errors import StorageError, StorageUnavailable
 
 SCRIPTS = (
     "hold",
@@ -17,6 +20,8 @@ SCRIPTS = (
     "submit",
     "admit",
     "start",
+    "call",
+    "reseal",
     "renew",
     "finish",
     "requeue",
@@ -31,6 +36,8 @@ SCRIPTS = (
 
 Redis = redis.Redis
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+#: Anything a Redis call can raise (replies included), for steps that must not fail a request.
+ANY_REDIS_ERROR = redis.RedisError
 
 
 @functools.cache
@@ -40,9 +47,49 @@ def _source(name: str) -> str:
     return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
-    """A client with explicit timeouts and health checks; strings in, strings out."""
-    return redis.Redis.from_url(
+def translated(exc: redis.RedisError) -> StorageError:
+    """editq's error for a redis-py one: unreachable or timed out, or refused."""
+    if isinstance(exc, REDIS_ERRORS):
+        return StorageUnavailable(f"redis: {exc}")
+    return StorageError(f"redis: {exc}")
+
+
+class Pipeline(redis.client.Pipeline):  # type: ignore[misc]  # redis is untyped here (pyproject)
+    """A pipeline whose `execute` raises editq's errors."""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            replies: list[Any] = super().execute(raise_on_error)
+        except redis.RedisError as exc:
+            raise translated(exc) from exc
+        return replies
+
+
+class Client(redis.Redis):  # type: ignore[misc]
+    """redis-py's client speaking editq's error tree: every failure is a `StorageError`
+    (`StorageUnavailable` when Redis cannot be reached), so no caller outside storage needs to
+    know redis-py's exceptions. A missing script passes through: `Script` reloads it."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except redis.exceptions.NoScriptError:
+            raise
+        except redis.RedisError as exc:
+            raise translated(exc) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+def connect(url: str, *, timeout: float = 5.0, fail_fast: bool = False) -> Client:
+    """A client with explicit timeouts and health checks; strings in, strings out.
+
+    `fail_fast` (the API's request path): a timeout is not retried, and a broken connection
+    (a restarted Redis) is retried once on a fresh one, at once. Otherwise redis-py's default
+    retries with backoff apply (workers can wait)."""
+    extra: dict[str, Any] = {"retry": Retry(NoBackoff(), 1, (redis.ConnectionError,))} if fail_fast else {}
+    client: Client = Client.from_url(
         url,
         decode_responses=True,
         socket_timeout=timeout,
@@ -50,11 +97,14 @@ def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
         socket_keepalive=True,
         health_check_interval=25,
         retry_on_timeout=False,
+        **extra,
     )
+    return client
 
 
 def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0) -> redis.asyncio.Redis:
-    """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked."""
+    """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked,
+    so callers bound each call themselves; retries only a broken connection, once."""
     return redis.asyncio.Redis.from_url(
         url,
         decode_responses=True,
@@ -62,6 +112,7 @@ def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0
         socket_connect_timeout=timeout,
         socket_keepalive=True,
         health_check_interval=25,
+        retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
     )
 
 
@@ -69,7 +120,7 @@ class Scripts:
     """editq's Lua scripts registered on one client. `run(name, *args)` passes the prefix first,
     then the clock's offset in ms, which the shared prelude takes off `ARGV` again."""
 
-    def __init__(self, client: redis.Redis, prefix: str, clock_offset_ms: int = 0) -> None:
+    def __init__(self, client: Client, prefix: str, clock_offset_ms: int = 0) -> None:
         self.client = client
         self.prefix = prefix
         self.clock_offset = str(clock_offset_ms)
@@ -80,8 +131,8 @@ class Scripts:
             return self._scripts[name](
                 keys=[], args=[self.prefix, self.clock_offset, *(_arg(a) for a in args)]
             )
-        except REDIS_ERRORS as exc:
-            raise StorageUnavailable(f"redis: {exc}") from exc
+        except redis.RedisError as exc:
+            raise translated(exc) from exc
 
 
 def _arg(value: Any) -> str:

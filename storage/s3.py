@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 
 _UNAVAILABLE = (EndpointConnectionError, BotoCoreError)
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+T = TypeVar("T")
+
+
+def _server_error(exc: ClientError) -> bool:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0) >= 500
 
 
 def _fail(exc: Exception) -> StorageError:
@@ -32,9 +38,16 @@ def _fail(exc: Exception) -> StorageError:
 class ObjectStore:
     """One bucket, one boto3 client per process, every call with a timeout."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, timeout: float | None = None, attempts: int = 3, server_retries: int = 0
+    ) -> None:
+        """`timeout` (connect and read, default `EDITQ_S3_TIMEOUT`) and `attempts` per call, the
+        first included, by botocore (timeouts included); `server_retries`: our own immediate
+        retries of a call S3 answered with a 5xx (an answer, unlike a timeout, comes back fast)."""
         self.bucket = settings.s3_bucket
         self.settings = settings
+        self.server_retries = server_retries
+        timeout = settings.s3_timeout_seconds if timeout is None else timeout
         self.client: S3Client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -42,9 +55,9 @@ class ObjectStore:
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
             config=Config(
-                connect_timeout=settings.s3_timeout_seconds,
-                read_timeout=settings.s3_timeout_seconds,
-                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"total_max_attempts": attempts, "mode": "standard"},
                 s3={"addressing_style": "path"},
                 signature_version="s3v4",
                 max_pool_connections=64,
@@ -83,15 +96,28 @@ class ObjectStore:
         except (ClientError, *_UNAVAILABLE):
             return  # not every S3 endpoint has lifecycle rules; beat's cleanup covers them
 
+    def _call(self, call: Callable[[], T]) -> T:
+        for attempt in range(self.server_retries + 1):
+            try:
+                return call()
+            except ClientError as exc:
+                if attempt == self.server_retries or not _server_error(exc):
+                    raise
+        raise AssertionError("unreachable")
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+            self._call(
+                lambda: self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+                )
+            )
         except (ClientError, *_UNAVAILABLE) as exc:
             raise _fail(exc) from exc
 
     def get(self, key: str) -> bytes:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self._call(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
             return response["Body"].read()
         except (ClientError, *_UNAVAILABLE) as exc:
             raise _fail(exc) from exc
@@ -99,15 +125,17 @@ class ObjectStore:
     def open(self, key: str) -> tuple[Any, str, int]:
         """A streaming body, its content type and length."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self._call(lambda: self.client.get_object(Bucket=self.bucket, Key=key))
         except (ClientError, *_UNAVAILABLE) as exc:
             raise _fail(exc) from exc
         return response["Body"], response.get("ContentType", ""), response.get("ContentLength", 0)
 
     def copy(self, source: str, target: str) -> None:
         try:
-            self.client.copy_object(
-                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+            self._call(
+                lambda: self.client.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+                )
             )
         except (ClientError, *_UNAVAILABLE) as exc:
             raise _fail(exc) from exc

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from editq.cost import usd
+from editq.storage import sealing
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
-from editq.storage.redis import REDIS_ERRORS
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 KEY_PREFIX = "eq"
@@ -78,8 +78,8 @@ def create(
         "weight": str(weight),
         "max_running": str(max_running),
         "created_at": str(int(db.clock.time())),
-        "webhook_secrets": json.dumps(
-            [{"secret": _new_secret(), "created_at": int(db.clock.time()), "expires_at": None}]
+        "webhook_secrets": _seal_secrets(
+            db, [{"secret": _new_secret(), "created_at": int(db.clock.time()), "expires_at": None}]
         ),
     }
     for period, amount in (budgets or {}).items():
@@ -174,7 +174,7 @@ def authenticate(db: Backend, key: str) -> str | None:
     digest = _digest(key)
     try:
         found = db.redis.hgetall(db.keys.api_key(digest))
-    except REDIS_ERRORS as exc:
+    except StorageUnavailable as exc:
         raise StorageUnavailable(f"redis: {exc}") from exc
     if not found or found.get("revoked_at"):
         return None
@@ -208,10 +208,22 @@ def list_keys(db: Backend, tenant: str) -> list[str]:
     return sorted(db.redis.hkeys(db.keys.tenant_keys(tenant)))
 
 
+def _seal_secrets(db: Backend, items: list[dict[str, Any]]) -> str:
+    return sealing.seal(db.settings, json.dumps(items))
+
+
 def secrets_of(db: Backend, tenant: str) -> list[dict[str, Any]]:
-    """Signing secrets still in use, newest first (an old one lives on until `expires_at`)."""
-    raw = db.redis.hget(db.keys.tenant(tenant), "webhook_secrets")
-    items: list[dict[str, Any]] = json.loads(raw) if raw else []
+    """Signing secrets still in use, newest first (an old one lives on until `expires_at`).
+    A record stored in plain text or under an older key is sealed again with the current one."""
+    key = db.keys.tenant(tenant)
+    raw = db.redis.hget(key, "webhook_secrets")
+    items: list[dict[str, Any]] = []
+    if raw:
+        text, stale = sealing.unseal(db.settings, raw)
+        items = json.loads(text)
+        if stale:
+            # only if nobody rewrote it meanwhile (a rotation wins over this migration)
+            db.scripts.run("reseal", tenant, raw, _seal_secrets(db, items))
     now = db.clock.time()
     return [s for s in items if s.get("expires_at") is None or s["expires_at"] > now]
 
@@ -224,7 +236,7 @@ def rotate_secret(db: Backend, tenant: str, overlap_seconds: int) -> list[dict[s
         if item.get("expires_at") is None:
             item["expires_at"] = now + overlap_seconds
     updated = [{"secret": _new_secret(), "created_at": now, "expires_at": None}, *current]
-    db.redis.hset(db.keys.tenant(tenant), "webhook_secrets", json.dumps(updated))
+    db.redis.hset(db.keys.tenant(tenant), "webhook_secrets", _seal_secrets(db, updated))
     return updated
 
 

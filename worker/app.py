@@ -1,8 +1,8 @@
 """The Celery app, configured for long paid calls on a Redis broker.
 
-Late acks and prefetch 1 (a reserved message is a running one); a visibility timeout far above
-any call, so Redis never hands live work to a second worker; no result backend (job state
-lives in editq's own records); task events on for Flower. Queues: `editq.edits` (provider
+Early acks and prefetch 1; a visibility timeout far above any call, so Redis never hands live
+work to a second worker; no result backend (job state lives in editq's own records); task
+events on for Flower. Queues: `editq.edits` (provider
 calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping).
 """
 
@@ -31,12 +31,23 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_transport_options=transport,
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
+        # keep reconnecting for as long as Redis is away (the default gives up after 100 tries)
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         broker_pool_limit=max(16, settings.worker_concurrency + 4),
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",
         accept_content=["json"],
-        task_acks_late=True,
+        # Early acks: a message is acked as the pool takes it. editq never relies on Celery to
+        # redeliver: an admitted job's slot lease (EDITQ_ADMIT_GRACE_SECONDS) and a running
+        # job's lease bring it back if its worker dies, and a delivery's claim lapses. With late
+        # acks every running task is an unacked message, and when Redis restarts kombu's channel
+        # close tries to restore them after it has dropped its connection pool: AttributeError
+        # "'NoneType' object has no attribute 'hostname'" in Channel._connparams, which Celery
+        # logs as "Unrecoverable error" and the worker exits (celery/kombu#970 and #582: the
+        # restore_unacked / conn_or_acquire path on a closed channel; still in kombu 5.7.0).
+        task_acks_late=False,
         worker_prefetch_multiplier=1,
         task_reject_on_worker_lost=False,
         task_acks_on_failure=True,

@@ -20,7 +20,6 @@ from editq.storage import jobs, limiter
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 from editq.storage.models import AvailabilityCache
-from editq.storage.redis import REDIS_ERRORS
 from editq.worker.provider import openai
 from editq.worker.provider.openai import Provider
 
@@ -58,7 +57,7 @@ class LeaseKeeper(threading.Thread):
         while not self.stopped.wait(interval):
             try:
                 self.beat()
-            except (StorageError, *REDIS_ERRORS) as exc:
+            except StorageError as exc:
                 log.warning("lease renewal failed: %s", exc)
 
     def stop(self) -> None:
@@ -83,7 +82,7 @@ class Context:
 
     def close(self) -> None:
         self.leases.stop()
-        with contextlib.suppress(*REDIS_ERRORS):
+        with contextlib.suppress(StorageError):
             limiter.unregister(self.db, self.worker_id)
         self.http.close()
         self.webhook_http.close()

@@ -18,7 +18,6 @@ from editq.errors import EditqError
 from editq.storage import jobs, limiter, schedule
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
-from editq.storage.redis import REDIS_ERRORS
 from editq.worker import housekeeping
 
 log = logging.getLogger("editq.dispatcher")
@@ -116,7 +115,7 @@ class Dispatcher(threading.Thread):
                 wait = self.step()
                 if wait > 0:
                     self.db.redis.blpop([self.db.keys.wake], timeout=max(0.01, wait))
-            except (StorageError, EditqError, *REDIS_ERRORS) as exc:
+            except (StorageError, EditqError) as exc:
                 log.warning("dispatcher: %s", exc)
                 self.stopped.wait(1.0)
             except Exception:

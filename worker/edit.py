@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 from editq import cost
@@ -19,7 +20,6 @@ from editq.storage import jobs, limiter
 from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
-from editq.storage.redis import REDIS_ERRORS
 from editq.worker import models as worker_models
 from editq.worker.context import Context
 from editq.worker.provider.failures import (
@@ -38,6 +38,9 @@ log = logging.getLogger("editq.worker")
 
 #: How long admission stays paused after the account ran out of quota or its key was refused.
 ACCOUNT_PAUSE_MS = 300_000
+#: How long a worker keeps trying to settle a paid call while Redis is unreachable, before it
+#: leaves the job to the lease reaper (which re-runs it and notes the lost call).
+SETTLE_RETRY_SECONDS = 20.0
 
 
 def run(ctx: Context, tenant: str, job_id: str, token: str) -> str:
@@ -101,6 +104,9 @@ def _run(ctx: Context, job: Job) -> str:
     except StorageError as exc:
         missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
         return _fail(ctx, job, missing)
+    if not jobs.mark_call(db, job, "sent"):
+        # canceled while its sources loaded, or no longer this run's: no call, nothing charged
+        return jobs.finish(db, job, outcome="failed", error={"code": "canceled", "message": "canceled"})
     try:
         result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
     except RateLimited as exc:
@@ -123,8 +129,17 @@ def _run(ctx: Context, job: Job) -> str:
     except Permanent as exc:
         _observe_headers(ctx, exc)
         return _fail(ctx, job, exc.to_error())
+    _answered(ctx, job, result)
     limiter.observe(db, "ok", images=len(result.images), headers=result.rate)
     return _succeed(ctx, job, plan, result)
+
+
+def _answered(ctx: Context, job: Job, result: EditResult) -> None:
+    """Note the billed call's usage and price at once, before anything else can fail."""
+    try:
+        jobs.mark_call(ctx.db, job, "answered", result.usage, _price(ctx, job, result.usage))
+    except StorageUnavailable as exc:
+        log.warning("could not note the answered call of %s: %s", job.id, exc)
 
 
 def _observe_headers(ctx: Context, exc: ProviderError) -> None:
@@ -214,16 +229,20 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
         usage.setdefault("provider_request_id", result.request_id)
     actual = _price(ctx, job, result.usage)
     reuse_key = job.fingerprint if job.reusable else ""
-    try:
-        return jobs.finish(
-            db,
-            job,
-            outcome="succeeded",
-            outputs=stored,
-            usage=usage or None,
-            actual=actual,
-            reuse_key=reuse_key,
-        )
-    except REDIS_ERRORS:
-        log.exception("settling %s failed; the lease reaper will run it again", job.id)
-        raise
+    deadline = time.monotonic() + SETTLE_RETRY_SECONDS
+    while True:
+        try:
+            return jobs.finish(
+                db,
+                job,
+                outcome="succeeded",
+                outputs=stored,
+                usage=usage or None,
+                actual=actual,
+                reuse_key=reuse_key,
+            )
+        except StorageUnavailable:
+            if time.monotonic() > deadline:
+                log.exception("settling %s failed; the lease reaper will run it again", job.id)
+                raise
+            time.sleep(0.5)

@@ -22,12 +22,12 @@ def publish(name: str, args: list[str], task_id: str) -> None:
     app.send_task(name, args=args, task_id=task_id)
 
 
-@app.task(name="editq.edit", bind=True, acks_late=True, ignore_result=True)
+@app.task(name="editq.edit", bind=True, ignore_result=True)
 def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
     return edit.run(context.current(), tenant, job_id, token)
 
 
-@app.task(name="editq.deliver", acks_late=True, ignore_result=True)
+@app.task(name="editq.deliver", ignore_result=True)
 def deliver_task(delivery_id: str) -> str:
     return webhooks.deliver(context.current(), delivery_id)
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from editq.api import inputs
 from editq.api.deps import DB, Models, Tenant
 from editq.api.lifecycle import model_report
-from editq.api.routes.edits import read_json
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
 from editq.job import iso
@@ -109,7 +109,7 @@ def endpoints(db: DB, tenant: Tenant) -> dict[str, Any]:
 
 @router.post("/webhooks/endpoints/enable")
 async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> dict[str, Any]:
-    body = await read_json(request, 8192)
+    body = await inputs.read_json(request, 8192)
     url = body.get("url") if isinstance(body, dict) else None
     if not isinstance(url, str):
         raise InvalidRequest("invalid_parameter", 'send {"url": "..."}', "url")

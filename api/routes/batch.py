@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -12,16 +13,17 @@ from fastapi.responses import JSONResponse
 
 from editq import images as pillow
 from editq.api import inputs
-from editq.api.deps import DB, Models, Tenant
+from editq.api.deps import DB, Models, Tenant, Uploads
 from editq.api.multipart import Limits, read_form
-from editq.api.routes.edits import read_json
 from editq.api.submit import commit, prepare
-from editq.errors import EditqError, InvalidRequest
+from editq.errors import EditqError, InvalidRequest, Unavailable
 from editq.lifecycle import Availability
 from editq.options import parse_options
 from editq.storage import idempotency, images
 from editq.storage import models as model_store
+from editq.storage.errors import StorageError
 
+log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1", tags=["batch"])
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -29,7 +31,7 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 @router.post("/uploads", status_code=201)
 async def upload(
-    request: Request, db: DB, tenant: Tenant, content_type: Annotated[str, Header()] = ""
+    request: Request, db: DB, tenant: Tenant, uploads: Uploads, content_type: Annotated[str, Header()] = ""
 ) -> dict[str, Any]:
     """Store one image (field `file`); answers its id (`img_<sha256>`) for `image_ids`/`mask_id`."""
     settings = db.settings
@@ -40,7 +42,8 @@ async def upload(
         total_bytes=settings.max_image_bytes + 64 * 1024,
         max_parts=2,
     )
-    form = await read_form(content_type, request.stream(), limits)
+    with uploads.hold(tenant):
+        form = await read_form(content_type, request.stream(), limits)
     try:
         if set(form.fields) or set(form.files) - {"file"}:
             extra = sorted({*form.fields, *form.files} - {"file"})[0]
@@ -70,6 +73,7 @@ def _item(
     deadline: float | None,
     availability: Availability,
 ) -> dict[str, Any]:
+    """One item's answer. Every failure stays in the item: earlier items may be committed."""
     try:
         if not isinstance(raw, dict):
             raise InvalidRequest("invalid_item", "each item is a JSON object")
@@ -87,9 +91,31 @@ def _item(
             availability=availability,
         )
         answer = commit(db, prepared, idempotency_key=None)
+    except StorageError as exc:
+        return _unavailable(index, f"cannot store this item right now ({exc})")
     except EditqError as exc:
         return {"index": index, "status": exc.status, "error": exc.body()["error"]}
     return {"index": index, "status": answer.status, "job": answer.body}
+
+
+def _unavailable(index: int, message: str) -> dict[str, Any]:
+    error = Unavailable("storage_unavailable", message)
+    return {"index": index, "status": error.status, "error": error.body()["error"]}
+
+
+def _items(
+    db: Any, models: Any, tenant: str, items: list[Any], defaults: dict[str, Any], deadline: float | None
+) -> list[dict[str, Any]]:
+    """Each item in turn; once storage is unavailable, the rest are not tried (each would wait
+    for its own timeout) and answer 503 too."""
+    results: list[dict[str, Any]] = []
+    availability = model_store.availability(db)
+    for index, raw in enumerate(items):
+        if results and results[-1]["status"] == 503:
+            results.append(_unavailable(index, "not tried: storage became unavailable earlier in the batch"))
+            continue
+        results.append(_item(db, models, tenant, index, raw, defaults, deadline, availability))
+    return results
 
 
 @router.post("/edits/batch")
@@ -105,7 +131,7 @@ async def batch(
     settings = db.settings
     key = idempotency.parse_key(idempotency_key)
     deadline = inputs.cancel_after(cancel_after)
-    body = await read_json(request, MAX_BATCH_BYTES)
+    body = await inputs.read_json(request, MAX_BATCH_BYTES)
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise InvalidRequest("invalid_batch", 'send {"items": [...]} with one object per job', "items")
     extra = set(body) - {"items", "defaults"}
@@ -128,14 +154,8 @@ async def batch(
                 replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"}
             )
 
-    def run() -> list[dict[str, Any]]:
-        availability = model_store.availability(db)
-        return [
-            _item(db, models, tenant, i, raw, defaults, deadline, availability) for i, raw in enumerate(items)
-        ]
-
     try:
-        results = await anyio.to_thread.run_sync(run)
+        results = await anyio.to_thread.run_sync(_items, db, models, tenant, items, defaults, deadline)
     except Exception:
         if key is not None:
             await anyio.to_thread.run_sync(idempotency.abort, db, tenant, key, fingerprint)
@@ -143,7 +163,11 @@ async def batch(
     accepted = sum(1 for r in results if r["status"] < 300)
     answer = {"object": "batch", "accepted": accepted, "refused": len(results) - accepted, "items": results}
     if key is not None:
-        await anyio.to_thread.run_sync(
-            idempotency.store, db, tenant, key, 200, answer, settings.idempotency_ttl_seconds
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                idempotency.store, db, tenant, key, 200, answer, settings.idempotency_ttl_seconds
+            )
+        except StorageError as exc:
+            # the items are committed: answer them; the in-flight key lapses on its own
+            log.warning("batch answer not stored for its Idempotency-Key: %s", exc)
     return JSONResponse(answer, status_code=200)

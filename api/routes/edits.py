@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from editq.api import inputs
-from editq.api.deps import DB, AsyncRedis, Models, Tenant
+from editq.api.deps import DB, Events, Models, Tenant, Uploads
 from editq.api.multipart import read_form
 from editq.api.stream import wait_for_end
 from editq.api.submit import Answer, commit, prepare
-from editq.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from editq.errors import Conflict, InvalidRequest, NotFound
 from editq.job import TERMINAL, Job
 from editq.options import parse_options
 from editq.storage import deliveries, idempotency, outputs
 from editq.storage import jobs as job_store
+from editq.storage.backend import Backend
+from editq.storage.errors import StorageError
 
+log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -33,25 +37,14 @@ def _job(db: Any, tenant: str, job_id: str) -> Job:
     return job
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLarge("request_too_large", f"the JSON body is over {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise InvalidRequest("invalid_json", "the body is not valid JSON") from None
-
-
 @router.post("", status_code=202)
 async def submit(
     request: Request,
     db: DB,
     models: Models,
-    aredis: AsyncRedis,
+    feed: Events,
     tenant: Tenant,
+    uploads: Uploads,
     content_type: Annotated[str, Header()] = "",
     idempotency_key: Annotated[str | None, Header()] = None,
     cancel_after: Annotated[str | None, Header()] = None,
@@ -63,14 +56,15 @@ async def submit(
     deadline = inputs.cancel_after(cancel_after)
     wait = inputs.prefer_wait(prefer, settings.max_wait_seconds)
     if content_type.startswith("multipart/form-data"):
-        form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
+        with uploads.hold(tenant):
+            form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
         try:
             options = inputs.options_from_form(form)
             sources, mask = await anyio.to_thread.run_sync(inputs.sources_from_form, form, settings)
         finally:
             form.close()
     elif content_type.startswith("application/json"):
-        fields, image_ids, mask_id = inputs.split_json_edit(await read_json(request, MAX_JSON_BYTES))
+        fields, image_ids, mask_id = inputs.split_json_edit(await inputs.read_json(request, MAX_JSON_BYTES))
         options = parse_options(fields)
         sources, mask = await anyio.to_thread.run_sync(
             inputs.sources_from_ids, db, tenant, image_ids, mask_id
@@ -90,10 +84,23 @@ async def submit(
     headers = dict(answer.headers)
     if wait and answer.job_id and answer.status == 202 and "Idempotent-Replayed" not in headers:
         headers["Preference-Applied"] = f"wait={wait}"
-        finished = await wait_for_end(db, aredis, tenant, answer.job_id, wait)
+        finished = await committed_wait(db, feed, tenant, answer.job_id, wait)
         if finished is not None:
             return JSONResponse(finished, status_code=200, headers=headers)
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+async def committed_wait(
+    db: Backend, feed: Events, tenant: str, job_id: str, seconds: float
+) -> dict[str, Any] | None:
+    """`wait_for_end` for a job already committed: the job is stored, so a failure while
+    waiting ends the wait (the client gets the 202) instead of failing the request."""
+    try:
+        with anyio.move_on_after(seconds + db.settings.api_redis_timeout_seconds + 1):
+            return await wait_for_end(db, feed, tenant, job_id, seconds)
+    except (StorageError, OSError) as exc:
+        log.warning("waiting for %s failed after it was committed; answering 202: %s", job_id, exc)
+    return None
 
 
 @router.get("/{job_id}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,11 +14,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from editq.api.deps import DB, Models
 from editq.api.lifecycle import model_report
 from editq.api.metrics import REGISTRY
+from editq.catalogue import Catalogue
 from editq.storage import limiter
+from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
-from editq.storage.redis import REDIS_ERRORS
 
 router = APIRouter(tags=["health"])
+
+#: /readyz answers within this, whatever is stalled (each check also has its client timeout).
+READY_SECONDS = 2.5
 
 
 @router.get("/healthz")
@@ -23,36 +30,63 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _redis_checks(db: Backend, models: Catalogue) -> dict[str, Any]:
+    """Redis, the provider account, the workers and the models, in one thread."""
+    db.redis.ping()
+    now_ms = db.clock.ms()
+    latest = db.redis.zrange(db.keys.workers, -1, -1, withscores=True)
+    return {
+        "redis": "ok",
+        "provider": limiter.state(db),
+        "workers": int(db.redis.zcount(db.keys.workers, f"({now_ms}", "+inf")),
+        "workers_lapsed_ms": None if not latest else max(0, now_ms - int(latest[0][1])),
+        "models": model_report(db, models),
+    }
+
+
+def _s3_checks(db: Backend) -> dict[str, Any]:
+    db.objects.ping()
+    return {"s3": "ok"}
+
+
+async def _run(checks: dict[str, Any], name: str, check: Callable[[], dict[str, Any]]) -> None:
+    try:
+        checks.update(await anyio.to_thread.run_sync(check, abandon_on_cancel=True))
+    except (StorageError, OSError) as exc:
+        checks[name] = f"down: {exc}"
+
+
+def _verdict(db: Backend, checks: dict[str, Any]) -> tuple[str, str | None]:
+    """ok, degraded or unavailable, and why."""
+    down = [name for name in ("redis", "s3") if checks[name] != "ok"]
+    if down:
+        return "unavailable", f"{' and '.join(down)} not answering"
+    lapsed = checks.pop("workers_lapsed_ms")
+    grace_ms = db.settings.ready_worker_grace_seconds * 1000
+    if not checks["workers"] and (lapsed is None or lapsed > grace_ms):
+        since = "ever" if lapsed is None else f"for {lapsed / 1000:.0f} s"
+        return "unavailable", f"no live worker (none seen {since}): accepted jobs would not run"
+    provider = checks["provider"]
+    if provider["paused"] and provider["pause_reason"] != "rate_limited":
+        return "degraded", f"provider account paused: {provider['pause_reason']}"
+    if checks["models"]["default_problem"]:
+        return "degraded", checks["models"]["default_problem"]
+    return "ok", None
+
+
 @router.get("/readyz")
-def readyz(db: DB, models: Models) -> JSONResponse:
-    """Ready when Redis and S3 answer; says so when the provider account is paused."""
-    checks: dict[str, Any] = {}
-    ok = True
-    try:
-        db.redis.ping()
-        checks["redis"] = "ok"
-    except REDIS_ERRORS as exc:
-        checks["redis"] = f"down: {exc}"
-        ok = False
-    try:
-        db.objects.ping()
-        checks["s3"] = "ok"
-    except StorageError as exc:
-        checks["s3"] = f"down: {exc}"
-        ok = False
-    status = "ok" if ok else "unavailable"
-    if ok:
-        state = limiter.state(db)
-        workers = int(db.redis.zcount(db.keys.workers, "(" + str(db.clock.ms()), "+inf"))
-        checks["provider"] = state
-        checks["workers"] = workers
-        report = model_report(db, models)
-        checks["models"] = report
-        if state["paused"] and state["pause_reason"] != "rate_limited":
-            status = "degraded"
-        if report["default_problem"]:
-            status = "degraded"
-    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ok else 503)
+async def readyz(db: DB, models: Models) -> JSONResponse:
+    """Ready when Redis and S3 answer and a worker is alive; says so when the provider account
+    is paused. Answers within `READY_SECONDS` even when a service is stalled."""
+    silent = f"down: no answer within {READY_SECONDS:g} s"
+    checks: dict[str, Any] = {"redis": silent, "s3": silent}
+    with anyio.move_on_after(READY_SECONDS):
+        async with anyio.create_task_group() as group:
+            group.start_soon(_run, checks, "redis", lambda: _redis_checks(db, models))
+            group.start_soon(_run, checks, "s3", lambda: _s3_checks(db))
+    status, reason = _verdict(db, checks)
+    body = {"status": status, "reason": reason, "checks": checks}
+    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 @router.get("/metrics")

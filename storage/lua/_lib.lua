@@ -137,6 +137,36 @@ local function settle(t, id, job, actual, kind, usage, now, note)
   return actual
 end
 
+-- A run that ended without settling (its worker was lost, or Redis failed under it) after its
+-- provider call went out: the provider may have billed that call although its result is gone.
+-- Record it: 'lost_call' with its usage and price when the worker wrote them (charged to the
+-- budgets' spend, since the provider bills it), else 'unknown_charge' with the attempt.
+local function lost_call(t, id, job, now)
+  local attempt = job['calling'] or ''
+  if attempt == '' then return end
+  local usage, actual = job['call_usage'] or '', tonumber(job['call_actual'] or '') or 0
+  local kind, note = 'unknown_charge', 'attempt ' .. attempt ..
+    ': the run was lost during its provider call; the provider may have billed it'
+  local model = job['model'] or ''
+  if usage ~= '' then
+    kind, note = 'lost_call', 'attempt ' .. attempt .. ': billed, but the run was lost before settling'
+    for _, k in ipairs(bucket_keys(t, job['budget_day'], job['budget_month'])) do
+      if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
+    end
+    local ukey = P .. ':usage:' .. t .. ':' .. job['budget_day']
+    if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
+    redis.call('EXPIRE', ukey, 400 * 86400)
+  end
+  redis.call('XADD', P .. ':ledger:' .. t, '*', 'job', id, 'kind', kind, 'amount', int(actual),
+             'released', '0', 'model', model, 'usage', usage, 'day', job['budget_day'] or '',
+             'at', int(now), 'note', note)
+  redis.call('HDEL', jkey(t, id), 'calling', 'call_usage', 'call_actual')
+end
+
+local function call_done(t, id)
+  redis.call('HDEL', jkey(t, id), 'calling', 'call_usage', 'call_actual')
+end
+
 local function retain(t, id, job)
   local ttl = tonumber(job['retention_s'] or '0') or 0
   if ttl > 0 then redis.call('EXPIRE', jkey(t, id), ttl) end

@@ -14,6 +14,7 @@ if job['token'] ~= token then return {'stale', job['status'] or 'missing'} end
 local status = job['status']
 if status ~= 'running' and status ~= 'canceled' then return {'stale', status or 'missing'} end
 drop_slot(t, id)
+call_done(t, id)
 local kind = 'settled'
 if actual == 0 and usage == '' then kind = 'released' end
 if status == 'canceled' then

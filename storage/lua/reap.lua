@@ -12,6 +12,7 @@ local key = jkey(t, id)
 local job = hget_all(key)
 drop_slot(t, id)
 local status = job['status']
+if status == 'running' or status == 'canceled' then lost_call(t, id, job, now) end
 if status == 'queued' and (job['token'] or '') ~= '' then
   redis.call('HSET', key, 'token', '', 'updated_at', int(now))
   enqueue(t, id, job['priority'] == 'batch' and '1' or '0', true)

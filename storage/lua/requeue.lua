@@ -12,6 +12,7 @@ if job['token'] ~= token or (job['status'] ~= 'running' and job['status'] ~= 'qu
   return {'stale', job['status'] or 'missing'}
 end
 drop_slot(t, id)
+call_done(t, id)
 redis.call('HSET', key, 'status', 'queued', 'token', '', 'lease_until', '', 'updated_at', int(now))
 if counter ~= '' then redis.call('HINCRBY', key, counter, 1) end
 if last_error ~= '' then redis.call('HSET', key, 'last_error', last_error) end

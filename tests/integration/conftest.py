@@ -136,6 +136,29 @@ def sim_admin(services: Services) -> Callable[[dict[str, object]], None]:
     return configure
 
 
+@pytest.fixture
+def private(
+    services: Services, tmp_path: Path
+) -> Iterator[tuple[Universe, Path, int, launcher.Proc, launcher.Proc]]:
+    """A stack with its own redis-server (AOF) and its own S3 server, so a test can stop or freeze them."""
+    redis_port, s3_port = launcher.free_port(), launcher.free_port()
+    redis = launcher.redis_server(redis_port, tmp_path / "redis", aof=True, echo=False)
+    s3 = launcher.s3_server(
+        s3_port, tmp_path / "s3", access_key="editq-test", secret_key="editq-test-secret", echo=False
+    )
+    own = Services(
+        f"redis://127.0.0.1:{redis_port}/0", f"http://127.0.0.1:{s3_port}", services.sim_url, services.logs
+    )
+    u = universe(own)
+    u.start_api()
+    try:
+        yield u, tmp_path, redis_port, redis, s3
+    finally:
+        u.stop()
+        s3.stop()
+        redis.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:

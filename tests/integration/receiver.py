@@ -26,6 +26,7 @@ class Receiver:
     """`answer(n)` gives the status for the n-th request (0-based)."""
 
     answer: Callable[[int], int] = lambda n: 200
+    port: int = 0
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,7 +55,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

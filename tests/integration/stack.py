@@ -56,6 +56,7 @@ BASE_ENV = {
     "AWS_SECRET_ACCESS_KEY": "editq-test-secret",
     "OPENAI_API_KEY": "sk-editq-test",
     "EDITQ_CLOCK_OFFSET": PINNED_OFFSET,
+    "EDITQ_SECRETS_KEY": "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtbG9uZy1rZXk=",
 }
 
 

@@ -41,6 +41,25 @@ def test_compose_file_is_valid_and_complete() -> None:
         assert services[name]["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
         assert services[name]["environment"]["EDITQ_REDIS_URL"] == "redis://redis:6379/0"
     assert "mb --ignore-existing local/editq" in services["minio-bucket"]["command"][0]
+    for name in ("redis", "api", "worker", "beat", "flower"):
+        assert services[name]["restart"] == "unless-stopped", name
+    assert not [arg for arg in services["flower"]["command"] if "secret" in arg]
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "ops:secret"
+
+
+def test_k8s_restarts_workers_and_keeps_passwords_out_of_argv() -> None:
+    docs = {
+        doc["metadata"]["name"]: doc
+        for path in (ROOT / "ops" / "k8s").glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Deployment"
+    }
+    for name in ("editq-api", "editq-worker", "editq-flower"):
+        container = docs[name]["spec"]["template"]["spec"]["containers"][0]
+        assert "livenessProbe" in container, name
+        assert "basic-auth" not in " ".join(container["command"]), name
+    flower = docs["editq-flower"]["spec"]["template"]["spec"]["containers"][0]
+    assert [e["name"] for e in flower["env"]] == ["FLOWER_BASIC_AUTH"]
 
 
 def test_compose_refuses_to_run_flower_without_credentials() -> None:

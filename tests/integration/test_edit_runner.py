@@ -13,7 +13,7 @@ from PIL import Image
 
 from editq.ratelimits import RateHeaders
 from editq.storage import jobs, limiter, money
-from editq.worker import context, dispatcher, edit
+from editq.worker import context, dispatcher, edit, housekeeping
 from editq.worker.provider import failures
 from editq.worker.provider.openai import EditCall, EditResult
 from tests import images
@@ -179,3 +179,33 @@ def test_a_canceled_running_job_is_charged_for_its_call(runner: tuple[Universe, 
     assert len(settled) == 1
     assert settled[0]["amount_micros"] == 20 * 2 + 80 * 2.5 + 272 * 8
     assert settled[0]["note"] == "canceled while running"
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_lost_run_leaves_its_call_in_the_ledger(
+    runner: tuple[Universe, context.Context], answered: bool
+) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    job_id = _submit(u, key)
+    step = limiter.admit(ctx.db)
+    assert step.job_id == job_id
+    job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed")
+    assert not isinstance(job, str)
+    assert jobs.mark_call(ctx.db, job, "sent")
+    if answered:
+        assert jobs.mark_call(ctx.db, job, "answered", USAGE, 2256)
+    u.redis.zadd(f"{u.prefix}:inflight", {f"{tenant}/{job_id}": 0})  # the worker died: lease lapsed
+    assert housekeeping.reap_leases(ctx.db) == {"requeued": 1}
+    lost = [e for e in money.ledger(ctx.db, tenant) if e["kind"] not in ("reserved",)]
+    assert [e["kind"] for e in lost] == ["lost_call" if answered else "unknown_charge"]
+    assert lost[0]["amount_micros"] == (2256 if answered else 0)
+    assert lost[0]["note"].startswith("attempt 1:")
+    spent = int(u.redis.hget(f"{u.prefix}:budget:{tenant}:total", "spent") or 0)
+    assert spent == (2256 if answered else 0)
+    assert not u.redis.hget(f"{u.prefix}:job:{tenant}:{job_id}", "calling")
+    ctx.provider = Scripted(["ok"])
+    record = _drive(u, ctx, tenant, job_id)
+    assert record["status"] == "succeeded"
+    kinds = [e["kind"] for e in money.ledger(ctx.db, tenant)]
+    assert kinds.count("settled") == 1

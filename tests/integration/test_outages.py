@@ -4,40 +4,15 @@ a Redis restarted from its AOF loses no accepted job."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import Services, Universe, universe
+from tests.integration.stack import Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
-
-
-@pytest.fixture
-def private(
-    services: Services, tmp_path: Path
-) -> Iterator[tuple[Universe, Path, int, launcher.Proc, launcher.Proc]]:
-    """A stack with its own redis-server (AOF) and its own S3 server, so a test can stop them."""
-    redis_port, s3_port = launcher.free_port(), launcher.free_port()
-    redis = launcher.redis_server(redis_port, tmp_path / "redis", aof=True, echo=False)
-    s3 = launcher.s3_server(
-        s3_port, tmp_path / "s3", access_key="editq-test", secret_key="editq-test-secret", echo=False
-    )
-    own = Services(
-        f"redis://127.0.0.1:{redis_port}/0", f"http://127.0.0.1:{s3_port}", services.sim_url, services.logs
-    )
-    u = universe(own)
-    u.start_api()
-    try:
-        yield u, tmp_path, redis_port, redis, s3
-    finally:
-        u.stop()
-        s3.stop()
-        redis.stop()
 
 
 def test_s3_down_is_a_clean_503(private: tuple[Universe, Path, int, launcher.Proc, launcher.Proc]) -> None:

@@ -31,6 +31,31 @@ def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Co
     return result
 
 
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _kill_worker_and_see_it_restarted(run_pid: int, log: Path) -> None:
+    """A worker that dies is restarted by `editq run`; the rest of the stack keeps running."""
+    workers = [p for p in _children(run_pid) if "editq.cli worker" in _cmdline(p)]
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while "worker restarted" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    again = [p for p in _children(run_pid) if "editq.cli worker" in _cmdline(p)]
+    assert again, log.read_text()[-2000:]
+    assert again != workers
+
+
 def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {name: launcher.free_port() for name in ("api", "flower", "redis", "s3", "sim")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))}
@@ -96,6 +121,8 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
             ).status_code
             == 200
         )
+        assert not [pid for pid in _children(proc.pid) if auth[1] in _cmdline(pid)], "password in argv"
+        _kill_worker_and_see_it_restarted(proc.pid, tmp_path / "run.log")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

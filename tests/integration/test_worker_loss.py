@@ -26,6 +26,12 @@ def test_sigkill_mid_job_still_succeeds_once(
             files=[("image", ("a.png", images.scene(), "image/png"))],
         ).json()
         u.wait_job(client, job["id"], timeout=30, until=("running",))
+        record_key = f"{u.prefix}:job:{tenant}:{job['id']}"
+        deadline = time.monotonic() + 30
+        while not u.redis.hget(record_key, "calling"):  # the provider call is about to go out
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.5)  # and has reached the simulator, which answers after 2.5 s
         victim = u.workers[0]
         victim.kill()
         assert not victim.alive()
@@ -41,6 +47,12 @@ def test_sigkill_mid_job_still_succeeds_once(
         if e[1]["job"] == job["id"] and e[1]["kind"] == "settled"
     ]
     assert len(settled) == 1
+    # the killed run's call went out: the ledger notes it, and matches what the provider answered
+    notes = [
+        e[1] for e in u.db.redis.xrange(f"{u.prefix}:ledger:{tenant}") if e[1]["kind"] == "unknown_charge"
+    ]
+    assert [(n["job"], n["note"].split(":")[0]) for n in notes] == [(job["id"], "attempt 1")]
+    assert len(settled) <= private_sim.stats()["by_status"].get("200", 0) <= len(settled) + len(notes)
     assert len(done["outputs"]) == 1
     assert u.redis.zcard(f"{u.prefix}:inflight") == 0
     events = [fields["status"] for _, fields in u.redis.xrange(f"{u.prefix}:ev:{tenant}:{job['id']}")]
