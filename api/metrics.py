@@ -9,9 +9,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from editq.storage import jobs as job_store
 from editq.storage import limiter
 from editq.storage.backend import Backend
-from editq.storage.errors import StorageUnavailable
+from editq.storage.errors import StorageError
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("editq_http_requests", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
@@ -32,22 +33,15 @@ class StateCollector(Collector):
         db = self.db
         try:
             state = limiter.state(db)
-            tenants = sorted(db.redis.smembers(db.keys.tenants))
-            pipe = db.redis.pipeline(transaction=False)
-            for tenant in tenants:
-                pipe.llen(db.keys.queue(tenant, "interactive"))
-                pipe.llen(db.keys.queue(tenant, "batch"))
-            depths = pipe.execute()
-            due = db.redis.zcount(db.keys.schedule, "-inf", db.clock.ms())
-            scheduled = db.redis.zcard(db.keys.schedule)
-        except StorageUnavailable:
+            depths, due, scheduled = job_store.backlog(db)
+        except StorageError:
             return
         pending = GaugeMetricFamily(
             "editq_pending_jobs", "Jobs waiting for admission", labels=["tenant", "priority"]
         )
         other = [0, 0]
-        for i, tenant in enumerate(tenants):
-            interactive, batch = int(depths[2 * i]), int(depths[2 * i + 1])
+        tenants = list(depths)
+        for i, (tenant, (interactive, batch)) in enumerate(depths.items()):
             if i < TOP_TENANTS:
                 pending.add_metric([tenant, "interactive"], interactive)
                 pending.add_metric([tenant, "batch"], batch)

@@ -247,7 +247,7 @@ def _reusable(p: Prepared) -> bool:
 def _earlier(db: Backend, p: Prepared) -> Job | None:
     if not _reusable(p):
         return None
-    job_id = db.redis.get(db.keys.reuse(p.tenant, p.reuse_fingerprint))
+    job_id = job_store.reusable_job_id(db, p.tenant, p.reuse_fingerprint)
     if not job_id:
         return None
     earlier = job_store.get(db, p.tenant, job_id)
@@ -297,25 +297,23 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
                 "actual": "0",
             }
         )
-        position = (
-            None if mode == "reused" else int(db.redis.llen(db.keys.queue(p.tenant, p.options.priority)))
-        )
+        position = None if mode == "reused" else job_store.queue_length(db, p.tenant, p.options.priority)
         body = job.public(outputs.url_builder(db), position)
         sent = Answer(status, body, _headers(p, job_id), job_id)
-        result = db.scripts.run(
-            "submit",
+        committed = job_store.commit(
+            db,
             p.tenant,
             job_id,
             hold.id,
-            json.dumps(fields),
-            "" if idempotency_key is None else idempotency.key_hash(idempotency_key),
-            settings.idempotency_ttl_seconds,
-            status,
-            json.dumps(body),
-            mode,
-            earlier.id if earlier else "",
+            fields,
+            idempotency_hash="" if idempotency_key is None else idempotency.key_hash(idempotency_key),
+            idempotency_ttl_s=settings.idempotency_ttl_seconds,
+            status=status,
+            body=body,
+            mode=mode,
+            reused_from=earlier.id if earlier else "",
         )
-        if result[0] != "ok":
+        if not committed:
             raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
         hold = None
     except StorageUnavailable as exc:
@@ -339,7 +337,7 @@ def _headers(p: Prepared, job_id: str) -> dict[str, str]:
 def _stored(db: Backend, tenant: str, job_id: str) -> bool:
     """Whether the submit script wrote the job (asked once more after its reply was lost)."""
     try:
-        return bool(db.redis.exists(db.keys.job(tenant, job_id)))
+        return job_store.exists(db, tenant, job_id)
     except StorageUnavailable:
         return False
 

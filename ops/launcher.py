@@ -26,6 +26,7 @@ from editq import catalogue, lifecycle
 from editq.clock import SYSTEM, Clock
 from editq.lifecycle import Availability
 from editq.settings import Settings
+from editq.storage.keys import Keys
 from editq.storage.redis import connect
 
 PYTHON = sys.executable
@@ -254,11 +255,11 @@ def wait_for_worker(
 ) -> None:
     """Until `count` workers advertise edit slots in Redis."""
     client = connect(redis_url)
+    workers = Keys(prefix).workers
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            now = clock.ms()
-            if client.zcount(f"{prefix}:workers", f"({now}", "+inf") >= count:
+            if client.zcount(workers, f"({clock.ms()}", "+inf") >= count:
                 return
             time.sleep(0.1)
     finally:

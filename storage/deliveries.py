@@ -132,3 +132,8 @@ def redeliver(db: Backend, dlv: Delivery) -> None:
 
 def disable_url(db: Backend, tenant: str, url: str) -> None:
     db.redis.sadd(db.keys.disabled_urls(tenant), url)
+
+
+def round_start(db: Backend, dlv: str) -> int:
+    """When the delivery's current round of attempts began (ms)."""
+    return int(db.redis.hget(db.keys.delivery(dlv), "round_start") or 0)

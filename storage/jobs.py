@@ -200,3 +200,64 @@ def reprice(
         return "stale"
     moved = get(db, job.tenant, job.id)
     return moved if moved is not None else "stale"
+
+
+def exists(db: Backend, tenant: str, job_id: str) -> bool:
+    return bool(db.redis.exists(db.keys.job(tenant, job_id)))
+
+
+def queue_length(db: Backend, tenant: str, priority: str) -> int:
+    """Jobs of `tenant` waiting for admission at `priority`."""
+    return int(db.redis.llen(db.keys.queue(tenant, priority)))
+
+
+def reusable_job_id(db: Backend, tenant: str, fingerprint: str) -> str | None:
+    """The finished job whose outputs an identical request may reuse, if any."""
+    found = db.redis.get(db.keys.reuse(tenant, fingerprint))
+    return str(found) if found else None
+
+
+def commit(
+    db: Backend,
+    tenant: str,
+    job_id: str,
+    hold_id: str,
+    fields: dict[str, str],
+    *,
+    idempotency_hash: str,
+    idempotency_ttl_s: int,
+    status: int,
+    body: dict[str, Any],
+    mode: str,
+    reused_from: str,
+) -> bool:
+    """Write a job, its reservation, its queue entry and the idempotent answer together.
+    False when the budget hold lapsed first (nothing was written)."""
+    result = db.scripts.run(
+        "submit",
+        tenant,
+        job_id,
+        hold_id,
+        json.dumps(fields),
+        idempotency_hash,
+        idempotency_ttl_s,
+        status,
+        json.dumps(body),
+        mode,
+        reused_from,
+    )
+    return bool(result[0] == "ok")
+
+
+def backlog(db: Backend) -> tuple[dict[str, tuple[int, int]], int, int]:
+    """Waiting jobs per tenant (interactive, batch), and the schedule's due and total entries."""
+    tenants = sorted(db.redis.smembers(db.keys.tenants))
+    pipe = db.redis.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.llen(db.keys.queue(tenant, "interactive"))
+        pipe.llen(db.keys.queue(tenant, "batch"))
+    pipe.zcount(db.keys.schedule, "-inf", db.clock.ms())
+    pipe.zcard(db.keys.schedule)
+    replies = pipe.execute()
+    depths = {t: (int(replies[2 * i]), int(replies[2 * i + 1])) for i, t in enumerate(tenants)}
+    return depths, int(replies[-2]), int(replies[-1])

@@ -140,3 +140,20 @@ def wake(db: Backend) -> None:
     pipe.lpush(db.keys.wake, "1")
     pipe.ltrim(db.keys.wake, 0, 0)
     pipe.execute()
+
+
+def ping(db: Backend) -> None:
+    db.redis.ping()
+
+
+def workers(db: Backend) -> tuple[int, int | None]:
+    """Workers whose heartbeat is live, and ms since the newest heartbeat lapsed (None: never)."""
+    now_ms = db.clock.ms()
+    latest = db.redis.zrange(db.keys.workers, -1, -1, withscores=True)
+    live = int(db.redis.zcount(db.keys.workers, f"({now_ms}", "+inf"))
+    return live, None if not latest else max(0, now_ms - int(latest[0][1]))
+
+
+def sleep_until_woken(db: Backend, seconds: float) -> None:
+    """Block until a submission or a finished job pushes a wake-up, or `seconds` pass."""
+    db.redis.blpop([db.keys.wake], timeout=max(0.01, seconds))

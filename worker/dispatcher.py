@@ -114,7 +114,7 @@ class Dispatcher(threading.Thread):
             try:
                 wait = self.step()
                 if wait > 0:
-                    self.db.redis.blpop([self.db.keys.wake], timeout=max(0.01, wait))
+                    limiter.sleep_until_woken(self.db, wait)
             except (StorageError, EditqError) as exc:
                 log.warning("dispatcher: %s", exc)
                 self.stopped.wait(1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from editq.storage import jobs, money
+from editq.storage import jobs, money, sweeps
 from editq.storage.backend import Backend
 from editq.storage.keys import output_prefix
 
@@ -19,39 +19,32 @@ TRIM_EVERY_SECONDS = 60
 
 def reap_leases(db: Backend) -> dict[str, int]:
     """Slots whose lease lapsed: requeue their jobs (bounded) and free the slots."""
-    now = db.clock.ms()
     counts: dict[str, int] = {}
-    for member in db.redis.zrangebyscore(db.keys.inflight, "-inf", now, start=0, num=BATCH):
+    for member in sweeps.lapsed_slots(db, BATCH):
         outcome = jobs.reap(db, member)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
 def expire_deadlines(db: Backend) -> int:
-    now = db.clock.ms()
     expired = 0
-    for member in db.redis.zrangebyscore(db.keys.deadlines, "-inf", now, start=0, num=BATCH):
-        tenant, _, job_id = member.partition("/")
+    for tenant, job_id in sweeps.passed_deadlines(db, BATCH):
         outcome, _ = jobs.cancel(db, tenant, job_id, mode="expired")
         if outcome == "ok":
             expired += 1
         else:
-            db.redis.zrem(db.keys.deadlines, member)
+            sweeps.drop_deadline(db, tenant, job_id)
     return expired
 
 
 def retention(db: Backend) -> int:
     """Delete outputs whose retention ended and trim the job indexes."""
-    now = db.clock.ms()
     deleted = 0
-    for member in db.redis.zrangebyscore(db.keys.retention, "-inf", now, start=0, num=100):
-        _, tenant, job_id = member.split("|", 2)
-        deleted += db.objects.delete_prefix(output_prefix(tenant, job_id))
-        db.redis.zrem(db.keys.retention, member)
-    if db.redis.set(f"{db.keys.prefix}:trimmed", "1", nx=True, ex=TRIM_EVERY_SECONDS):
-        horizon = now - db.settings.job_retention_seconds * 1000
-        for tenant in db.redis.smembers(db.keys.tenants):
-            db.redis.zremrangebyscore(db.keys.jobs(tenant), "-inf", horizon)
+    for expired in sweeps.expired_outputs(db, 100):
+        deleted += db.objects.delete_prefix(output_prefix(expired.tenant, expired.job_id))
+        sweeps.drop_retention(db, expired)
+    if sweeps.claim_turn(db, "trimmed", TRIM_EVERY_SECONDS * 1000):
+        sweeps.trim_job_indexes(db, db.clock.ms() - db.settings.job_retention_seconds * 1000)
     return deleted
 
 
@@ -59,7 +52,7 @@ def sweep_if_due(db: Backend) -> dict[str, Any] | None:
     """Sweep unless another process swept within the housekeeping interval (beat and every
     dispatcher call this; one of them does the work)."""
     interval_ms = int(db.settings.housekeeping_seconds * 1000)
-    if not db.redis.set(f"{db.keys.prefix}:swept", "1", nx=True, px=max(100, interval_ms - 50)):
+    if not sweeps.claim_turn(db, "swept", interval_ms - 50):
         return None
     return sweep(db)
 

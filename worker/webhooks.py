@@ -137,7 +137,7 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         deliveries.disable_url(db, dlv.tenant, dlv.url)
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
         return deliveries.DISABLED
-    round_start = int(db.redis.hget(db.keys.delivery(dlv.id), "round_start") or 0)
+    round_start = deliveries.round_start(db, dlv.id)
     delay = _next_delay(ctx, dlv.attempts + 1 - round_start)
     if delay is None:
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.FAILED, next_at=None)

@@ -32,14 +32,13 @@ def healthz() -> dict[str, str]:
 
 def _redis_checks(db: Backend, models: Catalogue) -> dict[str, Any]:
     """Redis, the provider account, the workers and the models, in one thread."""
-    db.redis.ping()
-    now_ms = db.clock.ms()
-    latest = db.redis.zrange(db.keys.workers, -1, -1, withscores=True)
+    limiter.ping(db)
+    live, lapsed_ms = limiter.workers(db)
     return {
         "redis": "ok",
         "provider": limiter.state(db),
-        "workers": int(db.redis.zcount(db.keys.workers, f"({now_ms}", "+inf")),
-        "workers_lapsed_ms": None if not latest else max(0, now_ms - int(latest[0][1])),
+        "workers": live,
+        "workers_lapsed_ms": lapsed_ms,
         "models": model_report(db, models),
     }
 
