@@ -5,6 +5,7 @@ import { MaskPainter } from "./mask.js";
 const KEY_STORE = "editq.apiKey";
 const MAX_IMAGES = 16;
 const HISTORY_SIZE = 20;
+const PERIODS = { day: "today", month: "this month", total: "in total" };
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -268,12 +269,16 @@ async function estimate() {
     if (seq !== state.estimateSeq) return;
     const left = Object.entries(answer.budget_remaining_usd || {})
       .filter(([, value]) => value !== null)
-      .map(([period, value]) => `${dollars(value)} ${period === "total" ? "in total" : `this ${period}`}`);
+      .map(([period, value]) => `${dollars(value)} ${PERIODS[period] || period}`);
+    const short = Object.values(answer.budget_remaining_usd || {}).some(
+      (value) => value !== null && answer.estimated_usd !== null && Number(value) < Number(answer.estimated_usd),
+    );
     out.replaceChildren(
       el("strong", { class: "cost" }, `Up to ${dollars(answer.estimated_usd)}`),
       ` on ${answer.model} at ${answer.provider_size}. `,
       left.length ? `Budget left: ${left.join(", ")}.` : "No budget limit.",
       answer.model_note ? ` ${answer.model_note}` : "",
+      short ? el("span", { class: "error-text" }, " Over budget: this edit would be refused.") : "",
     );
     out.dataset.usd = answer.estimated_usd ?? "";
   } catch (error) {
@@ -306,8 +311,8 @@ async function run() {
       json: body,
       extraHeaders: { "Idempotency-Key": crypto.randomUUID() },
     });
-    await open(job);
     loadHistory();
+    open(job).catch(showError);
   } catch (error) {
     showError(error);
   } finally {
