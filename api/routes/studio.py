@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 FOLDER = Path(__file__).resolve().parent.parent / "studio"
 
@@ -36,10 +36,10 @@ class Assets(StaticFiles):
     """The page's scripts and style, with the same security headers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: dict[str, object]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
-                message["headers"] = [*message.get("headers", []), *extra]  # type: ignore[misc]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await super().__call__(scope, receive, send_with_headers)

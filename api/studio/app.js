@@ -332,6 +332,7 @@ async function open(job) {
     job = await watch(job, control.signal);
     if (control.signal.aborted) return;
     state.following = null;
+    loadHistory();
   }
   await finished(job);
 }
@@ -412,6 +413,11 @@ async function finished(job) {
 function showCompare(source, result) {
   const before = $("before");
   const after = $("after");
+  // At most 70% of the screen high: the box keeps the result's ratio, so the source lines up.
+  after.onload = () => {
+    const ratio = after.naturalWidth / after.naturalHeight;
+    $("stage").style.setProperty("max-width", `calc(70vh * ${ratio.toFixed(4)})`);
+  };
   after.src = result;
   if (source) {
     before.src = source;
