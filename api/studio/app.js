@@ -18,6 +18,7 @@ const state = {
   following: null,
   outputUrls: [],
   sourceUrls: new Map(), // upload id -> object URL of the picture this page has
+  thumbs: new Map(), // job id -> promise of the object URL of its first output
   estimateTimer: 0,
   estimateSeq: 0,
 };
@@ -456,12 +457,15 @@ function historyItem(job) {
   const picture = el("img", { alt: `Result of ${job.id}`, hidden: true });
   const thumb = el("div", { class: "thumb" }, picture);
   if (job.status === "succeeded" && job.outputs.length) {
-    blobUrl(outputPath(job, 0))
+    // Outputs never change: each thumbnail is fetched once per page.
+    if (!state.thumbs.has(job.id)) state.thumbs.set(job.id, blobUrl(outputPath(job, 0)));
+    state.thumbs
+      .get(job.id)
       .then((url) => {
         picture.src = url;
         picture.hidden = false;
       })
-      .catch(() => {});
+      .catch(() => state.thumbs.delete(job.id));
   }
   const cost = job.cost.actual_usd ?? job.cost.estimated_usd;
   const costLabel = job.cost.actual_usd !== null ? `charged ${dollars(cost)}` : `up to ${dollars(cost)}`;

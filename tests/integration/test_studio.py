@@ -35,8 +35,9 @@ def _install_chromium() -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Closed with this module: Playwright's sync API keeps an event loop running meanwhile."""
     _install_chromium()
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (make test does, as root)")
@@ -188,6 +189,12 @@ def test_studio_edits_compares_and_follows(
 
     assert problems == []
     assert phone_problems == []
+
+    # Refusals show their message and code (the browser logs the 400s it received).
+    phone.get_by_label("Custom W:H", exact=True).fill("9:1")
+    expect(phone.locator("#estimate")).to_contain_text("(invalid_aspect_ratio)", timeout=15_000)
+    phone.get_by_role("button", name="Edit image").click()
+    expect(phone.get_by_role("alert")).to_contain_text("(invalid_aspect_ratio)")
 
 
 def test_studio_page_is_served_with_its_headers(stack: Universe) -> None:
