@@ -1,6 +1,6 @@
 # editq: `make run` runs the whole stack locally, `make test` runs every test.
 # Both install what is missing first (a virtualenv in .venv; redis-server and docker-compose
-# through apt when absent and running as root).
+# through apt when absent and running as root; `make test` adds chromium for the browser test).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,6 +39,7 @@ integration: deps
 	$(BIN)/pytest tests/integration -q
 
 test: deps lint typecheck
+	@./ops/install-system-deps.sh --tests
 	$(BIN)/pytest -q
 
 bench: deps

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from editq import __version__, catalogue
 from editq.api import error_handlers, metrics
 from editq.api.guard import RequestGuard, UploadSlots
-from editq.api.routes import account, batch, edits, health
+from editq.api.routes import account, batch, edits, estimate, health, studio
 from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
 from editq.storage import tenants
@@ -53,8 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     error_handlers.install(app)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
-    for router in (edits.router, stream_router, batch.router, account.router, health.router):
+    routers = (edits.router, estimate.router, stream_router, batch.router, account.router, health.router)
+    for router in (*routers, studio.router):
         app.include_router(router)
+    app.mount("/studio", studio.assets(), name="studio")
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -185,6 +185,10 @@ def prefer_wait(header: str | None, ceiling: int) -> int | None:
     return None
 
 
+#: Largest JSON body of a single edit.
+MAX_JSON_BYTES = 1024 * 1024
+
+
 async def read_json(request: Request, limit: int) -> Any:
     """A JSON body of at most `limit` bytes, read as it streams in."""
     body = bytearray()
@@ -193,3 +197,8 @@ async def read_json(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge("request_too_large", f"the JSON body is over {limit} bytes")
     return parse_json(bytes(body))
+
+
+async def read_json_edit(request: Request) -> tuple[dict[str, Any], Any, Any]:
+    """The fields, image ids and mask id of a JSON edit body."""
+    return split_json_edit(await read_json(request, MAX_JSON_BYTES))

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system programs editq's stack and tests need, when they are missing:
-# redis-server (the broker and state store) and docker-compose (to validate docker-compose.yml).
+# redis-server (the broker and state store) and docker-compose (to validate docker-compose.yml);
+# with --tests also Debian's chromium, which the studio's browser test drives through Playwright.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ "${1:-}" = "--tests" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -22,5 +24,8 @@ for pkg in "${missing[@]}"; do
     echo "macOS: brew install redis), or point EDITQ_REDIS_URL at a running Redis." >&2
     exit 1
   fi
-  echo "note: $pkg is not installed; the test that validates docker-compose.yml will be skipped" >&2
+  case "$pkg" in
+    chromium) echo "note: chromium is not installed; the studio's browser test will be skipped" >&2 ;;
+    *) echo "note: $pkg is not installed; the test that validates docker-compose.yml will be skipped" >&2 ;;
+  esac
 done

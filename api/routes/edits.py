@@ -27,8 +27,6 @@ from editq.storage.errors import StorageError
 log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
-MAX_JSON_BYTES = 1024 * 1024
-
 
 def _job(db: Any, tenant: str, job_id: str) -> Job:
     job = job_store.get(db, tenant, job_id)
@@ -64,7 +62,9 @@ async def submit(
         finally:
             form.close()
     elif content_type.startswith("application/json"):
-        fields, image_ids, mask_id = inputs.split_json_edit(await inputs.read_json(request, MAX_JSON_BYTES))
+        fields, image_ids, mask_id = inputs.split_json_edit(
+            await inputs.read_json(request, inputs.MAX_JSON_BYTES)
+        )
         options = parse_options(fields)
         sources, mask = await anyio.to_thread.run_sync(
             inputs.sources_from_ids, db, tenant, image_ids, mask_id
