@@ -14,8 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from editq.api.deps import DB, Events, Tenant
+from editq.api.schemas import errors
 from editq.errors import NotFound
-from editq.job import Job
+from editq.job import Job, Status
+from editq.public import EditJob
 from editq.storage import jobs as job_store
 from editq.storage import outputs
 from editq.storage.backend import Backend
@@ -31,7 +33,7 @@ POSITION_SECONDS = 1.0
 
 async def wait_for_end(
     db: Backend, feed: EventFeed, tenant: str, job_id: str, seconds: float
-) -> dict[str, Any] | None:
+) -> EditJob | None:
     """The finished job if it ends within `seconds`, else None."""
     deadline = time.monotonic() + seconds
     last = "0-0"
@@ -45,11 +47,25 @@ async def wait_for_end(
         last = await feed.after(tenant, job_id, last, int(remaining * 1000)) or last
 
 
-def _sse(event: str, data: dict[str, Any]) -> bytes:
+def _sse(event: str, data: dict[str, Any] | EditJob) -> bytes:
+    if isinstance(data, EditJob):
+        data = data.model_dump(mode="json")
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-@router.get("/{job_id}/events")
+#: Server-sent events, each `data` line JSON: the job (`status`), its place in line, the end.
+EVENTS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`event: status` with the job (as `GET /v1/edits/{id}`) on every change, "
+        '`event: queue_position` with `{"id", "queue_position"}` while it waits, then '
+        '`event: done` with `{"id", "status"}`',
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **errors(404),
+}
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse, responses=EVENTS_RESPONSE)
 async def events(job_id: str, request: Request, db: DB, feed: Events, tenant: Tenant) -> StreamingResponse:
     """Server-sent events: `status` on every change, `queue_position` while waiting, then `done`."""
     last = await feed.last_id(tenant, job_id)
@@ -62,12 +78,12 @@ async def events(job_id: str, request: Request, db: DB, feed: Events, tenant: Te
         current = await anyio.to_thread.run_sync(outputs.public, db, job)
         yield b"retry: 2000\n\n"
         yield _sse("status", current)
-        position = current.get("queue_position")
+        position = current.queue_position
         quiet_since = time.monotonic()
-        while current["status"] in ("queued", "running"):
+        while not current.status.terminal:
             if await request.is_disconnected():
                 return
-            block = POSITION_SECONDS if current["status"] == "queued" else KEEPALIVE_SECONDS
+            block = POSITION_SECONDS if current.status is Status.QUEUED else KEEPALIVE_SECONDS
             newest = await feed.after(tenant, job_id, last, int(block * 1000))
             fresh = await anyio.to_thread.run_sync(job_store.get, db, tenant, job_id)
             if fresh is None:
@@ -75,7 +91,7 @@ async def events(job_id: str, request: Request, db: DB, feed: Events, tenant: Te
             if newest is not None:
                 last = newest
                 current = await anyio.to_thread.run_sync(outputs.public, db, fresh)
-                position = current.get("queue_position")
+                position = current.queue_position
                 yield _sse("status", current)
                 quiet_since = time.monotonic()
                 continue
@@ -87,7 +103,7 @@ async def events(job_id: str, request: Request, db: DB, feed: Events, tenant: Te
             if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()
                 yield b": keep-alive\n\n"
-        yield _sse("done", {"id": job_id, "status": current["status"]})
+        yield _sse("done", {"id": job_id, "status": current.status.value})
 
     return StreamingResponse(
         stream(),

@@ -22,6 +22,7 @@ from editq.images import SourceImage
 from editq.job import Job
 from editq.lifecycle import Availability, Choice
 from editq.options import EditOptions, EditPlan, plan_edit
+from editq.public import edit_job
 from editq.storage import idempotency, images, money, outputs
 from editq.storage import jobs as job_store
 from editq.storage import models as model_store
@@ -298,7 +299,7 @@ def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
             }
         )
         position = None if mode == "reused" else job_store.queue_length(db, p.tenant, p.options.priority)
-        body = job.public(outputs.url_builder(db), position)
+        body = edit_job(job, outputs.url_builder(db), position).model_dump(mode="json")
         sent = Answer(status, body, _headers(p, job_id), job_id)
         committed = job_store.commit(
             db,

@@ -1,15 +1,12 @@
-"""The job record: how it is stored in Redis and how clients see it."""
+"""The job record, as read from its Redis hash (`editq.public` has how clients see it)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-from editq.cost import usd
 
 
 class Status(StrEnum):
@@ -26,20 +23,6 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset(s.value for s in Status if s.terminal)
-#: Options echoed back to the client as they were asked.
-ECHOED_OPTIONS = (
-    "n",
-    "size",
-    "aspect_ratio",
-    "output_size",
-    "strength",
-    "quality",
-    "output_format",
-    "output_compression",
-    "background",
-    "input_fidelity",
-    "reuse",
-)
 
 
 def iso(ms: int | None) -> str | None:
@@ -151,71 +134,3 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.status.terminal
-
-    def public(
-        self,
-        output_url: Callable[[Job, int, dict[str, Any]], str],
-        queue_position: int | None = None,
-    ) -> dict[str, Any]:
-        """The job as `GET /v1/edits/{id}` shows it."""
-        last_error = _json(self.raw.get("last_error"), None)
-        return {
-            "id": self.id,
-            "object": "edit",
-            "status": self.status.value,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "model": self.model if not self.model_explicit else self.model_requested or self.model,
-            "model_requested": self.model_requested if self.model_explicit else None,
-            "model_called": self.plan.get("api_model", self.model),
-            "model_note": self.model_note,
-            "prompt": self.prompt,
-            "options": {k: self.options.get(k) for k in ECHOED_OPTIONS},
-            "provider_request": {
-                k: self.plan.get(k)
-                for k in (
-                    "size",
-                    "quality",
-                    "output_format",
-                    "output_compression",
-                    "background",
-                    "input_fidelity",
-                    "n",
-                )
-            },
-            "priority": self.priority,
-            "metadata": self.metadata,
-            "webhook": {"url": self.webhook_url, "events": self.webhook_events} if self.webhook_url else None,
-            "sources": [
-                {k: s.get(k) for k in ("id", "content_type", "width", "height", "bytes")}
-                for s in self.sources
-            ],
-            "mask": None
-            if self.mask is None
-            else {k: self.mask.get(k) for k in ("id", "width", "height", "bytes")},
-            "cost": {
-                "estimated_usd": self.estimate.get("estimated_usd"),
-                "reserved_usd": usd(self.reserved) if self.actual is None else usd(0),
-                "actual_usd": None if self.actual is None else usd(self.actual),
-                "usage": self.usage,
-            },
-            "outputs": [
-                {
-                    "url": output_url(self, index, out),
-                    "content_type": out["content_type"],
-                    "width": out["width"],
-                    "height": out["height"],
-                    "bytes": out.get("bytes"),
-                }
-                for index, out in enumerate(self.outputs)
-            ]
-            if self.status is Status.SUCCEEDED
-            else [],
-            "error": self.error,
-            "last_error": last_error if not self.terminal else None,
-            "queue_position": queue_position if self.status is Status.QUEUED else None,
-            "attempts": self.attempts,
-            "deadline": iso(self.deadline),
-            "reused_from": self.reused_from,
-        }

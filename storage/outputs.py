@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from editq.job import Job
+from editq.public import EditJob, OutputUrl, edit_job
 from editq.storage.backend import Backend
 from editq.storage.jobs import queue_position
-
-OutputUrl = Callable[[Job, int, dict[str, Any]], str]
 
 
 def url_builder(db: Backend) -> OutputUrl:
@@ -28,7 +26,7 @@ def url_builder(db: Backend) -> OutputUrl:
     return served
 
 
-def public(db: Backend, job: Job, *, position: bool = True) -> dict[str, Any]:
+def public(db: Backend, job: Job, *, position: bool = True) -> EditJob:
     """The job as clients see it, with its place in line while it waits."""
     where = queue_position(db, job) if position and job.status.value == "queued" else None
-    return job.public(url_builder(db), where)
+    return edit_job(job, url_builder(db), where)

@@ -19,6 +19,7 @@ import httpx
 from editq import signing, ssrf
 from editq.errors import InvalidRequest
 from editq.job import iso
+from editq.public import webhook_event
 from editq.storage import deliveries, outputs, schedule, tenants
 from editq.storage import jobs as job_store
 from editq.worker.context import Context
@@ -30,18 +31,17 @@ USER_AGENT = "editq-webhooks/1"
 
 
 def materialize(ctx: Context, member: str) -> str | None:
-    """`evt|tenant|job|event` from the outbox becomes a delivery with its body frozen."""
+    """`evt|tenant|job|event` from the outbox becomes a delivery with its body (a `WebhookEvent`)
+    frozen."""
     _, tenant, job_id, event = member.split("|", 3)
     db = ctx.db
     job = job_store.get(db, tenant, job_id)
     if job is None or not job.webhook_url:
         schedule.done(db, member)
         return None
-    data = outputs.public(db, job)
-    if event == "edit.started" and data["status"] != "running":
-        data = {**data, "status": "running"}
     at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
-    body = json.dumps({"type": event, "timestamp": iso(at or ctx.db.clock.ms()), "data": data})
+    timestamp = iso(at or ctx.db.clock.ms()) or ""
+    body = json.dumps(webhook_event(event, timestamp, outputs.public(db, job)).model_dump(mode="json"))
     created = deliveries.create(db, tenant, job_id, event, job.webhook_url, body)
     schedule.done(db, member)
     return created

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from editq.api import inputs
 from editq.api.deps import DB, Models, Tenant
 from editq.api.lifecycle import model_report
+from editq.api.schemas import (
+    CatalogueModel,
+    DisabledEndpoints,
+    EnabledEndpoint,
+    Ledger,
+    ModelList,
+    Redelivery,
+    Usage,
+    WebhookSecrets,
+    errors,
+)
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
 from editq.job import iso
@@ -28,14 +39,14 @@ def _day(value: str | None, default: date, name: str) -> date:
         raise InvalidRequest("invalid_parameter", f"{name} is a date like 2026-11-25", name) from None
 
 
-@router.get("/usage")
+@router.get("/usage", response_model=Usage, responses=errors())
 def usage(
     db: DB,
     tenant: Tenant,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
     group_by: Annotated[str, Query()] = "day",
-) -> dict[str, Any]:
+) -> Usage:
     """Spend, reservations and what remains of each budget; spend grouped by day or model."""
     if group_by not in ("day", "model"):
         raise InvalidRequest("invalid_parameter", "group_by is day or model", "group_by")
@@ -48,25 +59,24 @@ def usage(
     assert found is not None
     groups = money.usage(db, tenant, first, last, group_by)
     total = sum(int(g["spent_micros"]) for g in groups)
-    return {
-        "object": "usage",
-        "tenant": tenant,
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        "group_by": group_by,
-        "budgets": money.budgets(db, tenant, found.budgets),
-        "spent_usd": usd(total),
-        "groups": groups,
-    }
+    return Usage(
+        tenant=tenant,
+        from_=first.isoformat(),
+        to=last.isoformat(),
+        group_by=group_by,
+        budgets=money.budgets(db, tenant, found.budgets),
+        spent_usd=usd(total),
+        groups=groups,
+    )
 
 
-@router.get("/usage/ledger")
+@router.get("/usage/ledger", response_model=Ledger, responses=errors())
 def ledger(
     db: DB,
     tenant: Tenant,
     after: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-) -> dict[str, Any]:
+) -> Ledger:
     """Ledger entries oldest first; pass the last `id` as `after` for the next page."""
     start = "-" if after is None else f"({after}"
     try:
@@ -75,69 +85,70 @@ def ledger(
         if "Invalid stream ID" in str(exc):
             raise InvalidRequest("invalid_parameter", "after is an entry id", "after") from None
         raise
-    return {"object": "list", "data": entries, "has_more": len(entries) == limit}
+    return Ledger(data=entries, has_more=len(entries) == limit)
 
 
-@router.get("/webhooks/secret")
-def webhook_secret(db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.get("/webhooks/secret", response_model=WebhookSecrets, responses=errors())
+def webhook_secret(db: DB, tenant: Tenant) -> WebhookSecrets:
     """The signing secrets in use: the current one first, rotated ones until they expire."""
     items = tenants.secrets_of(db, tenant)
-    return {"object": "webhook_secret", "secret": items[0]["secret"] if items else None, "secrets": items}
+    return WebhookSecrets(secret=items[0]["secret"] if items else None, secrets=items)
 
 
-@router.post("/webhooks/secret/rotate")
-def rotate_secret(db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.post("/webhooks/secret/rotate", response_model=WebhookSecrets, responses=errors())
+def rotate_secret(db: DB, tenant: Tenant) -> WebhookSecrets:
     """A new signing secret; the old one keeps signing (both signatures sent) for a while."""
     items = tenants.rotate_secret(db, tenant, db.settings.secret_overlap_seconds)
-    return {"object": "webhook_secret", "secret": items[0]["secret"], "secrets": items}
+    return WebhookSecrets(secret=items[0]["secret"], secrets=items)
 
 
-@router.post("/webhooks/{delivery_id}/redeliver", status_code=202)
-def redeliver(delivery_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.post(
+    "/webhooks/{delivery_id}/redeliver", status_code=202, response_model=Redelivery, responses=errors(404)
+)
+def redeliver(delivery_id: str, db: DB, tenant: Tenant) -> Redelivery:
     found = deliveries.get(db, delivery_id)
     if found is None or found.tenant != tenant:
         raise NotFound("delivery_not_found", f"no delivery {delivery_id!r}", "delivery_id")
     deliveries.redeliver(db, found)
-    return {"id": found.id, "status": "pending", "event": found.event, "url": found.url}
+    return Redelivery(id=found.id, event=found.event, url=found.url)
 
 
-@router.get("/webhooks/endpoints")
-def endpoints(db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.get("/webhooks/endpoints", response_model=DisabledEndpoints, responses=errors())
+def endpoints(db: DB, tenant: Tenant) -> DisabledEndpoints:
     """Webhook URLs disabled after answering 410 Gone."""
-    return {"object": "list", "disabled": sorted(tenants.disabled_urls(db, tenant))}
+    return DisabledEndpoints(disabled=sorted(tenants.disabled_urls(db, tenant)))
 
 
-@router.post("/webhooks/endpoints/enable")
-async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.post("/webhooks/endpoints/enable", response_model=EnabledEndpoint, responses=errors(404))
+async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> EnabledEndpoint:
     body = await inputs.read_json(request, 8192)
     url = body.get("url") if isinstance(body, dict) else None
     if not isinstance(url, str):
         raise InvalidRequest("invalid_parameter", 'send {"url": "..."}', "url")
     if not tenants.enable_url(db, tenant, url):
         raise NotFound("endpoint_not_disabled", "that URL is not disabled", "url")
-    return {"url": url, "enabled": True}
+    return EnabledEndpoint(url=url, enabled=True)
 
 
-@router.get("/models")
-def models(models: Models, db: DB) -> dict[str, Any]:
+@router.get("/models", response_model=ModelList, responses=errors())
+def models(models: Models, db: DB) -> ModelList:
     """Every catalogued model: capabilities, prices, retirement, successor, and whether the
     provider account serves it; which model a job without `model` runs on, and why."""
     today = db.clock.today()
     report = model_report(db, models)
     availability = model_store.availability(db)
-    return {
-        "object": "list",
-        "default": report["default"],
-        "default_note": report["default_note"] or report["default_problem"],
-        "configured_default": report["configured_default"],
-        "served_checked_at": iso(report["refreshed_at_ms"]),
-        "aliases": db.settings.model_aliases,
-        "data": [
-            {
+    return ModelList(
+        default=report["default"],
+        default_note=report["default_note"] or report["default_problem"],
+        configured_default=report["configured_default"],
+        served_checked_at=iso(report["refreshed_at_ms"]),
+        aliases=db.settings.model_aliases,
+        data=[
+            CatalogueModel(
                 **m.public(),
-                "retired": m.retired(today),
-                "served": availability.serves(m.name) and not m.retired(today),
-            }
+                retired=m.retired(today),
+                served=availability.serves(m.name) and not m.retired(today),
+            )
             for m in models.models.values()
         ],
-    }
+    )

@@ -15,6 +15,7 @@ from editq import images as pillow
 from editq.api import inputs
 from editq.api.deps import DB, Models, Tenant, Uploads
 from editq.api.multipart import Limits, read_form
+from editq.api.schemas import BatchAnswer, Image, errors
 from editq.api.submit import commit, prepare
 from editq.errors import EditqError, InvalidRequest, Unavailable
 from editq.lifecycle import Availability
@@ -29,10 +30,10 @@ router = APIRouter(prefix="/v1", tags=["batch"])
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, response_model=Image, responses=errors(413, 415, 429))
 async def upload(
     request: Request, db: DB, tenant: Tenant, uploads: Uploads, content_type: Annotated[str, Header()] = ""
-) -> dict[str, Any]:
+) -> Image:
     """Store one image (field `file`); answers its id (`img_<sha256>`) for `image_ids`/`mask_id`."""
     settings = db.settings
     limits = Limits(
@@ -60,7 +61,7 @@ async def upload(
         )
     )
     meta = await anyio.to_thread.run_sync(images.put, db, tenant, checked, settings.source_retention_seconds)
-    return {"object": "image", **meta}
+    return Image(**meta)
 
 
 def _item(
@@ -118,7 +119,7 @@ def _items(
     return results
 
 
-@router.post("/edits/batch")
+@router.post("/edits/batch", response_model=BatchAnswer, responses=errors(409, 422))
 async def batch(
     request: Request,
     db: DB,

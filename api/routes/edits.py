@@ -14,17 +14,20 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from editq.api import inputs
 from editq.api.deps import DB, Events, Models, Tenant, Uploads
 from editq.api.multipart import read_form
+from editq.api.schemas import Delivery, DeliveryList, EditJobList, errors
 from editq.api.stream import wait_for_end
 from editq.api.submit import Answer, commit, prepare
 from editq.errors import Conflict, InvalidRequest, NotFound
 from editq.job import TERMINAL, Job
 from editq.options import parse_options
+from editq.public import EditJob, edit_job
 from editq.storage import deliveries, idempotency, outputs
 from editq.storage import jobs as job_store
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 
 log = logging.getLogger("editq.api")
+IMAGE_KINDS = ("png", "jpeg", "webp")
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
 
@@ -35,7 +38,14 @@ def _job(db: Any, tenant: str, job_id: str) -> Job:
     return job
 
 
-@router.post("", status_code=202)
+#: `POST /v1/edits` answers 200 when the job ended within `Prefer: wait` or reused earlier outputs.
+SUBMIT_RESPONSES = {
+    200: {"model": EditJob, "description": "The job, finished within `Prefer: wait` or reused"},
+    **errors(402, 404, 409, 413, 415, 422, 429),
+}
+
+
+@router.post("", status_code=202, response_model=EditJob, responses=SUBMIT_RESPONSES)
 async def submit(
     request: Request,
     db: DB,
@@ -86,13 +96,13 @@ async def submit(
         headers["Preference-Applied"] = f"wait={wait}"
         finished = await committed_wait(db, feed, tenant, answer.job_id, wait)
         if finished is not None:
-            return JSONResponse(finished, status_code=200, headers=headers)
+            return JSONResponse(finished.model_dump(mode="json"), status_code=200, headers=headers)
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 async def committed_wait(
     db: Backend, feed: Events, tenant: str, job_id: str, seconds: float
-) -> dict[str, Any] | None:
+) -> EditJob | None:
     """`wait_for_end` for a job already committed: the job is stored, so a failure while
     waiting ends the wait (the client gets the 202) instead of failing the request."""
     try:
@@ -103,8 +113,8 @@ async def committed_wait(
     return None
 
 
-@router.get("/{job_id}")
-def get_job(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.get("/{job_id}", response_model=EditJob, responses=errors(404))
+def get_job(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     return outputs.public(db, _job(db, tenant, job_id))
 
 
@@ -121,7 +131,7 @@ def _ms(value: str | None, name: str) -> int | None:
         ) from None
 
 
-@router.get("")
+@router.get("", response_model=EditJobList)
 def list_jobs(
     db: DB,
     tenant: Tenant,
@@ -130,7 +140,7 @@ def list_jobs(
     created_before: Annotated[str | None, Query()] = None,
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
+) -> EditJobList:
     """The tenant's jobs, newest first; `status` takes a comma-separated list."""
     statuses = None
     if status:
@@ -151,16 +161,15 @@ def list_jobs(
     except ValueError:
         raise InvalidRequest("invalid_cursor", "cursor is not one this API returned", "cursor") from None
     builder = outputs.url_builder(db)
-    return {
-        "object": "list",
-        "data": [job.public(builder) for job in page.jobs],
-        "next_cursor": page.next_cursor,
-        "has_more": page.next_cursor is not None,
-    }
+    return EditJobList(
+        data=[edit_job(job, builder) for job in page.jobs],
+        next_cursor=page.next_cursor,
+        has_more=page.next_cursor is not None,
+    )
 
 
-@router.post("/{job_id}/cancel")
-def cancel(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.post("/{job_id}/cancel", response_model=EditJob, responses=errors(404, 409))
+def cancel(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     """Cancel a queued job (free) or a running one (its call, if billed, is charged)."""
     outcome, status = job_store.cancel(db, tenant, job_id)
     if outcome == "missing":
@@ -170,7 +179,19 @@ def cancel(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
     return outputs.public(db, _job(db, tenant, job_id))
 
 
-@router.get("/{job_id}/outputs/{index}")
+#: Outputs are served with their own content type (`output_format`).
+IMAGE_RESPONSE = {
+    200: {
+        "description": "The output image",
+        "content": {
+            f"image/{kind}": {"schema": {"type": "string", "format": "binary"}} for kind in IMAGE_KINDS
+        },
+    },
+    **errors(404),
+}
+
+
+@router.get("/{job_id}/outputs/{index}", response_class=StreamingResponse, responses=IMAGE_RESPONSE)
 def download(job_id: str, index: int, db: DB, tenant: Tenant) -> StreamingResponse:
     job = _job(db, tenant, job_id)
     if job.status.value != "succeeded" or not 0 <= index < len(job.outputs):
@@ -190,22 +211,21 @@ def download(job_id: str, index: int, db: DB, tenant: Tenant) -> StreamingRespon
     )
 
 
-@router.get("/{job_id}/deliveries")
-def job_deliveries(job_id: str, db: DB, tenant: Tenant) -> dict[str, Any]:
+@router.get("/{job_id}/deliveries", response_model=DeliveryList, responses=errors(404))
+def job_deliveries(job_id: str, db: DB, tenant: Tenant) -> DeliveryList:
     """Every webhook delivery for the job, with every attempt."""
     _job(db, tenant, job_id)
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": d.id,
-                "event": d.event,
-                "url": d.url,
-                "status": d.status,
-                "attempt_count": d.attempts,
-                "next_attempt_at": d.next_at,
-                "attempts": deliveries.attempts(db, d.id),
-            }
+    return DeliveryList(
+        data=[
+            Delivery(
+                id=d.id,
+                event=d.event,
+                url=d.url,
+                status=d.status,
+                attempt_count=d.attempts,
+                next_attempt_at=d.next_at,
+                attempts=deliveries.attempts(db, d.id),
+            )
             for d in deliveries.for_job(db, tenant, job_id)
-        ],
-    }
+        ]
+    )

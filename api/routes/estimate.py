@@ -3,7 +3,7 @@ what the tenant's budgets have left. Nothing is stored: no source, hold, job or 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Request
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Request
 from editq.api import inputs
 from editq.api.deps import DB, Models, Tenant
 from editq.api.multipart import read_form
+from editq.api.schemas import Estimate, errors
 from editq.api.submit import Prepared, Source, prepare
 from editq.cost import usd
 from editq.errors import InvalidRequest
@@ -48,30 +49,29 @@ async def read_edit(
     )
 
 
-def answer(db: Backend, prepared: Prepared) -> dict[str, Any]:
+def answer(db: Backend, prepared: Prepared) -> Estimate:
     limits = tenant_store.get(db, prepared.tenant)
     budgets = money.budgets(db, prepared.tenant, limits.budgets if limits else {})
-    return {
-        "object": "edit.estimate",
-        "model": prepared.choice.resolution.model.name,
-        "model_called": prepared.choice.resolution.api_name,
-        "model_note": prepared.choice.note,
-        "provider_size": prepared.plan.size,
-        "quality": prepared.plan.quality,
-        "n": prepared.plan.n,
-        "estimated_usd": None if prepared.estimate is None else usd(prepared.estimate.micros),
-        "budget_remaining_usd": {period: b["remaining_usd"] for period, b in budgets.items()},
-    }
+    return Estimate(
+        model=prepared.choice.resolution.model.name,
+        model_called=prepared.choice.resolution.api_name,
+        model_note=prepared.choice.note,
+        provider_size=prepared.plan.size,
+        quality=prepared.plan.quality,
+        n=prepared.plan.n,
+        estimated_usd=None if prepared.estimate is None else usd(prepared.estimate.micros),
+        budget_remaining_usd={period: b["remaining_usd"] for period, b in budgets.items()},
+    )
 
 
-@router.post("/estimate")
+@router.post("/estimate", response_model=Estimate, responses=errors(402, 404, 413, 415))
 async def estimate(
     request: Request,
     db: DB,
     models: Models,
     tenant: Tenant,
     content_type: Annotated[str, Header()] = "",
-) -> dict[str, Any]:
+) -> Estimate:
     """The same body as `POST /v1/edits`; answers what that submit would run and may cost.
 
     `estimated_usd` is the upper bound a submit would reserve (null for a model without confirmed
@@ -79,7 +79,7 @@ async def estimate(
     before this job, null where the tenant has no limit."""
     options, sources, mask = await read_edit(request, db, tenant, content_type)
 
-    def run() -> dict[str, Any]:
+    def run() -> Estimate:
         prepared = prepare(db, models, tenant=tenant, options=options, sources=sources, mask=mask)
         return answer(db, prepared)
 

@@ -8,12 +8,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from editq.api.deps import DB, Models
 from editq.api.lifecycle import model_report
 from editq.api.metrics import REGISTRY
+from editq.api.schemas import Health, Readiness
 from editq.catalogue import Catalogue
 from editq.storage import limiter
 from editq.storage.backend import Backend
@@ -25,9 +26,9 @@ router = APIRouter(tags=["health"])
 READY_SECONDS = 2.5
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    return Health()
 
 
 def _redis_checks(db: Backend, models: Catalogue) -> dict[str, Any]:
@@ -73,7 +74,11 @@ def _verdict(db: Backend, checks: dict[str, Any]) -> tuple[str, str | None]:
     return "ok", None
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Redis, S3 or every worker is down"}},
+)
 async def readyz(db: DB, models: Models) -> JSONResponse:
     """Ready when Redis and S3 answer and a worker is alive; says so when the provider account
     is paused. Answers within `READY_SECONDS` even when a service is stalled."""
@@ -84,10 +89,19 @@ async def readyz(db: DB, models: Models) -> JSONResponse:
             group.start_soon(_run, checks, "redis", lambda: _redis_checks(db, models))
             group.start_soon(_run, checks, "s3", lambda: _s3_checks(db))
     status, reason = _verdict(db, checks)
-    body = {"status": status, "reason": reason, "checks": checks}
+    body = Readiness(status=status, reason=reason, checks=checks).model_dump(mode="json")
     return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

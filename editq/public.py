@@ -1,0 +1,213 @@
+"""The job as clients see it: in API answers and in webhook bodies.
+
+Data shapes only. The API and the worker both build it, so it lives below both; the caller passes
+in how an output is reached (`OutputUrl`), so no route or URL shape is known here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from editq.cost import usd
+from editq.job import Job, Status, iso
+
+#: How the caller reaches output `index` of a job.
+OutputUrl = Callable[[Job, int, dict[str, Any]], str]
+
+#: Events a webhook can carry.
+EventType = Literal["edit.started", "edit.succeeded", "edit.failed", "edit.canceled", "edit.expired"]
+
+
+class EchoedOptions(BaseModel):
+    """The options as the client asked for them (null where not asked)."""
+
+    n: int | None = None
+    size: str | None = None
+    aspect_ratio: str | None = None
+    output_size: str | None = None
+    strength: str | None = None
+    quality: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    background: str | None = None
+    input_fidelity: str | None = None
+    reuse: bool | None = None
+
+
+class ProviderRequest(BaseModel):
+    """What editq sends to the model for this job."""
+
+    size: str | None = None
+    quality: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    background: str | None = None
+    input_fidelity: str | None = None
+    n: int | None = None
+
+
+class WebhookTarget(BaseModel):
+    url: str
+    events: list[str]
+
+
+class SourceInfo(BaseModel):
+    id: str | None
+    content_type: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+
+
+class MaskInfo(BaseModel):
+    id: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+
+
+class Cost(BaseModel):
+    """Money as USD strings with six decimals; `usage` is the provider's token count."""
+
+    estimated_usd: str | None
+    reserved_usd: str
+    actual_usd: str | None
+    usage: dict[str, Any] | None
+
+
+class Output(BaseModel):
+    url: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int | None
+
+
+class JobError(BaseModel):
+    """Why a job failed, or (as `last_error`) why its last attempt did; providers' errors add
+    `provider_status`, `provider_code`, `provider_request_id` and other details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class EditJob(BaseModel):
+    """One edit job, as `GET /v1/edits/{id}` answers it and webhooks carry it."""
+
+    id: str
+    object: Literal["edit"] = "edit"
+    status: Status
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    model: str
+    model_requested: str | None
+    model_called: str | None
+    model_note: str | None
+    prompt: str
+    options: EchoedOptions
+    provider_request: ProviderRequest
+    priority: str
+    metadata: dict[str, str]
+    webhook: WebhookTarget | None
+    sources: list[SourceInfo]
+    mask: MaskInfo | None
+    cost: Cost
+    outputs: list[Output]
+    error: JobError | None
+    last_error: JobError | None
+    queue_position: int | None
+    attempts: int
+    deadline: str | None
+    reused_from: str | None
+
+
+class WebhookEvent(BaseModel):
+    """The body of every webhook: the event, when it happened, and the job at that moment."""
+
+    type: EventType
+    timestamp: str
+    data: EditJob
+
+
+def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: data.get(k) for k in keys}
+
+
+def _cost(job: Job) -> Cost:
+    return Cost(
+        estimated_usd=job.estimate.get("estimated_usd"),
+        reserved_usd=usd(job.reserved) if job.actual is None else usd(0),
+        actual_usd=None if job.actual is None else usd(job.actual),
+        usage=job.usage,
+    )
+
+
+def _outputs(job: Job, output_url: OutputUrl) -> list[Output]:
+    if job.status is not Status.SUCCEEDED:
+        return []
+    return [
+        Output(
+            url=output_url(job, index, out),
+            content_type=out["content_type"],
+            width=out["width"],
+            height=out["height"],
+            bytes=out.get("bytes"),
+        )
+        for index, out in enumerate(job.outputs)
+    ]
+
+
+def _json_field(job: Job, name: str) -> Any:
+    raw = job.raw.get(name)
+    return json.loads(raw) if raw else None
+
+
+def edit_job(job: Job, output_url: OutputUrl, queue_position: int | None = None) -> EditJob:
+    """The job as clients see it; `queue_position` shows only while it waits."""
+    explicit = job.model_explicit
+    return EditJob(
+        id=job.id,
+        status=job.status,
+        created_at=iso(job.created_at),
+        started_at=iso(job.started_at),
+        finished_at=iso(job.finished_at),
+        model=job.model if not explicit else job.model_requested or job.model,
+        model_requested=job.model_requested if explicit else None,
+        model_called=job.plan.get("api_model", job.model),
+        model_note=job.model_note,
+        prompt=job.prompt,
+        options=EchoedOptions(**_pick(job.options, tuple(EchoedOptions.model_fields))),
+        provider_request=ProviderRequest(**_pick(job.plan, tuple(ProviderRequest.model_fields))),
+        priority=job.priority,
+        metadata=job.metadata,
+        webhook=WebhookTarget(url=job.webhook_url, events=job.webhook_events) if job.webhook_url else None,
+        sources=[SourceInfo(**_pick(s, tuple(SourceInfo.model_fields))) for s in job.sources],
+        mask=None if job.mask is None else MaskInfo(**_pick(job.mask, tuple(MaskInfo.model_fields))),
+        cost=_cost(job),
+        outputs=_outputs(job, output_url),
+        error=None if job.error is None else JobError(**job.error),
+        last_error=None if job.terminal else _last_error(job),
+        queue_position=queue_position if job.status is Status.QUEUED else None,
+        attempts=job.attempts,
+        deadline=iso(job.deadline),
+        reused_from=job.reused_from,
+    )
+
+
+def _last_error(job: Job) -> JobError | None:
+    found = _json_field(job, "last_error")
+    return None if found is None else JobError(**found)
+
+
+def webhook_event(event: str, timestamp: str, job: EditJob) -> WebhookEvent:
+    """The body for `event`; `edit.started` shows the job running even if it moved on since."""
+    if event == "edit.started" and job.status is not Status.RUNNING:
+        job = job.model_copy(update={"status": Status.RUNNING})
+    return WebhookEvent.model_validate({"type": event, "timestamp": timestamp, "data": job})
