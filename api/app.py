@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from editq import __version__, catalogue
-from editq.api import error_handlers, metrics
+from editq.api import error_handlers, metrics, schemas
 from editq.api.guard import RequestGuard, UploadSlots
 from editq.api.routes import account, batch, edits, estimate, health, studio
 from editq.api.stream import router as stream_router
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous, cost-aware image edits.",
     )
     error_handlers.install(app)
+    schemas.document_webhooks(app)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     routers = (edits.router, estimate.router, stream_router, batch.router, account.router, health.router)
     for router in (*routers, studio.router):

@@ -3,25 +3,26 @@ what clients get. The job itself (`EditJob`) is shared with webhook bodies in `e
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI
+from pydantic import ConfigDict, Field
 
-from editq.public import EditJob
+from editq.public import EditJob, EventType, Public, WebhookEvent
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Public):
     """`code` is stable and machine-readable; `param` names the offending field, if any. Some
     refusals add context (the job's `status`, the model's `successor`, …)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     code: str
     message: str
     param: str | None
 
 
-class ErrorEnvelope(BaseModel):
+class ErrorEnvelope(Public):
     """Every refusal: `{"error": {"code", "message", "param"}}`."""
 
     error: ErrorDetail
@@ -42,38 +43,39 @@ ERROR_STATUSES = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: the error envelope under 400, 401, 503 and each of `statuses`,
-    and under `4XX` for any other refusal (so the schema shows no FastAPI 422 body: the API
-    answers invalid parameters with 400 and the envelope)."""
+def errors(*statuses: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the error envelope under 400, 401 (when `authenticated`), 503
+    and each of `statuses`, and under `4XX` for any other refusal (so the schema shows no FastAPI
+    422 body: the API answers invalid parameters with 400 and the envelope)."""
+    common = {400, 401, 503} if authenticated else {400, 503}
     documented: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorEnvelope, "description": ERROR_STATUSES[status]}
-        for status in sorted({400, 401, 503, *statuses})
+        for status in sorted({*common, *statuses})
     }
     documented["4XX"] = {"model": ErrorEnvelope, "description": "Any other refusal"}
     return documented
 
 
-class EditJobList(BaseModel):
+class EditJobList(Public):
     object: Literal["list"] = "list"
     data: list[EditJob]
     next_cursor: str | None
     has_more: bool
 
 
-class DeliveryAttempt(BaseModel):
+class DeliveryAttempt(Public):
     """One attempt: `status` is the receiver's HTTP code, or `timeout`, `error`, `refused`,
     `skipped`; `response` (an excerpt), `error`, `duration_ms` and `next_attempt_at` (ms) as
     they apply."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     n: int
     at: int
     status: int | str
 
 
-class Delivery(BaseModel):
+class Delivery(Public):
     id: str
     event: str
     url: str
@@ -83,25 +85,25 @@ class Delivery(BaseModel):
     attempts: list[DeliveryAttempt]
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(Public):
     object: Literal["list"] = "list"
     data: list[Delivery]
 
 
-class Redelivery(BaseModel):
+class Redelivery(Public):
     id: str
     status: Literal["pending"] = "pending"
     event: str
     url: str
 
 
-class SigningSecret(BaseModel):
+class SigningSecret(Public):
     secret: str
     created_at: int
     expires_at: int | None
 
 
-class WebhookSecrets(BaseModel):
+class WebhookSecrets(Public):
     """The current secret first; rotated ones sign too until `expires_at` (unix seconds)."""
 
     object: Literal["webhook_secret"] = "webhook_secret"
@@ -109,17 +111,17 @@ class WebhookSecrets(BaseModel):
     secrets: list[SigningSecret]
 
 
-class DisabledEndpoints(BaseModel):
+class DisabledEndpoints(Public):
     object: Literal["list"] = "list"
     disabled: list[str]
 
 
-class EnabledEndpoint(BaseModel):
+class EnabledEndpoint(Public):
     url: str
     enabled: bool
 
 
-class Budget(BaseModel):
+class Budget(Public):
     """One budget period; null limits and remainders where the tenant has no limit."""
 
     limit_usd: str | None
@@ -128,7 +130,7 @@ class Budget(BaseModel):
     remaining_usd: str | None
 
 
-class UsageGroup(BaseModel):
+class UsageGroup(Public):
     spent_usd: str
     spent_micros: int
     jobs_settled: int
@@ -144,8 +146,8 @@ class UsageByModel(UsageGroup):
     model: str
 
 
-class Usage(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+class Usage(Public):
+    model_config = ConfigDict(populate_by_name=True, json_schema_serialization_defaults_required=True)
 
     object: Literal["usage"] = "usage"
     tenant: str
@@ -157,7 +159,7 @@ class Usage(BaseModel):
     groups: list[UsageByDay] | list[UsageByModel]
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(Public):
     id: str
     job: str
     kind: str
@@ -171,13 +173,13 @@ class LedgerEntry(BaseModel):
     note: str | None
 
 
-class Ledger(BaseModel):
+class Ledger(Public):
     object: Literal["list"] = "list"
     data: list[LedgerEntry]
     has_more: bool
 
 
-class ArbitrarySizes(BaseModel):
+class ArbitrarySizes(Public):
     multiple_of: int
     min_edge: int
     max_edge: int
@@ -186,7 +188,7 @@ class ArbitrarySizes(BaseModel):
     max_ratio: str
 
 
-class CatalogueModel(BaseModel):
+class CatalogueModel(Public):
     """A catalogued model; prices are USD per 1M tokens as decimal strings."""
 
     id: str
@@ -211,7 +213,7 @@ class CatalogueModel(BaseModel):
     served: bool
 
 
-class ModelList(BaseModel):
+class ModelList(Public):
     """The catalogue, and which model a job without `model` runs on, and why."""
 
     object: Literal["list"] = "list"
@@ -223,7 +225,7 @@ class ModelList(BaseModel):
     data: list[CatalogueModel]
 
 
-class Image(BaseModel):
+class Image(Public):
     """A stored upload; pass `id` as `image_ids` or `mask_id`."""
 
     object: Literal["image"] = "image"
@@ -236,9 +238,11 @@ class Image(BaseModel):
     has_alpha: bool
 
 
-class BatchItem(BaseModel):
+class BatchItem(Public):
     """One item's answer: `job` when it was accepted (`status` 202, or 200 when reused), `error`
-    otherwise."""
+    otherwise (only one of the two is sent)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
 
     index: int
     status: int
@@ -246,14 +250,14 @@ class BatchItem(BaseModel):
     error: ErrorDetail | None = None
 
 
-class BatchAnswer(BaseModel):
+class BatchAnswer(Public):
     object: Literal["batch"] = "batch"
     accepted: int
     refused: int
     items: list[BatchItem]
 
 
-class Estimate(BaseModel):
+class Estimate(Public):
     """What a submit would run and may cost; `estimated_usd` is null for a model without
     confirmed prices, `budget_remaining_usd` null per period without a limit."""
 
@@ -268,11 +272,11 @@ class Estimate(BaseModel):
     budget_remaining_usd: dict[str, str | None]
 
 
-class Health(BaseModel):
+class Health(Public):
     status: Literal["ok"] = "ok"
 
 
-class Readiness(BaseModel):
+class Readiness(Public):
     """`ok`, `degraded` (the reason says why) or `unavailable` (answered with 503). `checks` has
     `redis` and `s3` (`ok` or `down: …`) and, when Redis answers, `provider` (the limiter),
     `workers` (live count) and `models` (the default chain and retirements)."""
@@ -280,3 +284,28 @@ class Readiness(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     reason: str | None
     checks: dict[str, Any]
+
+
+#: How editq treats a receiver's answer.
+RECEIVER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    410: {"description": "Gone: editq disables the URL for the tenant"},
+    "default": {"description": "Anything else, or no answer: retried on the schedule"},
+}
+
+
+def document_webhooks(app: FastAPI) -> None:
+    """Every event in `/openapi.json` under `webhooks`: what editq POSTs to a job's `webhook_url`."""
+    for event in get_args(EventType):
+
+        def receive(body: WebhookEvent) -> None:
+            """Signed per Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`
+            (`v1,` HMAC-SHA256 of `id.timestamp.body` with the tenant's `whsec_` secret). Answer
+            2xx to acknowledge; 410 disables the URL; anything else is retried."""
+
+        app.webhooks.post(
+            event,
+            summary=f"`{event}`",
+            operation_id=f"webhook_{event}",
+            response_description="Acknowledged (any 2xx)",
+            responses=RECEIVER_ANSWERS,
+        )(receive)

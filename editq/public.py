@@ -22,40 +22,47 @@ OutputUrl = Callable[[Job, int, dict[str, Any]], str]
 EventType = Literal["edit.started", "edit.succeeded", "edit.failed", "edit.canceled", "edit.expired"]
 
 
-class EchoedOptions(BaseModel):
-    """The options as the client asked for them (null where not asked)."""
+class Public(BaseModel):
+    """A shape clients receive: fields with defaults are still always sent, so the schema marks
+    them required."""
 
-    n: int | None = None
-    size: str | None = None
-    aspect_ratio: str | None = None
-    output_size: str | None = None
-    strength: str | None = None
-    quality: str | None = None
-    output_format: str | None = None
-    output_compression: int | None = None
-    background: str | None = None
-    input_fidelity: str | None = None
-    reuse: bool | None = None
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
-class ProviderRequest(BaseModel):
+class EchoedOptions(Public):
+    """The options as the client asked for them (null where not asked or defaulted)."""
+
+    n: int | None
+    size: str | None
+    aspect_ratio: str | None
+    output_size: str | None
+    strength: str | None
+    quality: str | None
+    output_format: str | None
+    output_compression: int | None
+    background: str | None
+    input_fidelity: str | None
+    reuse: bool | None
+
+
+class ProviderRequest(Public):
     """What editq sends to the model for this job."""
 
-    size: str | None = None
-    quality: str | None = None
-    output_format: str | None = None
-    output_compression: int | None = None
-    background: str | None = None
-    input_fidelity: str | None = None
-    n: int | None = None
+    size: str | None
+    quality: str | None
+    output_format: str | None
+    output_compression: int | None
+    background: str | None
+    input_fidelity: str | None
+    n: int | None
 
 
-class WebhookTarget(BaseModel):
+class WebhookTarget(Public):
     url: str
     events: list[str]
 
 
-class SourceInfo(BaseModel):
+class SourceInfo(Public):
     id: str | None
     content_type: str | None
     width: int | None
@@ -63,14 +70,14 @@ class SourceInfo(BaseModel):
     bytes: int | None
 
 
-class MaskInfo(BaseModel):
+class MaskInfo(Public):
     id: str | None
     width: int | None
     height: int | None
     bytes: int | None
 
 
-class Cost(BaseModel):
+class Cost(Public):
     """Money as USD strings with six decimals; `usage` is the provider's token count."""
 
     estimated_usd: str | None
@@ -79,7 +86,7 @@ class Cost(BaseModel):
     usage: dict[str, Any] | None
 
 
-class Output(BaseModel):
+class Output(Public):
     url: str
     content_type: str
     width: int
@@ -87,21 +94,21 @@ class Output(BaseModel):
     bytes: int | None
 
 
-class JobError(BaseModel):
+class JobError(Public):
     """Why a job failed, or (as `last_error`) why its last attempt did; providers' errors add
     `provider_status`, `provider_code`, `provider_request_id` and other details."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     code: str
     message: str
 
 
-class EditJob(BaseModel):
+class EditJob(Public):
     """One edit job, as `GET /v1/edits/{id}` answers it and webhooks carry it."""
 
     id: str
-    object: Literal["edit"] = "edit"
+    object: Literal["edit"]
     status: Status
     created_at: str | None
     started_at: str | None
@@ -128,7 +135,7 @@ class EditJob(BaseModel):
     reused_from: str | None
 
 
-class WebhookEvent(BaseModel):
+class WebhookEvent(Public):
     """The body of every webhook: the event, when it happened, and the job at that moment."""
 
     type: EventType
@@ -174,6 +181,7 @@ def edit_job(job: Job, output_url: OutputUrl, queue_position: int | None = None)
     explicit = job.model_explicit
     return EditJob(
         id=job.id,
+        object="edit",
         status=job.status,
         created_at=iso(job.created_at),
         started_at=iso(job.started_at),

@@ -130,7 +130,7 @@ async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> EnabledEn
     return EnabledEndpoint(url=url, enabled=True)
 
 
-@router.get("/models", response_model=ModelList, responses=errors())
+@router.get("/models", response_model=ModelList, responses=errors(authenticated=False))
 def models(models: Models, db: DB) -> ModelList:
     """Every catalogued model: capabilities, prices, retirement, successor, and whether the
     provider account serves it; which model a job without `model` runs on, and why."""

@@ -131,7 +131,7 @@ def _ms(value: str | None, name: str) -> int | None:
         ) from None
 
 
-@router.get("", response_model=EditJobList)
+@router.get("", response_model=EditJobList, responses=errors())
 def list_jobs(
     db: DB,
     tenant: Tenant,
