@@ -105,7 +105,7 @@ class JobError(Public):
 
 
 class EditJob(Public):
-    """One edit job, as `GET /v1/edits/{id}` answers it and webhooks carry it."""
+    """One edit job, as the API answers it and webhooks carry it."""
 
     id: str
     object: Literal["edit"]
