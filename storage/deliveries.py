@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from editq.storage.backend import Backend
+from editq.storage.records import Entry
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
 
@@ -73,7 +74,7 @@ def create(db: Backend, tenant: str, job_id: str, event: str, url: str, body: st
     pipe.expire(key, retention_s)
     pipe.rpush(db.keys.job_deliveries(tenant, job_id), dlv)
     pipe.expire(db.keys.job_deliveries(tenant, job_id), retention_s)
-    pipe.zadd(db.keys.schedule, {f"dlv|{dlv}": now})
+    pipe.zadd(db.keys.schedule, {Entry.delivery(dlv).format(): now})
     pipe.execute()
     return dlv
 
@@ -99,9 +100,9 @@ def record_attempt(
     pipe.hincrby(key, "attempts", 1)
     pipe.hset(key, mapping={"status": status, "next_at": "" if next_at is None else str(next_at)})
     if next_at is None:
-        pipe.zrem(db.keys.schedule, f"dlv|{dlv.id}")
+        pipe.zrem(db.keys.schedule, Entry.delivery(dlv.id).format())
     else:
-        pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": next_at})
+        pipe.zadd(db.keys.schedule, {Entry.delivery(dlv.id).format(): next_at})
     pipe.execute()
 
 
@@ -126,7 +127,7 @@ def redeliver(db: Backend, dlv: Delivery) -> None:
         db.keys.delivery(dlv.id),
         mapping={"status": PENDING, "next_at": str(now), "round_start": str(dlv.attempts)},
     )
-    pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": now})
+    pipe.zadd(db.keys.schedule, {Entry.delivery(dlv.id).format(): now})
     pipe.execute()
 
 

@@ -70,9 +70,9 @@ def budgets(db: Backend, tenant: str, limits: dict[str, int | None]) -> dict[str
     """Each budget period now: limit, spent, reserved and what remains."""
     today = db.clock.today()
     periods = {
-        "day": db.keys.budget(tenant, f"d:{today.isoformat()}"),
-        "month": db.keys.budget(tenant, f"m:{today.isoformat()[:7]}"),
-        "total": db.keys.budget(tenant, "total"),
+        "day": db.keys.budget_day(tenant, today.isoformat()),
+        "month": db.keys.budget_month(tenant, today.isoformat()[:7]),
+        "total": db.keys.budget_total(tenant),
     }
     result: dict[str, Any] = {}
     for period, key in periods.items():

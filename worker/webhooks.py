@@ -29,13 +29,13 @@ READ_LIMIT = 64 * 1024
 USER_AGENT = "editq-webhooks/1"
 
 
-def materialize(ctx: Context, member: str) -> str | None:
-    """`evt|tenant|job|event` from the outbox becomes a delivery with its body frozen."""
-    _, tenant, job_id, event = member.split("|", 3)
+def materialize(ctx: Context, entry: schedule.Entry) -> str | None:
+    """An event entry from the outbox becomes a delivery with its body frozen."""
+    tenant, job_id, event = entry.tenant, entry.job_id, entry.event
     db = ctx.db
     job = job_store.get(db, tenant, job_id)
     if job is None or not job.webhook_url:
-        schedule.done(db, member)
+        schedule.done(db, entry)
         return None
     data = outputs.public(db, job)
     if event == "edit.started" and data["status"] != "running":
@@ -43,7 +43,7 @@ def materialize(ctx: Context, member: str) -> str | None:
     at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
     body = json.dumps({"type": event, "timestamp": iso(at or ctx.db.clock.ms()), "data": data})
     created = deliveries.create(db, tenant, job_id, event, job.webhook_url, body)
-    schedule.done(db, member)
+    schedule.done(db, entry)
     return created
 
 
@@ -73,10 +73,10 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
     db = ctx.db
     dlv = deliveries.get(db, delivery_id)
     if dlv is None:
-        schedule.done(db, f"dlv|{delivery_id}")
+        schedule.done(db, schedule.Entry.delivery(delivery_id))
         return "missing"
     if dlv.status != deliveries.PENDING:
-        schedule.done(db, f"dlv|{delivery_id}")
+        schedule.done(db, schedule.Entry.delivery(delivery_id))
         return dlv.status
     started = time.monotonic()
     attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
