@@ -2,7 +2,8 @@
 
 Schedule entries (`<kind>|<part>|...`) name work due at a time: a retry, a job event waiting
 for its delivery, a delivery attempt, and (in the retention set) outputs to delete. Slots
-(`tenant/job`) name a job in the in-flight and deadline sets. `lua_builders` renders the same
+(`tenant/job`) name a job in the in-flight and deadline sets. Usage fields (`model|kind`)
+count a tenant's spend per model in its per-day usage hash. `lua_builders` renders the same
 formats into the Lua table `R` (`R.retry(t, id)`, `R.slot(t, id)`), so scripts build the members
 and Python alone parses them.
 """
@@ -86,11 +87,29 @@ class Slot:
         return f"{self.tenant}{SLOT_SEPARATOR}{self.job_id}"
 
 
+@dataclass(frozen=True)
+class UsageField:
+    """A field of a tenant's per-day usage hash: `<model>|<kind>` (spent, settled, released, ...)."""
+
+    model: str
+    kind: str
+
+    @classmethod
+    def parse(cls, field: str) -> UsageField:
+        model, _, kind = field.rpartition(SEPARATOR)
+        return cls(model, kind)
+
+    def format(self) -> str:
+        return f"{self.model}{SEPARATOR}{self.kind}"
+
+
 def lua_builders() -> str:
-    """The Lua table `R`: a builder per entry kind, plus `R.slot(tenant, job_id)`."""
+    """The Lua table `R`: a builder per entry kind, `R.slot(tenant, job_id)` and
+    `R.usage_field(model, kind)`."""
     lines = ["local R = {}"]
     for kind, names in PARTS.items():
         body = f" .. '{SEPARATOR}' .. ".join([f"'{kind.value}'", *names])
         lines.append(f"function R.{LUA_NAMES[kind]}({', '.join(names)}) return {body} end")
     lines.append(f"function R.slot(tenant, job_id) return tenant .. '{SLOT_SEPARATOR}' .. job_id end")
+    lines.append(f"function R.usage_field(model, kind) return model .. '{SEPARATOR}' .. kind end")
     return "\n".join(lines)

@@ -125,8 +125,8 @@ local function settle(t, id, job, actual, kind, usage, now, note)
   end
   local model = job['model'] or ''
   local ukey = K.usage(t, job['budget_day'])
-  if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
-  redis.call('HINCRBY', ukey, model .. '|' .. kind, 1)
+  if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
+  redis.call('HINCRBY', ukey, R.usage_field(model, kind), 1)
   redis.call('EXPIRE', ukey, 400 * 86400)
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', int(reserved), 'model', model, 'usage', usage or '', 'day',
@@ -152,7 +152,7 @@ local function lost_call(t, id, job, now)
       if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
     end
     local ukey = K.usage(t, job['budget_day'])
-    if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
+    if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
     redis.call('EXPIRE', ukey, 400 * 86400)
   end
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
