@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from editq.errors import PaymentRequired
 from editq.storage import money, tenants
+from editq.storage.backend import Backend
 from editq.storage.keys import TEMPLATES, parameters
 from editq.storage.records import LUA_NAMES, PARTS, Entry, Slot, UsageField
 from editq.storage.redis import _source, prelude
@@ -68,7 +70,7 @@ def test_idempotency_script(db) -> None:  # type: ignore[no-untyped-def]
     assert run("idempotency", "t", "k", "fp", "begin", 60) == ["new"]
 
 
-def _builders(db):  # type: ignore[no-untyped-def]
+def _builders(db: Backend) -> Any:
     """A script that calls one generated builder: ARGV = prefix, table (K or R), name, parts..."""
     table = "local T = ({K = K, R = R})[ARGV[2]]\nreturn T[ARGV[3]](unpack(ARGV, 4))"
     return db.redis.register_script(prelude() + "\n" + table)
