@@ -160,13 +160,20 @@ def status(db: Backend, tenant: str, job_id: str) -> Status | None:
     return _status(db.redis.hget(db.keys.job(tenant, job_id), "status"))
 
 
+class CallPhase(StrEnum):
+    """Where a run's provider call is, as noted on the job for the reaper."""
+
+    SENT = "sent"  #: about to go out
+    ANSWERED = "answered"  #: came back billed, with its usage and price
+
+
 def mark_call(
-    db: Backend, job: Job, phase: str, usage: dict[str, Any] | None = None, actual: int = 0
+    db: Backend, job: Job, phase: CallPhase, usage: dict[str, Any] | None = None, actual: int = 0
 ) -> bool:
-    """Note on the job that its provider call went out ('sent') or came back billed
-    ('answered'), so the reaper can account for the call if this run is lost."""
+    """Note on the job where its provider call is, so the reaper can account for the call if
+    this run is lost. False when the run no longer owns the job (or it is no longer running)."""
     result = db.scripts.run(
-        "call", job.tenant, job.id, job.token, phase, json.dumps(usage) if usage else "", actual
+        "call", job.tenant, job.id, job.token, phase.value, json.dumps(usage) if usage else "", actual
     )
     return bool(result[0] == "ok")
 
@@ -306,7 +313,17 @@ def commit(
     return bool(result[0] == "ok")
 
 
-def backlog(db: Backend) -> tuple[dict[str, tuple[int, int]], int, int]:
+@dataclass(frozen=True)
+class Backlog:
+    """Waiting work: jobs per tenant and lane, and the schedule's due and total entries."""
+
+    #: tenant -> (interactive, batch) jobs waiting for admission
+    depths: dict[str, tuple[int, int]]
+    due: int
+    scheduled: int
+
+
+def backlog(db: Backend) -> Backlog:
     """Waiting jobs per tenant (interactive, batch), and the schedule's due and total entries."""
     tenants = sorted(db.redis.smembers(db.keys.tenants))
     pipe = db.redis.pipeline(transaction=False)
@@ -317,4 +334,4 @@ def backlog(db: Backend) -> tuple[dict[str, tuple[int, int]], int, int]:
     pipe.zcard(db.keys.schedule)
     replies = pipe.execute()
     depths = {t: (int(replies[2 * i]), int(replies[2 * i + 1])) for i, t in enumerate(tenants)}
-    return depths, int(replies[-2]), int(replies[-1])
+    return Backlog(depths, int(replies[-2]), int(replies[-1]))

@@ -122,7 +122,7 @@ def _run(ctx: Context, job: Job) -> Outcome:
     except StorageError as exc:
         missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
         return _fail(ctx, job, missing)
-    if not jobs.mark_call(ctx.db, job, "sent"):
+    if not jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT):
         # canceled while its sources loaded, or no longer this run's: no call, nothing charged
         canceled = {"code": "canceled", "message": "canceled"}
         return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=canceled))
@@ -163,7 +163,7 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
 def _answered(ctx: Context, job: Job, result: EditResult) -> None:
     """Note the billed call's usage and price at once, before anything else can fail."""
     try:
-        jobs.mark_call(ctx.db, job, "answered", result.usage, _price(ctx, job, result.usage))
+        jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, result.usage, _price(ctx, job, result.usage))
     except StorageUnavailable as exc:
         log.warning("could not note the answered call of %s: %s", job.id, exc)
 

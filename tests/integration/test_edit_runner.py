@@ -193,9 +193,9 @@ def test_a_lost_run_leaves_its_call_in_the_ledger(
     assert step.job_id == job_id
     job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed")
     assert isinstance(job, Job)
-    assert jobs.mark_call(ctx.db, job, "sent")
+    assert jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT)
     if answered:
-        assert jobs.mark_call(ctx.db, job, "answered", USAGE, 2256)
+        assert jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, USAGE, 2256)
     u.redis.zadd(f"{u.prefix}:inflight", {f"{tenant}/{job_id}": 0})  # the worker died: lease lapsed
     assert housekeeping.reap_leases(ctx.db) == {"requeued": 1}
     lost = [e for e in money.ledger(ctx.db, tenant) if e["kind"] not in ("reserved",)]
