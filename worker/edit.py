@@ -70,7 +70,7 @@ def run(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
         if job.why is jobs.Refusal.EXPIRED:
             jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED)
             return Outcome.EXPIRED
-        log.info("run of %s skipped: %s (%s)", job_id, job.why.value, job.status)
+        log.debug("run of %s skipped: %s (%s)", job_id, job.why.value, job.status)
         return Outcome.SKIPPED
     ctx.leases.hold(job)
     try:
@@ -111,6 +111,7 @@ def _run(ctx: Context, job: Job) -> Outcome:
     if isinstance(routed, dict):
         return _fail(ctx, job, routed)
     job = routed
+    plan = EditPlan.from_dict(job.plan)
     attempts = job.attempts - job.rate_limited  # calls that were not turned away with a 429
     try:
         uploads, mask = _load_sources(ctx, job)
@@ -126,7 +127,6 @@ def _run(ctx: Context, job: Job) -> Outcome:
         # canceled while its sources loaded, or no longer this run's: no call, nothing charged
         canceled = {"code": "canceled", "message": "canceled"}
         return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=canceled))
-    plan = EditPlan.from_dict(job.plan)
     return _call(ctx, job, plan, EditCall(plan, uploads, mask, job.raw.get("user") or None), attempts)
 
 
