@@ -28,7 +28,6 @@ from editq.worker.provider.failures import (
     AuthenticationFailed,
     BadResponse,
     ModelUnavailable,
-    Permanent,
     ProviderError,
     QuotaExceeded,
     RateLimited,
@@ -132,32 +131,43 @@ def _run(ctx: Context, job: Job) -> Outcome:
 
 def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int) -> Outcome:
     """The provider call, and what each answer means for the job and the limiter."""
-    db = ctx.db
     try:
         result = ctx.provider.edit(call)
-    except RateLimited as exc:
+    except ProviderError as exc:
+        return _failed_call(ctx, job, exc, attempts)
+    _answered(ctx, job, result)
+    limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
+    return _succeed(ctx, job, plan, result)
+
+
+def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> Outcome:
+    """A 429 waits for the limiter, other retryable errors back off (bounded), the rest fail."""
+    if isinstance(exc, RateLimited):
         return _rate_limited(ctx, job, exc)
-    except Retryable as exc:
+    if isinstance(exc, Retryable):
         _observe_headers(ctx, exc)
         if attempts >= ctx.settings.provider_max_attempts:
             return _fail(ctx, job, exc.to_error() | {"attempts": attempts})
         return _retry(ctx, job, exc.to_error(), exc.retry_after or _backoff(ctx, attempts))
-    except QuotaExceeded as exc:
+    return _fail(ctx, job, _permanent_error(ctx, job, exc))
+
+
+def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, Any]:
+    """The job's error for a call that must not be retried, pausing the account or marking the
+    model where the answer says so."""
+    db = ctx.db
+    if isinstance(exc, QuotaExceeded):
         limiter.observe(db, Signal.QUOTA, pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
-        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
-    except ModelUnavailable as exc:
+        return exc.to_error() | {"account_paused": True}
+    if isinstance(exc, ModelUnavailable):
         model_store.mark_unavailable(db, job.model)
         ctx.availability.forget()
-        return _fail(ctx, job, exc.to_error() | {"model": job.model})
-    except AuthenticationFailed as exc:
+        return exc.to_error() | {"model": job.model}
+    if isinstance(exc, AuthenticationFailed):
         limiter.observe(db, Signal.AUTH, pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
-        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
-    except Permanent as exc:
-        _observe_headers(ctx, exc)
-        return _fail(ctx, job, exc.to_error())
-    _answered(ctx, job, result)
-    limiter.observe(db, Signal.OK, images=len(result.images), headers=result.rate)
-    return _succeed(ctx, job, plan, result)
+        return exc.to_error() | {"account_paused": True}
+    _observe_headers(ctx, exc)
+    return exc.to_error()
 
 
 def _answered(ctx: Context, job: Job, result: EditResult) -> None:
