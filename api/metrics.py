@@ -33,7 +33,8 @@ class StateCollector(Collector):
         db = self.db
         try:
             state = limiter.state(db)
-            depths, due, scheduled = job_store.backlog(db)
+            backlog = job_store.backlog(db)
+            depths, due, scheduled = backlog.depths, backlog.due, backlog.scheduled
         except StorageError:
             return
         pending = GaugeMetricFamily(

@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from editq import cost, ids, lifecycle, ssrf
-from editq.catalogue import Catalogue, Resolution
+from editq.catalogue import Catalogue, Model, Resolution
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
 from editq.job import Job
@@ -100,16 +100,40 @@ def prepare(
         today=db.clock.today(),
     )
     resolution = choice.resolution
-    model = resolution.model
-    unsupported = ("webp",) if settings.provider == "azure" else ()
     plan = plan_edit(
         options,
-        model,
+        resolution.model,
         resolution.api_name,
         image_count=len(sources),
         first_image=sources[0].dims,
-        unsupported_formats=unsupported,
+        unsupported_formats=("webp",) if settings.provider == "azure" else (),
     )
+    _check_mask(mask, sources)
+    _check_webhook(db, tenant, options)
+    estimate = _priced_estimate(db, tenant, options, resolution.model, plan, sources, mask)
+    _check_max_cost(options, estimate)
+    deadline_ms = None
+    if cancel_after_s is not None:
+        deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
+    shas = [s.meta["sha256"] for s in sources]
+    mask_sha = mask.meta["sha256"] if mask else None
+    return Prepared(
+        tenant=tenant,
+        options=options,
+        choice=choice,
+        plan=plan,
+        estimate=estimate,
+        sources=sources,
+        mask=mask,
+        deadline_ms=deadline_ms,
+        reuse_fingerprint=_digest({"plan": plan.to_dict(), "sources": shas, "mask": mask_sha}),
+        request_fingerprint=_digest(
+            {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
+        ),
+    )
+
+
+def _check_mask(mask: Source | None, sources: list[Source]) -> None:
     if mask is not None and mask.dims != sources[0].dims:
         raise InvalidRequest(
             "mask_size_mismatch",
@@ -117,31 +141,52 @@ def prepare(
             f"{sources[0].dims[0]}x{sources[0].dims[1]}",
             "mask",
         )
-    if options.webhook_url is not None:
-        ssrf.check_url(
-            options.webhook_url,
-            allow_private=settings.webhook_allow_private,
-            allow_http=settings.webhook_allow_http,
+
+
+def _check_webhook(db: Backend, tenant: str, options: EditOptions) -> None:
+    """The webhook URL passes the SSRF rules and is not an endpoint disabled after a 410."""
+    if options.webhook_url is None:
+        return
+    settings = db.settings
+    ssrf.check_url(
+        options.webhook_url,
+        allow_private=settings.webhook_allow_private,
+        allow_http=settings.webhook_allow_http,
+    )
+    if tenant_store.is_disabled(db, tenant, options.webhook_url):
+        raise InvalidRequest(
+            "webhook_endpoint_disabled",
+            "this webhook_url answered 410 Gone and is disabled; re-enable it with "
+            "POST /v1/webhooks/endpoints/enable",
+            "webhook_url",
         )
-        if tenant_store.is_disabled(db, tenant, options.webhook_url):
-            raise InvalidRequest(
-                "webhook_endpoint_disabled",
-                "this webhook_url answered 410 Gone and is disabled; re-enable it with "
-                "POST /v1/webhooks/endpoints/enable",
-                "webhook_url",
-            )
-    estimate = None
+
+
+def _priced_estimate(
+    db: Backend,
+    tenant: str,
+    options: EditOptions,
+    model: Model,
+    plan: EditPlan,
+    sources: list[Source],
+    mask: Source | None,
+) -> cost.Estimate | None:
+    """The job's cost estimate; None for a model without confirmed prices, which then cannot
+    run under a budget or a max cost."""
     if model.prices.complete:
-        estimate = cost.estimate(model, plan, [s.dims for s in sources], mask.dims if mask else None)
-    else:
-        limits = tenant_store.get(db, tenant)
-        if options.max_cost_micros is not None or (limits and any(limits.budgets.values())):
-            raise InvalidRequest(
-                "model_price_unknown",
-                f"{model.name} has no confirmed prices, so it cannot run under a budget or "
-                "max_cost_usd; the operator sets them in the catalogue (EDITQ_CATALOGUE)",
-                "model",
-            )
+        return cost.estimate(model, plan, [s.dims for s in sources], mask.dims if mask else None)
+    limits = tenant_store.get(db, tenant)
+    if options.max_cost_micros is not None or (limits and any(limits.budgets.values())):
+        raise InvalidRequest(
+            "model_price_unknown",
+            f"{model.name} has no confirmed prices, so it cannot run under a budget or "
+            "max_cost_usd; the operator sets them in the catalogue (EDITQ_CATALOGUE)",
+            "model",
+        )
+    return None
+
+
+def _check_max_cost(options: EditOptions, estimate: cost.Estimate | None) -> None:
     if (
         estimate is not None
         and options.max_cost_micros is not None
@@ -154,27 +199,6 @@ def prepare(
             "max_cost_usd",
             estimated_usd=cost.usd(estimate.micros),
         )
-    deadline_ms = None
-    if cancel_after_s is not None:
-        deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
-    shas = [s.meta["sha256"] for s in sources]
-    mask_sha = mask.meta["sha256"] if mask else None
-    reuse_fp = _digest({"plan": plan.to_dict(), "sources": shas, "mask": mask_sha})
-    request_fp = _digest(
-        {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
-    )
-    return Prepared(
-        tenant=tenant,
-        options=options,
-        choice=choice,
-        plan=plan,
-        estimate=estimate,
-        sources=sources,
-        mask=mask,
-        deadline_ms=deadline_ms,
-        reuse_fingerprint=reuse_fp,
-        request_fingerprint=request_fp,
-    )
 
 
 def sunset_headers(resolution: Resolution) -> dict[str, str]:
@@ -257,78 +281,105 @@ def _earlier(db: Backend, p: Prepared) -> Job | None:
     return earlier
 
 
+@dataclass
+class _Attempt:
+    """What a commit has done so far, for undoing it when a later step fails."""
+
+    hold: money.Hold | None = None
+    sent: Answer | None = None
+
+
 def commit(db: Backend, p: Prepared, *, idempotency_key: str | None) -> Answer:
     """Hold, store and commit a prepared job. Returns the answer the client gets."""
-    settings = db.settings
     if idempotency_key is not None:
         replay = idempotency.begin(db, p.tenant, idempotency_key, p.request_fingerprint)
         if replay is not None:
             return Answer(replay.status, replay.body, {"Idempotent-Replayed": "true"}, replay.body.get("id"))
-    hold: money.Hold | None = None
     job_id = ids.new_id("edit")
-    sent: Answer | None = None
+    attempt = _Attempt()
     try:
-        earlier = _earlier(db, p)
-        copied = _copy_outputs(db, p.tenant, earlier, job_id) if earlier is not None else None
-        if copied is None:
-            earlier = None
-        amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
-        hold = money.hold(db, p.tenant, amount)
-        created_ms = db.clock.ms()
-        fields = _fields(p, job_id, created_ms, _reusable(p))
-        fields["retention_s"] = str(settings.job_retention_seconds)
-        for source in [*p.sources, *([p.mask] if p.mask else [])]:
-            if source.image is not None:
-                images.put(db, p.tenant, source.image, settings.source_retention_seconds)
-        mode, status = "queue", 202
-        if earlier is not None:
-            fields.update(
-                outputs=json.dumps(copied),
-                reused_from=earlier.id,
-                usage="",
-                estimate=json.dumps({"estimated_usd": "0.000000", "reused": True}),
-            )
-            mode, status = "reused", 200
-        job = Job.from_hash(
-            {
-                **fields,
-                "status": "succeeded" if mode == "reused" else "queued",
-                "reserved": str(amount),
-                "settled": "1" if mode == "reused" else "",
-                "actual": "0",
-            }
-        )
-        position = None if mode == "reused" else job_store.queue_length(db, p.tenant, p.options.priority)
-        body = edit_job(job, outputs.url_builder(db), position).model_dump(mode="json")
-        sent = Answer(status, body, _headers(p, job_id), job_id)
-        committed = job_store.commit(
-            db,
-            p.tenant,
-            job_id,
-            hold.id,
-            fields,
-            idempotency_hash="" if idempotency_key is None else idempotency.key_hash(idempotency_key),
-            idempotency_ttl_s=settings.idempotency_ttl_seconds,
-            status=status,
-            body=body,
-            mode=mode,
-            reused_from=earlier.id if earlier else "",
-        )
-        if not committed:
-            raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
-        hold = None
+        return _hold_and_store(db, p, job_id, idempotency_key, attempt)
     except StorageUnavailable as exc:
-        if sent is not None and _stored(db, p.tenant, job_id):
-            return sent  # the script ran but its reply was lost: the job is committed
-        _undo(db, p, hold, idempotency_key)
+        if attempt.sent is not None and _stored(db, p.tenant, job_id):
+            return attempt.sent  # the script ran but its reply was lost: the job is committed
+        _undo(db, p, attempt.hold, idempotency_key)
         raise Unavailable("storage_unavailable", f"cannot store the job right now ({exc})") from exc
     except StorageError as exc:
-        _undo(db, p, hold, idempotency_key)
+        _undo(db, p, attempt.hold, idempotency_key)
         raise Unavailable("storage_error", f"cannot store the job ({exc})") from exc
     except EditqError:
-        _undo(db, p, hold, idempotency_key)
+        _undo(db, p, attempt.hold, idempotency_key)
         raise
+
+
+def _hold_and_store(
+    db: Backend, p: Prepared, job_id: str, idempotency_key: str | None, attempt: _Attempt
+) -> Answer:
+    """Hold the budget, store the sources and commit the job (or its reuse of an earlier one's
+    outputs) with one script; `attempt` records the hold and the answer as they are made."""
+    settings = db.settings
+    earlier = _earlier(db, p)
+    copied = _copy_outputs(db, p.tenant, earlier, job_id) if earlier is not None else None
+    if copied is None:
+        earlier = None
+    amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
+    attempt.hold = money.hold(db, p.tenant, amount)
+    fields = _fields(p, job_id, db.clock.ms(), _reusable(p))
+    fields["retention_s"] = str(settings.job_retention_seconds)
+    _store_sources(db, p)
+    mode, status = "queue", 202
+    if earlier is not None:
+        fields.update(
+            outputs=json.dumps(copied),
+            reused_from=earlier.id,
+            usage="",
+            estimate=json.dumps({"estimated_usd": "0.000000", "reused": True}),
+        )
+        mode, status = "reused", 200
+    body = _public_body(db, p, fields, amount, reused=mode == "reused")
+    attempt.sent = Answer(status, body, _headers(p, job_id), job_id)
+    committed = job_store.commit(
+        db,
+        p.tenant,
+        job_id,
+        attempt.hold.id,
+        fields,
+        idempotency_hash="" if idempotency_key is None else idempotency.key_hash(idempotency_key),
+        idempotency_ttl_s=settings.idempotency_ttl_seconds,
+        status=status,
+        body=body,
+        mode=mode,
+        reused_from=earlier.id if earlier else "",
+    )
+    if not committed:
+        raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
+    attempt.hold = None
     return Answer(status, body, _headers(p, job_id), job_id)
+
+
+def _store_sources(db: Backend, p: Prepared) -> None:
+    """The fresh source images and mask, put into S3 (uploads already stored are skipped)."""
+    for source in [*p.sources, *([p.mask] if p.mask else [])]:
+        if source.image is not None:
+            images.put(db, p.tenant, source.image, db.settings.source_retention_seconds)
+
+
+def _public_body(
+    db: Backend, p: Prepared, fields: dict[str, str], amount: int, *, reused: bool
+) -> dict[str, Any]:
+    """The job as the client sees it right after the submit: succeeded when reused, else queued
+    with its queue position."""
+    job = Job.from_hash(
+        {
+            **fields,
+            "status": "succeeded" if reused else "queued",
+            "reserved": str(amount),
+            "settled": "1" if reused else "",
+            "actual": "0",
+        }
+    )
+    position = None if reused else job_store.queue_length(db, p.tenant, p.options.priority)
+    return edit_job(job, outputs.url_builder(db), position).model_dump(mode="json")
 
 
 def _headers(p: Prepared, job_id: str) -> dict[str, str]:

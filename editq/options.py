@@ -412,6 +412,31 @@ def plan_edit(
     unsupported_formats: tuple[str, ...] = (),
 ) -> EditPlan:
     """Validate `options` against `model` and decide exactly what to send and how to post-process."""
+    _check_counts(options, model, image_count)
+    quality = _checked_quality(options, model)
+    output_format = _checked_output_format(options, model, unsupported_formats)
+    background = _checked_background(options, model, output_format)
+    compression = _checked_compression(options, output_format)
+    _check_fidelity(options, model)
+    size, crop, resize = _geometry(options, model, first_image)
+    return EditPlan(
+        model=model.name,
+        api_model=api_model,
+        prompt=_prompt_with_strength(options, model),
+        n=options.n,
+        size=size,
+        quality=quality,
+        output_format=output_format,
+        output_compression=compression,
+        background=background,
+        input_fidelity=_fidelity_to_send(options, model),
+        strength=options.strength,
+        crop_ratio=crop,
+        resize_to=resize,
+    )
+
+
+def _check_counts(options: EditOptions, model: Model, image_count: int) -> None:
     if image_count > model.max_images:
         raise InvalidRequest(
             "too_many_images", f"{model.name} takes at most {model.max_images} images", "image"
@@ -425,11 +450,18 @@ def plan_edit(
         )
     if not 1 <= options.n <= model.max_n:
         raise InvalidRequest("invalid_n", f"n must be between 1 and {model.max_n}", "n")
+
+
+def _checked_quality(options: EditOptions, model: Model) -> str:
     quality = options.quality or "auto"
     if quality not in model.qualities:
         raise InvalidRequest(
             "unsupported_quality", f"{model.name} supports quality {', '.join(model.qualities)}", "quality"
         )
+    return quality
+
+
+def _checked_output_format(options: EditOptions, model: Model, unsupported_formats: tuple[str, ...]) -> str:
     output_format = options.output_format or "png"
     formats = tuple(f for f in model.output_formats if f not in unsupported_formats)
     if output_format == "jpg":
@@ -440,6 +472,10 @@ def plan_edit(
             f"output_format must be one of {', '.join(formats)} for {model.name} on this provider",
             "output_format",
         )
+    return output_format
+
+
+def _checked_background(options: EditOptions, model: Model, output_format: str) -> str:
     background = options.background or "auto"
     if background not in model.backgrounds:
         raise InvalidRequest(
@@ -453,18 +489,27 @@ def plan_edit(
             "a transparent background needs output_format png or webp",
             "background",
         )
+    return background
+
+
+def _checked_compression(options: EditOptions, output_format: str) -> int | None:
     compression = options.output_compression
-    if compression is not None:
-        if output_format not in ("jpeg", "webp"):
-            raise InvalidRequest(
-                "compression_needs_jpeg_or_webp",
-                "output_compression applies only to jpeg and webp",
-                "output_compression",
-            )
-        if not 0 <= compression <= 100:
-            raise InvalidRequest(
-                "invalid_output_compression", "output_compression is 0 to 100", "output_compression"
-            )
+    if compression is None:
+        return None
+    if output_format not in ("jpeg", "webp"):
+        raise InvalidRequest(
+            "compression_needs_jpeg_or_webp",
+            "output_compression applies only to jpeg and webp",
+            "output_compression",
+        )
+    if not 0 <= compression <= 100:
+        raise InvalidRequest(
+            "invalid_output_compression", "output_compression is 0 to 100", "output_compression"
+        )
+    return compression
+
+
+def _check_fidelity(options: EditOptions, model: Model) -> None:
     if options.input_fidelity is not None and not model.input_fidelity:
         raise InvalidRequest(
             "input_fidelity_unsupported", f"{model.name} does not take input_fidelity", "input_fidelity"
@@ -476,10 +521,14 @@ def plan_edit(
             "strength",
         )
 
-    size, crop, resize = _geometry(options, model, first_image)
-    fidelity = options.input_fidelity
+
+def _fidelity_to_send(options: EditOptions, model: Model) -> str | None:
     if options.strength is not None and model.input_fidelity:
-        fidelity = STRENGTH_FIDELITY[options.strength]
+        return STRENGTH_FIDELITY[options.strength]
+    return options.input_fidelity
+
+
+def _prompt_with_strength(options: EditOptions, model: Model) -> str:
     prompt = STRENGTH_PREAMBLE[options.strength or "medium"] + options.prompt
     if len(prompt) > model.prompt_max_chars:
         raise InvalidRequest(
@@ -488,21 +537,7 @@ def plan_edit(
             f"takes at most {model.prompt_max_chars}",
             "prompt",
         )
-    return EditPlan(
-        model=model.name,
-        api_model=api_model,
-        prompt=prompt,
-        n=options.n,
-        size=size,
-        quality=quality,
-        output_format=output_format,
-        output_compression=compression,
-        background=background,
-        input_fidelity=fidelity,
-        strength=options.strength,
-        crop_ratio=crop,
-        resize_to=resize,
-    )
+    return prompt
 
 
 def _geometry(

@@ -371,12 +371,8 @@ def run() -> int:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM. Services the environment
     names (EDITQ_REDIS_URL, EDITQ_S3_ENDPOINT_URL, OPENAI_API_KEY) are used, not started."""
     settings = Settings()
-    given = settings.model_fields_set
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
-    access = settings.aws_access_key_id
-    secret = settings.aws_secret_access_key.get_secret_value()
-    env: dict[str, str] = {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
     stack = Stack()
     stop = threading.Event()
     out = sys.stdout
@@ -387,65 +383,92 @@ def run() -> int:
 
     with _signals(stop):
         try:
-            if "redis_url" in given:
-                say(f"using Redis at {settings.redis_url}")
-            else:
-                stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"))
-                env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
-            if "s3_endpoint_url" in given:
-                say(f"using S3 at {settings.s3_endpoint_url}")
-            else:
-                port = settings.local_s3_port
-                stack.add(lambda: s3_server(port, state / "s3", access_key=access, secret_key=secret))
-                env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
-            if settings.openai_api_key is not None:
-                say(f"calling the provider at {settings.openai_base_url}")
-            else:
-                stack.add(lambda: simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
-                env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{settings.local_sim_port}/v1"
-                env["OPENAI_API_KEY"] = "sk-editq-simulator"
-            key = (
-                settings.bootstrap_api_key.get_secret_value()
-                if settings.bootstrap_api_key
-                else _persistent_secret(state / "dev-api-key", "eq_dev_" + secrets.token_urlsafe(24))
-            )
-            flower_auth = (
-                settings.flower_basic_auth.get_secret_value()
-                if settings.flower_basic_auth
-                else _persistent_secret(state / "flower-auth", "admin:" + secrets.token_urlsafe(12))
-            )
-            if settings.secrets_key is None:
-                env["EDITQ_SECRETS_KEY"] = _persistent_secret(
-                    state / "secrets-key", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-                )
-            env["EDITQ_BOOTSTRAP_API_KEY"] = key
-            env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
-            # a local run posts webhooks to local receivers unless told otherwise
-            for name, var in (
-                ("webhook_allow_private", "EDITQ_WEBHOOK_ALLOW_PRIVATE"),
-                ("webhook_allow_http", "EDITQ_WEBHOOK_ALLOW_HTTP"),
-            ):
-                if name not in given:
-                    env[var] = "true"
+            env = _start_backing_services(settings, stack, state, say)
+            key, flower_auth = _local_secrets(settings, state, env)
             full = {**os.environ, **env}
             stack.add(lambda: api(full, settings.api_port))
             stack.add(lambda: worker(full, concurrency=settings.worker_concurrency))
             stack.add(lambda: beat(full, state / "beat"))
             stack.add(lambda: flower(full, settings.flower_port, flower_auth))
-            say("")
-            say("editq is running (Ctrl-C stops everything; a process that exits is restarted):")
-            say(f"  API      http://127.0.0.1:{settings.api_port}   (docs: /docs)")
-            say(f"  API key  {key}")
-            say(f"  Flower   http://127.0.0.1:{settings.flower_port}   (user:password {flower_auth})")
-            say(f"  Redis    {full.get('EDITQ_REDIS_URL', settings.redis_url)}")
-            say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
-            say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
-            for line in model_banner(settings):
-                say(f"  {line}")
-            say("")
+            _print_banner(say, settings, full, key, flower_auth)
             while not stop.wait(1.0):
                 stack.supervise(say)
             return 0
         finally:
             say("stopping editq ...")
             stack.stop()
+
+
+def _start_backing_services(
+    settings: Settings, stack: Stack, state: Path, say: Callable[[str], None]
+) -> dict[str, str]:
+    """Start Redis, S3 and the simulator unless the environment names them; returns the
+    environment editq's processes need to find them."""
+    given = settings.model_fields_set
+    access = settings.aws_access_key_id
+    secret = settings.aws_secret_access_key.get_secret_value()
+    env: dict[str, str] = {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
+    if "redis_url" in given:
+        say(f"using Redis at {settings.redis_url}")
+    else:
+        stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"))
+        env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
+    if "s3_endpoint_url" in given:
+        say(f"using S3 at {settings.s3_endpoint_url}")
+    else:
+        port = settings.local_s3_port
+        stack.add(lambda: s3_server(port, state / "s3", access_key=access, secret_key=secret))
+        env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    if settings.openai_api_key is not None:
+        say(f"calling the provider at {settings.openai_base_url}")
+    else:
+        stack.add(lambda: simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
+        env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{settings.local_sim_port}/v1"
+        env["OPENAI_API_KEY"] = "sk-editq-simulator"
+    return env
+
+
+def _local_secrets(settings: Settings, state: Path, env: dict[str, str]) -> tuple[str, str]:
+    """The API key and Flower credentials (kept in the state folder when not configured), added
+    to `env` with the secrets key and the local webhook allowances; returns the key and credentials."""
+    given = settings.model_fields_set
+    key = (
+        settings.bootstrap_api_key.get_secret_value()
+        if settings.bootstrap_api_key
+        else _persistent_secret(state / "dev-api-key", "eq_dev_" + secrets.token_urlsafe(24))
+    )
+    flower_auth = (
+        settings.flower_basic_auth.get_secret_value()
+        if settings.flower_basic_auth
+        else _persistent_secret(state / "flower-auth", "admin:" + secrets.token_urlsafe(12))
+    )
+    if settings.secrets_key is None:
+        env["EDITQ_SECRETS_KEY"] = _persistent_secret(
+            state / "secrets-key", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        )
+    env["EDITQ_BOOTSTRAP_API_KEY"] = key
+    env["EDITQ_FLOWER_BASIC_AUTH"] = flower_auth
+    # a local run posts webhooks to local receivers unless told otherwise
+    for name, var in (
+        ("webhook_allow_private", "EDITQ_WEBHOOK_ALLOW_PRIVATE"),
+        ("webhook_allow_http", "EDITQ_WEBHOOK_ALLOW_HTTP"),
+    ):
+        if name not in given:
+            env[var] = "true"
+    return key, flower_auth
+
+
+def _print_banner(
+    say: Callable[[str], None], settings: Settings, full: dict[str, str], key: str, flower_auth: str
+) -> None:
+    say("")
+    say("editq is running (Ctrl-C stops everything; a process that exits is restarted):")
+    say(f"  API      http://127.0.0.1:{settings.api_port}   (docs: /docs)")
+    say(f"  API key  {key}")
+    say(f"  Flower   http://127.0.0.1:{settings.flower_port}   (user:password {flower_auth})")
+    say(f"  Redis    {full.get('EDITQ_REDIS_URL', settings.redis_url)}")
+    say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
+    say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
+    for line in model_banner(settings):
+        say(f"  {line}")
+    say("")

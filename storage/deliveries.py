@@ -5,11 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from editq.storage.backend import Backend
+from editq.storage.records import Entry
 
-PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  #: attempts continue on the schedule
+    DELIVERED = "delivered"  #: a 2xx answered
+    FAILED = "failed"  #: the schedule ran out
+    DISABLED = "disabled"  #: the endpoint answered 410 (or was disabled by one)
+
+
+PENDING, DELIVERED, FAILED, DISABLED = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.DISABLED,
+)
 
 
 def delivery_id(tenant: str, job_id: str, event: str) -> str:
@@ -25,7 +40,7 @@ class Delivery:
     event: str
     url: str
     body: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     created_at: int
     next_at: int | None
@@ -39,7 +54,7 @@ class Delivery:
             event=h["event"],
             url=h["url"],
             body=h["body"],
-            status=h["status"],
+            status=DeliveryStatus(h["status"]),
             attempts=int(h.get("attempts", "0")),
             created_at=int(h.get("created_at", "0")),
             next_at=int(h["next_at"]) if h.get("next_at") else None,
@@ -73,7 +88,7 @@ def create(db: Backend, tenant: str, job_id: str, event: str, url: str, body: st
     pipe.expire(key, retention_s)
     pipe.rpush(db.keys.job_deliveries(tenant, job_id), dlv)
     pipe.expire(db.keys.job_deliveries(tenant, job_id), retention_s)
-    pipe.zadd(db.keys.schedule, {f"dlv|{dlv}": now})
+    pipe.zadd(db.keys.schedule, {Entry.delivery(dlv).format(): now})
     pipe.execute()
     return dlv
 
@@ -88,7 +103,7 @@ def record_attempt(
     dlv: Delivery,
     *,
     attempt: dict[str, Any],
-    status: str,
+    status: DeliveryStatus,
     next_at: int | None,
 ) -> None:
     """Keep the attempt; move the delivery on (next attempt scheduled, or a final status)."""
@@ -99,9 +114,9 @@ def record_attempt(
     pipe.hincrby(key, "attempts", 1)
     pipe.hset(key, mapping={"status": status, "next_at": "" if next_at is None else str(next_at)})
     if next_at is None:
-        pipe.zrem(db.keys.schedule, f"dlv|{dlv.id}")
+        pipe.zrem(db.keys.schedule, Entry.delivery(dlv.id).format())
     else:
-        pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": next_at})
+        pipe.zadd(db.keys.schedule, {Entry.delivery(dlv.id).format(): next_at})
     pipe.execute()
 
 
@@ -126,7 +141,7 @@ def redeliver(db: Backend, dlv: Delivery) -> None:
         db.keys.delivery(dlv.id),
         mapping={"status": PENDING, "next_at": str(now), "round_start": str(dlv.attempts)},
     )
-    pipe.zadd(db.keys.schedule, {f"dlv|{dlv.id}": now})
+    pipe.zadd(db.keys.schedule, {Entry.delivery(dlv.id).format(): now})
     pipe.execute()
 
 

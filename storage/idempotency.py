@@ -69,7 +69,7 @@ def abort(db: Backend, tenant: str, key: str, fingerprint: str) -> None:
 
 def store(db: Backend, tenant: str, key: str, status: int, body: dict[str, Any], ttl_s: int) -> None:
     """Keep an answer that was not written by the submit script (batch responses)."""
-    ikey = f"{db.keys.prefix}:idem:{tenant}:{key_hash(key)}"
+    ikey = db.keys.idempotency(tenant, key_hash(key))
     pipe = db.redis.pipeline()
     pipe.hset(ikey, mapping={"state": "done", "status": str(status), "body": json.dumps(body)})
     pipe.expire(ikey, ttl_s)

@@ -4,11 +4,62 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from editq.job import Job
+from editq.job import Job, Status
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
+from editq.storage.records import Slot
+
+
+class Refusal(StrEnum):
+    """Why a transition did not apply."""
+
+    MISSING = "missing"  #: there is no such job
+    STALE = "stale"  #: another run owns the job, or its status does not allow the step
+    FINISHED = "finished"  #: the job already ended (cancel)
+    NOT_DUE = "not_due"  #: not queued past its deadline (expiry)
+    EXPIRED = "expired"  #: queued past its deadline: the caller expires it (start)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A transition that did not apply, and the job's status then (None: no job, or none known)."""
+
+    why: Refusal
+    status: Status | None = None
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """A reservation that would overshoot the tenant's budget for `period` (day, month, total)."""
+
+    period: str
+
+
+class Reaped(StrEnum):
+    """What the reaper did with a lapsed slot."""
+
+    REQUEUED = "requeued"
+    FAILED = "failed"
+    RELEASED = "released"
+    FREED = "freed"
+    ALIVE = "alive"
+
+
+_STATUSES = {s.value: s for s in Status}
+
+
+def _status(text: object) -> Status | None:
+    """The status a script or record names; None for none ('missing', 'settled', nil)."""
+    return _STATUSES.get(text) if isinstance(text, str) else None
+
+
+def _refused(reply: list[Any]) -> Refused:
+    """A script's `{'stale', status}` reply."""
+    status = _status(reply[1]) if len(reply) > 1 else None
+    return Refused(Refusal.STALE if status is not None else Refusal.MISSING, status)
 
 
 def get(db: Backend, tenant: str, job_id: str) -> Job | None:
@@ -24,7 +75,7 @@ def get(db: Backend, tenant: str, job_id: str) -> Job | None:
 
 def queue_position(db: Backend, job: Job) -> int | None:
     """Jobs of the same tenant ahead of this one (0: next), or None if it is not waiting."""
-    if job.status.value != "queued":
+    if job.status is not Status.QUEUED:
         return None
     if job.token:
         return 0  # admitted: it starts as soon as a worker takes it
@@ -93,28 +144,36 @@ def list_jobs(
     return Page(found, next_cursor)
 
 
-def start(db: Backend, tenant: str, job_id: str, token: str, worker: str = "") -> Job | str:
-    """Claim an admitted job for this run: the job as claimed, or why not ('expired', 'skip:...')."""
+def start(db: Backend, tenant: str, job_id: str, token: str, worker: str = "") -> Job | Refused:
+    """Claim an admitted job for this run: the job as claimed, or why not."""
     lease_ms = int(db.settings.lease_seconds * 1000)
     result = db.scripts.run("start", tenant, job_id, token, lease_ms, worker)
     if result[0] == "ok":
         flat = result[1:]
         return Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
-    return str(result[0]) if result[0] != "skip" else f"skip:{result[1]}"
+    if result[0] == "expired":
+        return Refused(Refusal.EXPIRED, Status.QUEUED)
+    return _refused(result)
 
 
-def status(db: Backend, tenant: str, job_id: str) -> str | None:
-    value = db.redis.hget(db.keys.job(tenant, job_id), "status")
-    return None if value is None else str(value)
+def status(db: Backend, tenant: str, job_id: str) -> Status | None:
+    return _status(db.redis.hget(db.keys.job(tenant, job_id), "status"))
+
+
+class CallPhase(StrEnum):
+    """Where a run's provider call is, as noted on the job for the reaper."""
+
+    SENT = "sent"  #: about to go out
+    ANSWERED = "answered"  #: came back billed, with its usage and price
 
 
 def mark_call(
-    db: Backend, job: Job, phase: str, usage: dict[str, Any] | None = None, actual: int = 0
+    db: Backend, job: Job, phase: CallPhase, usage: dict[str, Any] | None = None, actual: int = 0
 ) -> bool:
-    """Note on the job that its provider call went out ('sent') or came back billed
-    ('answered'), so the reaper can account for the call if this run is lost."""
+    """Note on the job where its provider call is, so the reaper can account for the call if
+    this run is lost. False when the run no longer owns the job (or it is no longer running)."""
     result = db.scripts.run(
-        "call", job.tenant, job.id, job.token, phase, json.dumps(usage) if usage else "", actual
+        "call", job.tenant, job.id, job.token, phase.value, json.dumps(usage) if usage else "", actual
     )
     return bool(result[0] == "ok")
 
@@ -128,21 +187,22 @@ def finish(
     db: Backend,
     job: Job,
     *,
-    outcome: str,
+    outcome: Status,
     outputs: list[dict[str, Any]] | None = None,
     error: dict[str, Any] | None = None,
     usage: dict[str, Any] | None = None,
     actual: int = 0,
     reuse_key: str = "",
-) -> str:
-    """Settle a run. Returns the status the job ended in, or 'stale' if another run owns it."""
+) -> Status | Refused:
+    """Settle a run (`outcome`: succeeded or failed). Returns the status the job ended in
+    (canceled if it was canceled during the call), or why it was not this run's to settle."""
     settings = db.settings
     result = db.scripts.run(
         "finish",
         job.tenant,
         job.id,
         job.token,
-        outcome,
+        outcome.value,
         json.dumps(outputs or []),
         json.dumps(error) if error else "",
         json.dumps(usage) if usage else "",
@@ -151,7 +211,7 @@ def finish(
         settings.reuse_window_seconds,
         settings.output_retention_seconds,
     )
-    return str(result[1]) if result[0] == "ok" else "stale"
+    return Status(result[1]) if result[0] == "ok" else _refused(result)
 
 
 def requeue(
@@ -169,14 +229,18 @@ def requeue(
     return bool(result[0] == "ok")
 
 
-def cancel(db: Backend, tenant: str, job_id: str, *, mode: str = "canceled") -> tuple[str, str]:
-    """('ok', status) | ('finished', status) | ('missing', '') | ('not_due', '')."""
-    result = db.scripts.run("cancel", tenant, job_id, mode)
-    return str(result[0]), str(result[1]) if len(result) > 1 else ""
+def cancel(db: Backend, tenant: str, job_id: str, *, mode: Status = Status.CANCELED) -> Status | Refused:
+    """End a job that has not finished (`mode`: canceled, or expired at its deadline).
+    Returns the status it ended in, or why not: missing, finished (with its status), not due."""
+    result = db.scripts.run("cancel", tenant, job_id, mode.value)
+    if result[0] == "ok":
+        return Status(result[1])
+    return Refused(Refusal(result[0]), _status(result[1]) if len(result) > 1 else None)
 
 
-def reap(db: Backend, member: str) -> str:
-    return str(db.scripts.run("reap", member, db.settings.max_worker_losses)[0])
+def reap(db: Backend, slot: Slot) -> Reaped:
+    """Deal with an in-flight slot whose lease lapsed (see reap.lua)."""
+    return Reaped(db.scripts.run("reap", slot.tenant, slot.job_id, db.settings.max_worker_losses)[0])
 
 
 def reprice(
@@ -188,18 +252,18 @@ def reprice(
     estimate: dict[str, Any],
     amount: int,
     note: str,
-) -> Job | str:
+) -> Job | Refused | OverBudget:
     """Move a running job to another model and resize its reservation to the new estimate.
-    Returns the job as moved, 'stale', or 'budget_exceeded:<period>'."""
+    Returns the job as moved, or why not."""
     result = db.scripts.run(
         "reprice", job.tenant, job.id, job.token, model, json.dumps(plan), json.dumps(estimate), amount, note
     )
     if result[0] == "budget_exceeded":
-        return f"budget_exceeded:{result[1]}"
+        return OverBudget(str(result[1]))
     if result[0] != "ok":
-        return "stale"
+        return Refused(Refusal.STALE, _status(result[1]))
     moved = get(db, job.tenant, job.id)
-    return moved if moved is not None else "stale"
+    return moved if moved is not None else Refused(Refusal.MISSING)
 
 
 def exists(db: Backend, tenant: str, job_id: str) -> bool:
@@ -249,7 +313,17 @@ def commit(
     return bool(result[0] == "ok")
 
 
-def backlog(db: Backend) -> tuple[dict[str, tuple[int, int]], int, int]:
+@dataclass(frozen=True)
+class Backlog:
+    """Waiting work: jobs per tenant and lane, and the schedule's due and total entries."""
+
+    #: tenant -> (interactive, batch) jobs waiting for admission
+    depths: dict[str, tuple[int, int]]
+    due: int
+    scheduled: int
+
+
+def backlog(db: Backend) -> Backlog:
     """Waiting jobs per tenant (interactive, batch), and the schedule's due and total entries."""
     tenants = sorted(db.redis.smembers(db.keys.tenants))
     pipe = db.redis.pipeline(transaction=False)
@@ -260,4 +334,4 @@ def backlog(db: Backend) -> tuple[dict[str, tuple[int, int]], int, int]:
     pipe.zcard(db.keys.schedule)
     replies = pipe.execute()
     depths = {t: (int(replies[2 * i]), int(replies[2 * i + 1])) for i, t in enumerate(tenants)}
-    return depths, int(replies[-2]), int(replies[-1])
+    return Backlog(depths, int(replies[-2]), int(replies[-1]))

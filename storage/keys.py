@@ -1,122 +1,231 @@
-"""Names of every Redis key and S3 object editq writes."""
+"""Names of every Redis key and S3 object editq writes.
+
+`TEMPLATES` is the one definition of the Redis key names: `Keys` builds them in Python, and
+`lua_builders` renders the same templates into the Lua table `K` that every script is loaded
+with (`K.job(t, id)`, `K.inflight()`), so no script spells a key itself.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: Each key's name after `<prefix>:`, with `{placeholders}` for its parts, in argument order.
+TEMPLATES: dict[str, str] = {
+    "models_served": "models:served",
+    "models_unavailable": "models:unavailable",
+    "models_refresh": "models:refresh",
+    "tenant": "tenant:{tenant}",
+    "tenants": "tenants",
+    "tenant_keys": "tenant:{tenant}:keys",
+    "api_key": "apikey:{digest}",
+    "disabled_urls": "tenant:{tenant}:disabled_urls",
+    "job": "job:{tenant}:{job_id}",
+    "jobs": "jobs:{tenant}",
+    "events": "ev:{tenant}:{job_id}",
+    "queue": "q:{tenant}:{lane}",
+    "image": "img:{tenant}:{sha256}",
+    "budget_day": "budget:{tenant}:d:{day}",
+    "budget_month": "budget:{tenant}:m:{month}",
+    "budget_total": "budget:{tenant}:total",
+    "usage": "usage:{tenant}:{day}",
+    "ledger": "ledger:{tenant}",
+    "reuse": "reuse:{tenant}:{fingerprint}",
+    "idempotency": "idem:{tenant}:{key_hash}",
+    "hold": "hold:{hold_id}",
+    "holds": "holds",
+    "delivery": "dlv:{delivery_id}",
+    "delivery_attempts": "dlv:{delivery_id}:attempts",
+    "job_deliveries": "dlvs:{tenant}:{job_id}",
+    "running": "running:{tenant}",
+    "inflight": "inflight",
+    "schedule": "sched",
+    "deadlines": "deadlines",
+    "retention": "retention",
+    "fair": "fair",
+    "fair_cfg": "fair:cfg",
+    "fair_clock": "fair:clock",
+    "fair_vt": "fair:vt",
+    "sequence": "seq",
+    "limiter": "lim",
+    "limiter_sent": "lim:sent",
+    "limiter_rejected": "lim:rej",
+    "workers": "workers",
+    "worker_slots": "workers:slots",
+    "wake": "wake",
+    "turn": "{name}",
+}
+
+#: Queue lanes: interactive jobs are admitted before batch ones.
+LANES = {"interactive": "0", "batch": "1"}
+
+_PART = re.compile(r"\{(\w+)\}")
+
+
+def parameters(name: str) -> list[str]:
+    """The parts a key takes, in order."""
+    return _PART.findall(TEMPLATES[name])
 
 
 @dataclass(frozen=True)
 class Keys:
-    """Redis key names under one prefix. The Lua scripts build the same names."""
+    """Redis key names under one prefix."""
 
     prefix: str
 
+    def build(self, name: str, *parts: str) -> str:
+        """The key `name` with its parts filled in order (the twin of Lua's `K[name]`)."""
+        names = parameters(name)
+        if len(parts) != len(names):
+            raise TypeError(f"key {name} takes {len(names)} parts, got {len(parts)}")
+        return f"{self.prefix}:{TEMPLATES[name].format(**dict(zip(names, parts, strict=True)))}"
+
     @property
     def models_served(self) -> str:
-        return f"{self.prefix}:models:served"
+        return self.build("models_served")
 
     @property
     def models_unavailable(self) -> str:
-        return f"{self.prefix}:models:unavailable"
+        return self.build("models_unavailable")
 
     @property
     def models_refresh(self) -> str:
-        return f"{self.prefix}:models:refresh"
+        return self.build("models_refresh")
 
     def tenant(self, tenant: str) -> str:
-        return f"{self.prefix}:tenant:{tenant}"
+        return self.build("tenant", tenant)
 
     @property
     def tenants(self) -> str:
-        return f"{self.prefix}:tenants"
+        return self.build("tenants")
 
     def tenant_keys(self, tenant: str) -> str:
-        return f"{self.prefix}:tenant:{tenant}:keys"
+        return self.build("tenant_keys", tenant)
 
     def api_key(self, digest: str) -> str:
-        return f"{self.prefix}:apikey:{digest}"
+        return self.build("api_key", digest)
 
     def disabled_urls(self, tenant: str) -> str:
-        return f"{self.prefix}:tenant:{tenant}:disabled_urls"
+        return self.build("disabled_urls", tenant)
 
     def job(self, tenant: str, job_id: str) -> str:
-        return f"{self.prefix}:job:{tenant}:{job_id}"
+        return self.build("job", tenant, job_id)
 
     def jobs(self, tenant: str) -> str:
-        return f"{self.prefix}:jobs:{tenant}"
+        return self.build("jobs", tenant)
 
     def events(self, tenant: str, job_id: str) -> str:
-        return f"{self.prefix}:ev:{tenant}:{job_id}"
+        return self.build("events", tenant, job_id)
 
     def queue(self, tenant: str, priority: str) -> str:
-        return f"{self.prefix}:q:{tenant}:{'1' if priority == 'batch' else '0'}"
+        return self.build("queue", tenant, LANES.get(priority, LANES["interactive"]))
 
     def image(self, tenant: str, sha256: str) -> str:
-        return f"{self.prefix}:img:{tenant}:{sha256}"
+        return self.build("image", tenant, sha256)
 
-    def budget(self, tenant: str, period: str) -> str:
-        return f"{self.prefix}:budget:{tenant}:{period}"
+    def budget_day(self, tenant: str, day: str) -> str:
+        return self.build("budget_day", tenant, day)
+
+    def budget_month(self, tenant: str, month: str) -> str:
+        return self.build("budget_month", tenant, month)
+
+    def budget_total(self, tenant: str) -> str:
+        return self.build("budget_total", tenant)
 
     def usage(self, tenant: str, day: str) -> str:
-        return f"{self.prefix}:usage:{tenant}:{day}"
+        return self.build("usage", tenant, day)
 
     def ledger(self, tenant: str) -> str:
-        return f"{self.prefix}:ledger:{tenant}"
+        return self.build("ledger", tenant)
 
     def reuse(self, tenant: str, fingerprint: str) -> str:
-        return f"{self.prefix}:reuse:{tenant}:{fingerprint}"
+        return self.build("reuse", tenant, fingerprint)
+
+    def idempotency(self, tenant: str, key_hash: str) -> str:
+        return self.build("idempotency", tenant, key_hash)
+
+    def hold(self, hold_id: str) -> str:
+        return self.build("hold", hold_id)
 
     def delivery(self, delivery_id: str) -> str:
-        return f"{self.prefix}:dlv:{delivery_id}"
+        return self.build("delivery", delivery_id)
 
     def delivery_attempts(self, delivery_id: str) -> str:
-        return f"{self.prefix}:dlv:{delivery_id}:attempts"
+        return self.build("delivery_attempts", delivery_id)
 
     def job_deliveries(self, tenant: str, job_id: str) -> str:
-        return f"{self.prefix}:dlvs:{tenant}:{job_id}"
+        return self.build("job_deliveries", tenant, job_id)
 
     def running(self, tenant: str) -> str:
-        return f"{self.prefix}:running:{tenant}"
+        return self.build("running", tenant)
 
     @property
     def inflight(self) -> str:
-        return f"{self.prefix}:inflight"
+        return self.build("inflight")
 
     @property
     def schedule(self) -> str:
-        return f"{self.prefix}:sched"
+        return self.build("schedule")
 
     @property
     def deadlines(self) -> str:
-        return f"{self.prefix}:deadlines"
+        return self.build("deadlines")
 
     @property
     def holds(self) -> str:
-        return f"{self.prefix}:holds"
+        return self.build("holds")
 
     @property
     def retention(self) -> str:
-        return f"{self.prefix}:retention"
+        return self.build("retention")
 
     @property
     def fair_cfg(self) -> str:
-        return f"{self.prefix}:fair:cfg"
+        return self.build("fair_cfg")
 
     @property
     def limiter(self) -> str:
-        return f"{self.prefix}:lim"
+        return self.build("limiter")
 
     @property
     def workers(self) -> str:
-        return f"{self.prefix}:workers"
+        return self.build("workers")
 
     @property
     def worker_slots(self) -> str:
-        return f"{self.prefix}:workers:slots"
+        return self.build("worker_slots")
 
     @property
     def wake(self) -> str:
-        return f"{self.prefix}:wake"
+        return self.build("wake")
+
+    def turn(self, name: str) -> str:
+        """A once-per-interval marker (`swept`, `trimmed`, ...)."""
+        return self.build("turn", name)
+
+
+def lua_builders() -> str:
+    """The Lua table `K`: one function per template, taking its parts in order (needs `P`)."""
+    lines = ["local K = {}"]
+    for name, template in TEMPLATES.items():
+        params = parameters(name)
+        pieces = _PART.split(f"{{prefix}}:{template}")
+        # literals sit at even positions, placeholders at odd ones
+        body = " .. ".join(
+            _lua_literal(p) if i % 2 == 0 else ("P" if p == "prefix" else p)
+            for i, p in enumerate(pieces)
+            if p
+        )
+        lines.append(f"function K.{name}({', '.join(params)}) return {body} end")
+    lanes = " ".join(f"if priority == '{p}' then return '{lane}' end" for p, lane in LANES.items())
+    lines.append(f"function K.lane(priority) {lanes} return '{LANES['interactive']}' end")
+    return "\n".join(lines)
+
+
+def _lua_literal(piece: str) -> str:
+    if not re.fullmatch(r"[\w:|/.-]+", piece):
+        raise ValueError(f"unsafe literal in a key template: {piece!r}")
+    return f"'{piece}'"
 
 
 def source_object(tenant: str, sha256: str) -> str:

@@ -10,17 +10,29 @@ back up to the configured rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from editq.ratelimits import RateHeaders
 from editq.storage.backend import Backend
 
 
+class Outcome(StrEnum):
+    """What one admission step decided (admit.lua's first reply)."""
+
+    ADMITTED = "admitted"  #: a job may run: publish it
+    EXPIRED = "expired"  #: the next job's deadline passed: expire it
+    WAIT = "wait"  #: the rate or a short pause says: try again after `wait_ms`
+    FULL = "full"  #: no free slot
+    EMPTY = "empty"  #: nothing waits
+    PAUSED = "paused"  #: the account is paused (`reason`)
+
+
 @dataclass(frozen=True)
 class Admission:
     """What one admission step decided."""
 
-    outcome: str  # admitted | expired | wait | full | empty | paused
+    outcome: Outcome
     tenant: str = ""
     job_id: str = ""
     token: str = ""
@@ -42,23 +54,33 @@ def admit(db: Backend) -> Admission:
         int(s.admit_grace_seconds * 1000),
         16,
     )
-    outcome = str(result[0])
-    if outcome == "admitted":
+    outcome = Outcome(result[0])
+    if outcome is Outcome.ADMITTED:
         return Admission(
             outcome, str(result[1]), str(result[2]), str(result[3]), int(result[4]), more=result[5] == 1
         )
-    if outcome == "expired":
+    if outcome is Outcome.EXPIRED:
         return Admission(outcome, str(result[1]), str(result[2]))
-    if outcome == "wait":
+    if outcome is Outcome.WAIT:
         return Admission(outcome, wait_ms=int(result[1]))
-    if outcome == "paused":
+    if outcome is Outcome.PAUSED:
         return Admission(outcome, reason=str(result[1]))
     return Admission(outcome)
 
 
+class Signal(StrEnum):
+    """What the provider said about a call, for the limiter."""
+
+    OK = "ok"  #: answered
+    RATE_LIMITED = "rate_limited"  #: a 429 rate_limit_exceeded
+    QUOTA = "quota"  #: out of quota: pause the account
+    AUTH = "auth"  #: the key was refused: pause the account
+    HEADERS = "headers"  #: only its rate-limit headers count
+
+
 def observe(
     db: Backend,
-    kind: str,
+    kind: Signal,
     *,
     images: int = 0,
     retry_after_ms: int = 0,
@@ -66,12 +88,12 @@ def observe(
     pause_ms: int = 0,
     reason: str = "",
 ) -> None:
-    """Tell the limiter how a call went: kind is ok, rate_limited, quota or auth."""
+    """Tell the limiter how a call went."""
     h = headers or RateHeaders()
     s = db.settings
     db.scripts.run(
         "observe",
-        kind,
+        kind.value,
         images,
         retry_after_ms,
         h.limit_requests,

@@ -16,6 +16,7 @@ from typing import Any
 from editq.cost import usd
 from editq.errors import PaymentRequired
 from editq.storage.backend import Backend
+from editq.storage.records import UsageField
 
 #: A hold outlives the API request that made it by this much at most, then beat releases it.
 HOLD_TTL_MS = 120_000
@@ -70,9 +71,9 @@ def budgets(db: Backend, tenant: str, limits: dict[str, int | None]) -> dict[str
     """Each budget period now: limit, spent, reserved and what remains."""
     today = db.clock.today()
     periods = {
-        "day": db.keys.budget(tenant, f"d:{today.isoformat()}"),
-        "month": db.keys.budget(tenant, f"m:{today.isoformat()[:7]}"),
-        "total": db.keys.budget(tenant, "total"),
+        "day": db.keys.budget_day(tenant, today.isoformat()),
+        "month": db.keys.budget_month(tenant, today.isoformat()[:7]),
+        "total": db.keys.budget_total(tenant),
     }
     result: dict[str, Any] = {}
     for period, key in periods.items():
@@ -98,7 +99,8 @@ def usage(db: Backend, tenant: str, first: date, last: date, group_by: str) -> l
     groups: dict[str, dict[str, int]] = {}
     for day, h in zip(days, pipe.execute(), strict=True):
         for field, value in h.items():
-            model, _, kind = field.rpartition("|")
+            parsed = UsageField.parse(field)
+            model, kind = parsed.model, parsed.kind
             name = day.isoformat() if group_by == "day" else model
             group = groups.setdefault(name, {"spent": 0, "settled": 0, "released": 0, "reused": 0})
             group[kind] = group.get(kind, 0) + int(value)

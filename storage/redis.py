@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from editq.storage import keys, records
 from editq.storage.errors import StorageError, StorageUnavailable
 
 SCRIPTS = (
@@ -40,11 +41,30 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingErro
 ANY_REDIS_ERROR = redis.RedisError
 
 
+#: The last line of the generated prelude.
+PRELUDE_END = "-- end of the generated prelude"
+
+
+def prelude() -> str:
+    """Generated Lua that opens every script: the prefix `P` (ARGV[1]), the key builders `K`
+    and the record builders `R`, rendered from `keys.TEMPLATES` and `records.PARTS`."""
+    return "\n".join(
+        [
+            "-- generated from storage/keys.py and storage/records.py: do not edit",
+            "local P = ARGV[1]",
+            keys.lua_builders(),
+            records.lua_builders(),
+            PRELUDE_END,
+        ]
+    )
+
+
 @functools.cache
 def _source(name: str) -> str:
     folder = resources.files("editq.storage").joinpath("lua")
     lib = folder.joinpath("_lib.lua").read_text(encoding="utf-8")
-    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    script = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return "\n".join([prelude(), lib, script])
 
 
 def translated(exc: redis.RedisError) -> StorageError:

@@ -8,27 +8,25 @@ calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekee
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from editq.settings import Settings, get_settings
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
+TASK_ROUTES = {
+    "editq.edit": {"queue": EDITS},
+    "editq.deliver": {"queue": WEBHOOKS},
+    "editq.housekeeping": {"queue": OPS},
+}
 
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("editq", broker=settings.redis_url, include=["editq.worker.tasks"])
-    transport = {
-        "visibility_timeout": settings.visibility_timeout,
-        "global_keyprefix": f"{settings.redis_prefix}:celery:",
-        "unacked_restore_throttle": 3,
-        "socket_timeout": 10,
-        "socket_connect_timeout": 5,
-        "socket_keepalive": True,
-        "health_check_interval": 25,
-    }
     app.conf.update(
-        broker_transport_options=transport,
+        broker_transport_options=_broker_transport(settings),
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
         # keep reconnecting for as long as Redis is away (the default gives up after 100 tries)
@@ -63,21 +61,33 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_soft_shutdown_timeout=0.0,
         worker_hijack_root_logger=False,
         task_default_queue=OPS,
-        task_routes={
-            "editq.edit": {"queue": EDITS},
-            "editq.deliver": {"queue": WEBHOOKS},
-            "editq.housekeeping": {"queue": OPS},
-        },
-        beat_schedule={
-            "housekeeping": {
-                "task": "editq.housekeeping",
-                "schedule": settings.housekeeping_seconds,
-                "options": {"expires": settings.housekeeping_seconds},
-            },
-        },
+        task_routes=TASK_ROUTES,
+        beat_schedule=_beat_schedule(settings),
         timezone="UTC",
     )
     return app
+
+
+def _broker_transport(settings: Settings) -> dict[str, Any]:
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        "global_keyprefix": f"{settings.redis_prefix}:celery:",
+        "unacked_restore_throttle": 3,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+
+
+def _beat_schedule(settings: Settings) -> dict[str, Any]:
+    return {
+        "housekeeping": {
+            "task": "editq.housekeeping",
+            "schedule": settings.housekeeping_seconds,
+            "options": {"expires": settings.housekeeping_seconds},
+        },
+    }
 
 
 app = make_app()

@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable
 
 from editq.errors import EditqError
+from editq.job import Status
 from editq.storage import jobs, limiter, schedule
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
+from editq.storage.limiter import Outcome
+from editq.storage.records import Entry, Kind
 from editq.worker import housekeeping
 
 log = logging.getLogger("editq.dispatcher")
@@ -28,6 +31,8 @@ IDLE_SECONDS = 1.0
 ROUND = 200
 
 Publish = Callable[[str, list[str], str], None]
+#: Turns a due job event into a webhook delivery.
+Materialize = Callable[[Entry], object]
 
 
 def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
@@ -35,41 +40,35 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
     admitted = 0
     while admitted < ROUND:
         step = limiter.admit(db)
-        if step.outcome == "admitted":
+        if step.outcome is Outcome.ADMITTED:
             publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
             admitted += 1
             if not step.more:
                 return admitted, IDLE_SECONDS
-        elif step.outcome == "expired":
-            jobs.cancel(db, step.tenant, step.job_id, mode="expired")
-        elif step.outcome == "wait":
+        elif step.outcome is Outcome.EXPIRED:
+            jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED)
+        elif step.outcome is Outcome.WAIT:
             return admitted, step.wait_ms / 1000
         else:  # full, empty, paused: a wake-up (new job, freed slot, resume) says when
             return admitted, IDLE_SECONDS
     return admitted, 0.0
 
 
-def drain_schedule(
-    db: Backend, publish: Publish, materialize: Callable[[str], object], lease_ms: int
-) -> float | None:
+def drain_schedule(db: Backend, publish: Publish, materialize: Materialize, lease_ms: int) -> float | None:
     """Due retries back into their queues; events into deliveries; deliveries to the workers.
     Returns seconds until the next entry is due (None: the schedule is empty)."""
     next_due = schedule.next_due_ms(db)
     if next_due is None or next_due > 0:
         return None if next_due is None else next_due / 1000
-    for member in schedule.due(db):
-        kind = member.split("|", 1)[0]
-        if kind == "retry":
-            schedule.release_retry(db, member)
-        elif kind == "evt":
-            if schedule.claim(db, member, 30_000):
-                materialize(member)
-        elif kind == "dlv":
-            if schedule.claim(db, member, lease_ms):
-                delivery = member.split("|", 1)[1]
-                publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms(db)}")
-        else:
-            schedule.done(db, member)
+    for entry in schedule.due(db):
+        if entry.kind is Kind.RETRY:
+            schedule.release_retry(db, entry)
+        elif entry.kind is Kind.EVENT:
+            if schedule.claim(db, entry, 30_000):
+                materialize(entry)
+        elif entry.kind is Kind.DELIVERY and schedule.claim(db, entry, lease_ms):
+            delivery = entry.delivery_id
+            publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms(db)}")
     next_due = schedule.next_due_ms(db)
     return None if next_due is None else next_due / 1000
 
@@ -81,7 +80,7 @@ class Dispatcher(threading.Thread):
         self,
         db: Backend,
         publish: Publish,
-        materialize: Callable[[str], object],
+        materialize: Materialize,
         periodic: Callable[[bool], object] | None = None,
     ) -> None:
         super().__init__(name="editq-dispatcher", daemon=True)

@@ -10,23 +10,24 @@ from __future__ import annotations
 import logging
 import random
 import time
+from enum import StrEnum
 from typing import Any
 
 from editq import cost
-from editq.images import EXTENSIONS, inspect_output, shape_output
-from editq.job import Job
+from editq.images import EXTENSIONS, Output, inspect_output, shape_output
+from editq.job import Job, Status
 from editq.options import EditPlan
 from editq.storage import jobs, limiter
 from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
+from editq.storage.limiter import Signal
 from editq.worker import models as worker_models
 from editq.worker.context import Context
 from editq.worker.provider.failures import (
     AuthenticationFailed,
     BadResponse,
     ModelUnavailable,
-    Permanent,
     ProviderError,
     QuotaExceeded,
     RateLimited,
@@ -43,15 +44,33 @@ ACCOUNT_PAUSE_MS = 300_000
 SETTLE_RETRY_SECONDS = 20.0
 
 
-def run(ctx: Context, tenant: str, job_id: str, token: str) -> str:
+class Outcome(StrEnum):
+    """What one run of a job came to (the edit task's result, for logs and tests)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"  #: canceled while its call was in flight; the call is charged
+    EXPIRED = "expired"  #: its deadline passed before it started
+    RETRY = "retry"  #: back in line after a retryable error
+    RATE_LIMITED = "rate_limited"  #: back in line after a 429
+    SKIPPED = "skipped"  #: not this message's to run (finished, missing or owned by another run)
+    STALE = "stale"  #: another run took the job over while this one worked
+
+
+def _ended(result: Status | jobs.Refused) -> Outcome:
+    return Outcome(result.value) if isinstance(result, Status) else Outcome.STALE
+
+
+def run(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
     """Run the job if this message still owns it. Returns what happened, for logs and tests."""
     db = ctx.db
     job = jobs.start(db, tenant, job_id, token, ctx.worker_id)
-    if job == "expired":
-        jobs.cancel(db, tenant, job_id, mode="expired")
-        return "expired"
-    if isinstance(job, str):
-        return job
+    if isinstance(job, jobs.Refused):
+        if job.why is jobs.Refusal.EXPIRED:
+            jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED)
+            return Outcome.EXPIRED
+        log.debug("run of %s skipped: %s (%s)", job_id, job.why.value, job.status)
+        return Outcome.SKIPPED
     ctx.leases.hold(job)
     try:
         return _run(ctx, job)
@@ -86,8 +105,7 @@ def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
     return worker_models.reroute(ctx, job, availability)
 
 
-def _run(ctx: Context, job: Job) -> str:
-    db = ctx.db
+def _run(ctx: Context, job: Job) -> Outcome:
     routed = _route(ctx, job)
     if isinstance(routed, dict):
         return _fail(ctx, job, routed)
@@ -104,53 +122,71 @@ def _run(ctx: Context, job: Job) -> str:
     except StorageError as exc:
         missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
         return _fail(ctx, job, missing)
-    if not jobs.mark_call(db, job, "sent"):
+    if not jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT):
         # canceled while its sources loaded, or no longer this run's: no call, nothing charged
-        return jobs.finish(db, job, outcome="failed", error={"code": "canceled", "message": "canceled"})
+        canceled = {"code": "canceled", "message": "canceled"}
+        return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=canceled))
+    return _call(ctx, job, plan, EditCall(plan, uploads, mask, job.raw.get("user") or None), attempts)
+
+
+def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int) -> Outcome:
+    """The provider call, and what each answer means for the job and the limiter."""
     try:
-        result = ctx.provider.edit(EditCall(plan, uploads, mask, job.raw.get("user") or None))
-    except RateLimited as exc:
+        result = ctx.provider.edit(call)
+    except ProviderError as exc:
+        return _failed_call(ctx, job, exc, attempts)
+    _answered(ctx, job, result)
+    limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
+    return _succeed(ctx, job, plan, result)
+
+
+def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> Outcome:
+    """A 429 waits for the limiter, other retryable errors back off (bounded), the rest fail."""
+    if isinstance(exc, RateLimited):
         return _rate_limited(ctx, job, exc)
-    except Retryable as exc:
+    if isinstance(exc, Retryable):
         _observe_headers(ctx, exc)
         if attempts >= ctx.settings.provider_max_attempts:
             return _fail(ctx, job, exc.to_error() | {"attempts": attempts})
         return _retry(ctx, job, exc.to_error(), exc.retry_after or _backoff(ctx, attempts))
-    except QuotaExceeded as exc:
-        limiter.observe(db, "quota", pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
-        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
-    except ModelUnavailable as exc:
+    return _fail(ctx, job, _permanent_error(ctx, job, exc))
+
+
+def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, Any]:
+    """The job's error for a call that must not be retried, pausing the account or marking the
+    model where the answer says so."""
+    db = ctx.db
+    if isinstance(exc, QuotaExceeded):
+        limiter.observe(db, Signal.QUOTA, pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
+        return exc.to_error() | {"account_paused": True}
+    if isinstance(exc, ModelUnavailable):
         model_store.mark_unavailable(db, job.model)
         ctx.availability.forget()
-        return _fail(ctx, job, exc.to_error() | {"model": job.model})
-    except AuthenticationFailed as exc:
-        limiter.observe(db, "auth", pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
-        return _fail(ctx, job, exc.to_error() | {"account_paused": True})
-    except Permanent as exc:
-        _observe_headers(ctx, exc)
-        return _fail(ctx, job, exc.to_error())
-    _answered(ctx, job, result)
-    limiter.observe(db, "ok", images=len(result.images), headers=result.rate)
-    return _succeed(ctx, job, plan, result)
+        return exc.to_error() | {"model": job.model}
+    if isinstance(exc, AuthenticationFailed):
+        limiter.observe(db, Signal.AUTH, pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
+        return exc.to_error() | {"account_paused": True}
+    _observe_headers(ctx, exc)
+    return exc.to_error()
 
 
 def _answered(ctx: Context, job: Job, result: EditResult) -> None:
     """Note the billed call's usage and price at once, before anything else can fail."""
     try:
-        jobs.mark_call(ctx.db, job, "answered", result.usage, _price(ctx, job, result.usage))
+        jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, result.usage, _price(ctx, job, result.usage))
     except StorageUnavailable as exc:
         log.warning("could not note the answered call of %s: %s", job.id, exc)
 
 
 def _observe_headers(ctx: Context, exc: ProviderError) -> None:
     if exc.rate is not None:
-        limiter.observe(ctx.db, "headers", headers=exc.rate)
+        limiter.observe(ctx.db, Signal.HEADERS, headers=exc.rate)
 
 
-def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
+def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> Outcome:
     wait = exc.retry_after if exc.retry_after is not None else 1.0
     limiter.observe(
-        ctx.db, "rate_limited", images=job.images, retry_after_ms=int(wait * 1000), headers=exc.rate
+        ctx.db, Signal.RATE_LIMITED, images=job.images, retry_after_ms=int(wait * 1000), headers=exc.rate
     )
     if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited:
         return _fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})
@@ -162,19 +198,19 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> str:
         counter="rate_limited",
         last_error=exc.to_error(),
     )
-    return "rate_limited"
+    return Outcome.RATE_LIMITED
 
 
-def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> str:
+def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> Outcome:
     jobs.requeue(
         ctx.db, job, due_ms=int((ctx.db.clock.time() + delay) * 1000), counter="retries", last_error=error
     )
-    return "retry"
+    return Outcome.RETRY
 
 
-def _fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> str:
+def _fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> Outcome:
     actual = _price(ctx, job, usage)
-    return jobs.finish(ctx.db, job, outcome="failed", error=error, usage=usage, actual=actual)
+    return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=error, usage=usage, actual=actual))
 
 
 def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
@@ -186,8 +222,7 @@ def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
     return cost.price_usage(model.prices, cost.Usage.from_api(usage))
 
 
-def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
-    db = ctx.db
+def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outcome:
     try:
         shaped = [
             shape_output(
@@ -202,20 +237,9 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
     except ValueError as exc:
         return _fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
     stored: list[dict[str, Any]] = []
-    if jobs.status(db, job.tenant, job.id) == "running":
+    if jobs.status(ctx.db, job.tenant, job.id) is Status.RUNNING:
         try:
-            for index, out in enumerate(shaped):
-                key = output_object(job.tenant, job.id, index, EXTENSIONS[out.content_type])
-                db.objects.put(key, out.data, out.content_type)
-                stored.append(
-                    {
-                        "key": key,
-                        "content_type": out.content_type,
-                        "width": out.width,
-                        "height": out.height,
-                        "bytes": len(out.data),
-                    }
-                )
+            stored = _store_outputs(ctx, job, shaped)
         except StorageError as exc:
             # The call was made and billed: charge it and fail, rather than pay for it twice.
             log.warning("storing outputs of %s failed: %s", job.id, exc)
@@ -224,6 +248,29 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
                 "message": f"the edit ran but its outputs could not be stored: {exc}",
             }
             return _fail(ctx, job, error, result.usage)
+    return _settle(ctx, job, stored, result)
+
+
+def _store_outputs(ctx: Context, job: Job, shaped: list[Output]) -> list[dict[str, Any]]:
+    stored = []
+    for index, out in enumerate(shaped):
+        key = output_object(job.tenant, job.id, index, EXTENSIONS[out.content_type])
+        ctx.db.objects.put(key, out.data, out.content_type)
+        stored.append(
+            {
+                "key": key,
+                "content_type": out.content_type,
+                "width": out.width,
+                "height": out.height,
+                "bytes": len(out.data),
+            }
+        )
+    return stored
+
+
+def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditResult) -> Outcome:
+    """Mark the job succeeded with its outputs and settle its cost, retrying while Redis is
+    briefly unreachable (the call was paid for)."""
     usage = dict(result.usage or {})
     if result.request_id:
         usage.setdefault("provider_request_id", result.request_id)
@@ -232,15 +279,16 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> str:
     deadline = time.monotonic() + SETTLE_RETRY_SECONDS
     while True:
         try:
-            return jobs.finish(
-                db,
+            ended = jobs.finish(
+                ctx.db,
                 job,
-                outcome="succeeded",
+                outcome=Status.SUCCEEDED,
                 outputs=stored,
                 usage=usage or None,
                 actual=actual,
                 reuse_key=reuse_key,
             )
+            return _ended(ended)
         except StorageUnavailable:
             if time.monotonic() > deadline:
                 log.exception("settling %s failed; the lease reaper will run it again", job.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from editq.job import Status
 from editq.storage import jobs, money, sweeps
 from editq.storage.backend import Backend
 from editq.storage.keys import output_prefix
@@ -20,29 +21,29 @@ TRIM_EVERY_SECONDS = 60
 def reap_leases(db: Backend) -> dict[str, int]:
     """Slots whose lease lapsed: requeue their jobs (bounded) and free the slots."""
     counts: dict[str, int] = {}
-    for member in sweeps.lapsed_slots(db, BATCH):
-        outcome = jobs.reap(db, member)
+    for slot in sweeps.lapsed_slots(db, BATCH):
+        outcome = jobs.reap(db, slot).value
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 
 def expire_deadlines(db: Backend) -> int:
     expired = 0
-    for tenant, job_id in sweeps.passed_deadlines(db, BATCH):
-        outcome, _ = jobs.cancel(db, tenant, job_id, mode="expired")
-        if outcome == "ok":
+    for slot in sweeps.passed_deadlines(db, BATCH):
+        ended = jobs.cancel(db, slot.tenant, slot.job_id, mode=Status.EXPIRED)
+        if isinstance(ended, Status):
             expired += 1
         else:
-            sweeps.drop_deadline(db, tenant, job_id)
+            sweeps.drop_deadline(db, slot)
     return expired
 
 
 def retention(db: Backend) -> int:
     """Delete outputs whose retention ended and trim the job indexes."""
     deleted = 0
-    for expired in sweeps.expired_outputs(db, 100):
-        deleted += db.objects.delete_prefix(output_prefix(expired.tenant, expired.job_id))
-        sweeps.drop_retention(db, expired)
+    for entry in sweeps.expired_outputs(db, 100):
+        deleted += db.objects.delete_prefix(output_prefix(entry.tenant, entry.job_id))
+        sweeps.drop_retention(db, entry)
     if sweeps.claim_turn(db, "trimmed", TRIM_EVERY_SECONDS * 1000):
         sweeps.trim_job_indexes(db, db.clock.ms() - db.settings.job_retention_seconds * 1000)
     return deleted

@@ -109,13 +109,13 @@ def reroute(ctx: Context, job: Job, availability: Availability) -> Job | dict[st
         amount=estimate.micros,
         note=choice.note or "",
     )
-    if isinstance(moved, str) and moved.startswith("budget_exceeded"):
+    if isinstance(moved, jobs.OverBudget):
         return {
             "code": "budget_exceeded",
             "message": f"{job.model} is unavailable and the job's estimate on {model.name} does not fit "
-            f"the {moved.split(':', 1)[1]} budget",
+            f"the {moved.period} budget",
         }
-    if isinstance(moved, str):
+    if isinstance(moved, jobs.Refused):
         return {"code": "stale", "message": "the job changed while it was being moved"}
     log.warning("job %s moved from %s to %s", job.id, job.model, model.name)
     return moved

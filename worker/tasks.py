@@ -24,7 +24,7 @@ def publish(name: str, args: list[str], task_id: str) -> None:
 
 @app.task(name="editq.edit", bind=True, ignore_result=True)
 def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
-    return edit.run(context.current(), tenant, job_id, token)
+    return edit.run(context.current(), tenant, job_id, token).value
 
 
 @app.task(name="editq.deliver", ignore_result=True)

@@ -30,20 +30,19 @@ READ_LIMIT = 64 * 1024
 USER_AGENT = "editq-webhooks/1"
 
 
-def materialize(ctx: Context, member: str) -> str | None:
-    """`evt|tenant|job|event` from the outbox becomes a delivery with its body (a `WebhookEvent`)
-    frozen."""
-    _, tenant, job_id, event = member.split("|", 3)
+def materialize(ctx: Context, entry: schedule.Entry) -> str | None:
+    """An event entry from the outbox becomes a delivery with its body (a `WebhookEvent`) frozen."""
+    tenant, job_id, event = entry.tenant, entry.job_id, entry.event
     db = ctx.db
     job = job_store.get(db, tenant, job_id)
     if job is None or not job.webhook_url:
-        schedule.done(db, member)
+        schedule.done(db, entry)
         return None
     at = job.started_at if event == "edit.started" else (job.finished_at or job.updated_at)
     timestamp = iso(at or ctx.db.clock.ms()) or ""
     body = json.dumps(webhook_event(event, timestamp, outputs.public(db, job)).model_dump(mode="json"))
     created = deliveries.create(db, tenant, job_id, event, job.webhook_url, body)
-    schedule.done(db, member)
+    schedule.done(db, entry)
     return created
 
 
@@ -73,10 +72,10 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
     db = ctx.db
     dlv = deliveries.get(db, delivery_id)
     if dlv is None:
-        schedule.done(db, f"dlv|{delivery_id}")
+        schedule.done(db, schedule.Entry.delivery(delivery_id))
         return "missing"
     if dlv.status != deliveries.PENDING:
-        schedule.done(db, f"dlv|{delivery_id}")
+        schedule.done(db, schedule.Entry.delivery(delivery_id))
         return dlv.status
     started = time.monotonic()
     attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
@@ -84,16 +83,34 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         attempt.update(status="skipped", error="endpoint disabled after a 410")
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
         return deliveries.DISABLED
+    code, retry_after = _post(ctx, dlv, _signed_headers(ctx, dlv), attempt, resolve)
+    attempt["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return _record_outcome(ctx, dlv, attempt, code, retry_after)
+
+
+def _signed_headers(ctx: Context, dlv: deliveries.Delivery) -> dict[str, str]:
+    """The Standard Webhooks headers, signed now with every secret the tenant has in use."""
     body = dlv.body.encode()
     timestamp = int(time.time())  # real time: receivers check it against their own clocks
-    secrets = [s["secret"] for s in tenants.secrets_of(db, dlv.tenant)]
-    headers = {
+    secrets = [s["secret"] for s in tenants.secrets_of(ctx.db, dlv.tenant)]
+    return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": dlv.id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signing.signature_header(secrets, dlv.id, timestamp, body),
     }
+
+
+def _post(
+    ctx: Context,
+    dlv: deliveries.Delivery,
+    headers: dict[str, str],
+    attempt: dict[str, Any],
+    resolve: ssrf.Resolver,
+) -> tuple[int | None, float | None]:
+    """POST the body to the checked address; notes the answer or the failure in `attempt` and
+    returns the status code and `retry-after` (None when there was no answer)."""
     code: int | None = None
     retry_after: float | None = None
     try:
@@ -105,22 +122,12 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         )
         url, host, extensions = _pinned(target)
         request = ctx.webhook_http.build_request(
-            "POST", url, content=body, headers={**headers, **host}, extensions=extensions
+            "POST", url, content=dlv.body.encode(), headers={**headers, **host}, extensions=extensions
         )
         response = ctx.webhook_http.send(request, stream=True)
         try:
             code = response.status_code
-            excerpt = b""
-            for chunk in response.iter_bytes():
-                excerpt += chunk
-                if len(excerpt) >= READ_LIMIT:
-                    break
-            attempt.update(status=code, response=excerpt[:EXCERPT_BYTES].decode("utf-8", "replace"))
-            if "retry-after" in response.headers:
-                try:
-                    retry_after = float(response.headers["retry-after"])
-                except ValueError:
-                    retry_after = None
+            retry_after = _read_answer(response, attempt)
         finally:
             response.close()
     except InvalidRequest as exc:
@@ -129,7 +136,36 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
         attempt.update(status="timeout", error=f"no answer within {ctx.settings.webhook_timeout_seconds}s")
     except httpx.HTTPError as exc:
         attempt.update(status="error", error=str(exc)[:300])
-    attempt["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return code, retry_after
+
+
+def _read_answer(response: httpx.Response, attempt: dict[str, Any]) -> float | None:
+    """Notes the status and the start of the receiver's answer in `attempt`; returns its
+    `retry-after` in seconds, if it gave one."""
+    excerpt = b""
+    for chunk in response.iter_bytes():
+        excerpt += chunk
+        if len(excerpt) >= READ_LIMIT:
+            break
+    attempt.update(status=response.status_code, response=excerpt[:EXCERPT_BYTES].decode("utf-8", "replace"))
+    if "retry-after" not in response.headers:
+        return None
+    try:
+        return float(response.headers["retry-after"])
+    except ValueError:
+        return None
+
+
+def _record_outcome(
+    ctx: Context,
+    dlv: deliveries.Delivery,
+    attempt: dict[str, Any],
+    code: int | None,
+    retry_after: float | None,
+) -> str:
+    """2xx delivers, 410 disables the URL, anything else is retried on the schedule until it
+    runs out. Returns the delivery's new status."""
+    db = ctx.db
     if code is not None and 200 <= code < 300:
         deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DELIVERED, next_at=None)
         return deliveries.DELIVERED

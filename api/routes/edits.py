@@ -171,10 +171,11 @@ def list_jobs(
 @router.post("/{job_id}/cancel", response_model=EditJob, responses=errors(404, 409))
 def cancel(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     """Cancel a queued job (free) or a running one (its call, if billed, is charged)."""
-    outcome, status = job_store.cancel(db, tenant, job_id)
-    if outcome == "missing":
+    ended = job_store.cancel(db, tenant, job_id)
+    if isinstance(ended, job_store.Refused) and ended.why is job_store.Refusal.MISSING:
         raise NotFound("job_not_found", f"no job {job_id!r}", "id")
-    if outcome == "finished":
+    if isinstance(ended, job_store.Refused):
+        status = ended.status.value if ended.status else ""
         raise Conflict("job_finished", f"the job already ended ({status})", "id", status=status)
     return outputs.public(db, _job(db, tenant, job_id))
 

@@ -8,7 +8,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
@@ -85,51 +88,79 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from editq.tools.client import ApiError, dumps
+    from editq.tools.client import ApiError
 
     paths = [Path(p) for p in args.images]
     missing = [p for p in paths if not p.exists()]
     if missing:
         return _fail(f"no such file or folder: {missing[0]}")
-    files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
-    files = [f for f in files if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or len(paths) == 1)]
+    files = _image_files(paths)
     if not files:
         return _fail("no images found")
     with _client(args) as client:
         try:
-            if len(files) == 1 or not any(p.is_dir() for p in paths):
-                jobs = [
-                    client.submit(
-                        files,
-                        args.prompt,
-                        mask=Path(args.mask) if args.mask else None,
-                        options=_options(args),
-                        idempotency_key=str(uuid.uuid4()),
-                    )
-                ]
-            else:
-                jobs = _submit_folder(client, files, args)
+            jobs = _submit_files(client, files, paths, args)
         except ApiError as exc:
             return _fail(str(exc))
         if not args.wait:
-            for job in jobs:
-                _print(dumps(job) if len(jobs) == 1 else f"{job['id']} {job['status']}")
+            _print_submitted(jobs)
             return 0
-        progress = Progress(len(jobs), "editing")
-        finished = []
-        for job in jobs:
-            final = client.wait(job["id"], timeout=args.timeout)
-            finished.append(final)
-            progress.advance()
-            if args.out and final["status"] == "succeeded":
-                for path in client.download(final, Path(args.out)):
-                    _print(str(path))
-        if len(finished) == 1:
-            _print(dumps(finished[0]))
-        else:
-            for final in finished:
-                _print(f"{final['id']} {final['status']}")
+        finished = _wait_for_jobs(client, jobs, args)
+        _print_finished(finished)
         return 0 if all(j["status"] == "succeeded" for j in finished) else 2
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The files named, and the images in the folders named (any file when only one is named)."""
+    files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
+    return [f for f in files if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or len(paths) == 1)]
+
+
+def _submit_files(
+    client: Any, files: list[Path], paths: list[Path], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """One job for all the files named, or a batch of one job per image when a folder is named."""
+    if len(files) > 1 and any(p.is_dir() for p in paths):
+        return _submit_folder(client, files, args)
+    job = client.submit(
+        files,
+        args.prompt,
+        mask=Path(args.mask) if args.mask else None,
+        options=_options(args),
+        idempotency_key=str(uuid.uuid4()),
+    )
+    return [job]
+
+
+def _print_submitted(jobs: list[dict[str, Any]]) -> None:
+    from editq.tools.client import dumps
+
+    for job in jobs:
+        _print(dumps(job) if len(jobs) == 1 else f"{job['id']} {job['status']}")
+
+
+def _wait_for_jobs(client: Any, jobs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each job once finished, its outputs downloaded into `--out` when it succeeded."""
+    progress = Progress(len(jobs), "editing")
+    finished = []
+    for job in jobs:
+        final = client.wait(job["id"], timeout=args.timeout)
+        finished.append(final)
+        progress.advance()
+        if args.out and final["status"] == "succeeded":
+            for path in client.download(final, Path(args.out)):
+                _print(str(path))
+    return finished
+
+
+def _print_finished(finished: list[dict[str, Any]]) -> None:
+    from editq.tools.client import dumps
+
+    if len(finished) == 1:
+        _print(dumps(finished[0]))
+    else:
+        for final in finished:
+            _print(f"{final['id']} {final['status']}")
 
 
 def _submit_folder(client: Any, files: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -366,11 +397,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="editq", description="Asynchronous, cost-aware image edits.")
     sub = top.add_subparsers(dest="command", required=True)
+    _add_client_commands(sub)
+    _add_tenants_command(sub)
+    _add_keys_command(sub)
+    _add_provider_command(sub)
+    _add_sim_command(sub)
+    _add_service_commands(sub)
+    return top
 
-    def client_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api", help="API base URL (EDITQ_API_URL)")
-        p.add_argument("--key", help="API key (EDITQ_API_KEY)")
 
+def _add_client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", help="API base URL (EDITQ_API_URL)")
+    p.add_argument("--key", help="API key (EDITQ_API_KEY)")
+
+
+def _add_client_commands(sub: Subcommands) -> None:
+    """`submit`, `status` and `usage`: the commands that call the API over HTTP."""
+    _add_submit_command(sub)
+    p = sub.add_parser("status", help="show a job")
+    p.add_argument("id")
+    _add_client_args(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("usage", help="spend, reservations and budgets")
+    p.add_argument("--from", dest="from_")
+    p.add_argument("--to")
+    p.add_argument("--group-by", choices=["day", "model"])
+    _add_client_args(p)
+    p.set_defaults(func=cmd_usage)
+
+
+def _add_submit_command(sub: Subcommands) -> None:
     p = sub.add_parser("submit", help="submit images (files, or a folder as a batch)")
     p.add_argument("images", nargs="+")
     p.add_argument("--prompt", required=True)
@@ -387,21 +444,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the results")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--out", help="folder to save outputs into (with --wait)")
-    client_args(p)
+    _add_client_args(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("status", help="show a job")
-    p.add_argument("id")
-    client_args(p)
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("usage", help="spend, reservations and budgets")
-    p.add_argument("--from", dest="from_")
-    p.add_argument("--to")
-    p.add_argument("--group-by", choices=["day", "model"])
-    client_args(p)
-    p.set_defaults(func=cmd_usage)
-
+def _add_tenants_command(sub: Subcommands) -> None:
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
     for action in ("create", "update"):
         p = tenants.add_parser(action)
@@ -420,6 +467,8 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_tenants)
     tenants.add_parser("list").set_defaults(func=cmd_tenants)
 
+
+def _add_keys_command(sub: Subcommands) -> None:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     p = keys.add_parser("create")
     p.add_argument("tenant")
@@ -431,10 +480,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("key", help="the key, or its id")
     p.set_defaults(func=cmd_keys)
 
+
+def _add_provider_command(sub: Subcommands) -> None:
     p = sub.add_parser("provider", help="the shared provider limiter")
     p.add_argument("action", choices=["status", "resume"])
     p.set_defaults(func=cmd_provider)
 
+
+def _add_sim_command(sub: Subcommands) -> None:
     p = sub.add_parser("sim", help="run the simulator (OpenAI-compatible, not a generative model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8100)
@@ -453,6 +506,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to its clock (retirements)")
     p.set_defaults(func=cmd_sim)
 
+
+def _add_service_commands(sub: Subcommands) -> None:
+    """`api`, `worker`, `beat` and `run`: the processes of the service."""
     p = sub.add_parser("api", help="run the API")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
@@ -468,7 +524,6 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_beat)
 
     sub.add_parser("run", help="run the whole stack locally (make run)").set_defaults(func=cmd_run)
-    return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:

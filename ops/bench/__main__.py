@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw
@@ -91,13 +92,10 @@ def _rate_per_min(starts: list[int]) -> float:
     return (len(starts) - 1) / (starts[-1] - starts[0]) * 60_000
 
 
-def saturation(services: Services, jobs: int) -> Result:
-    image = source_image()
-    result = Result(
-        "1. Saturation",
-        f"simulator limit {LIMIT} images/min (token bucket, starts full), latency 1-3 s; {jobs}-job backlog; "
-        f"{WORKERS} worker processes x {CONCURRENCY} threads; editq told the true limit.",
-    )
+def _editq_backlog(
+    services: Services, jobs: int, image: bytes
+) -> tuple[list[dict[str, str]], float, dict[str, Any]]:
+    """editq's records for a `jobs`-job backlog at the true limit, its seconds and the simulator's stats."""
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
     try:
         editq = _deploy(services, sim_url, ipm=LIMIT, inflight=64)
@@ -108,12 +106,14 @@ def saturation(services: Services, jobs: int) -> Result:
         stats = sim_stats(sim_url)
     finally:
         sim.stop()
-    ok = [r for r in records if r.get("status") == "succeeded"]
-    rate = _rate_per_min([int(r["started_at"]) for r in ok])
-    limited = int(stats["by_status"].get("429", 0))
-    calls = int(stats["requests"])
-    share = limited / max(1, calls)
+    return records, elapsed, stats
 
+
+def _plain_backlog(
+    services: Services, jobs: int, image: bytes
+) -> tuple[dict[str, int], dict[str, int], float, dict[str, Any]]:
+    """The baseline's call starts and finishes for the same backlog, its seconds and the
+    simulator's stats."""
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
     try:
         plain = Plain.create(services, sim_url, f"{LIMIT // WORKERS}/m")
@@ -136,6 +136,24 @@ def saturation(services: Services, jobs: int) -> Result:
         base_stats = sim_stats(sim_url)
     finally:
         sim.stop()
+    return start, done, plain_elapsed, base_stats
+
+
+def saturation(services: Services, jobs: int) -> Result:
+    image = source_image()
+    result = Result(
+        "1. Saturation",
+        f"simulator limit {LIMIT} images/min (token bucket, starts full), latency 1-3 s; {jobs}-job backlog; "
+        f"{WORKERS} worker processes x {CONCURRENCY} threads; editq told the true limit.",
+    )
+    records, elapsed, stats = _editq_backlog(services, jobs, image)
+    ok = [r for r in records if r.get("status") == "succeeded"]
+    rate = _rate_per_min([int(r["started_at"]) for r in ok])
+    limited = int(stats["by_status"].get("429", 0))
+    calls = int(stats["requests"])
+    share = limited / max(1, calls)
+
+    start, done, plain_elapsed, base_stats = _plain_backlog(services, jobs, image)
     base_rate = _rate_per_min(list(start.values()))
     base_limited = int(base_stats["by_status"].get("429", 0))
     base_share = base_limited / max(1, int(base_stats["requests"]))
@@ -231,13 +249,8 @@ def wrong_configuration(services: Services, jobs: int) -> Result:
     return result
 
 
-def fairness(services: Services, flood: int, late: int, settle: float) -> Result:
-    image = source_image()
-    result = Result(
-        "3. Fairness",
-        f"tenant A has {flood} jobs queued; {settle:.0f} s into the run tenant B submits {late}; limit {LIMIT}/min, "
-        "latency 1-3 s; equal weights. Wait = job start - job creation.",
-    )
+def _editq_late_waits(services: Services, flood: int, late: int, settle: float, image: bytes) -> list[float]:
+    """Seconds each of tenant B's late jobs waited to start behind tenant A's flood in editq."""
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
     try:
         editq = _deploy(services, sim_url, ipm=LIMIT, inflight=64)
@@ -254,10 +267,15 @@ def fairness(services: Services, flood: int, late: int, settle: float) -> Result
             editq.stop()
     finally:
         sim.stop()
-    waits = [(int(r["started_at"]) - int(r["created_at"])) / 1000 for r in records if r.get("started_at")]
+    return [(int(r["started_at"]) - int(r["created_at"])) / 1000 for r in records if r.get("started_at")]
 
+
+def _plain_late_starts(
+    services: Services, flood: int, late: int, settle: float, image: bytes, cutoff: float
+) -> tuple[dict[str, int], float]:
+    """The baseline's call starts (A's and B's jobs in one FIFO queue, watched for `cutoff`
+    seconds) and when B's jobs were enqueued, in ms."""
     sim, sim_url = services.sim("--ipm", str(LIMIT), "--latency", "1-3")
-    cutoff = 60.0
     try:
         plain = Plain.create(services, sim_url, f"{LIMIT // WORKERS}/m")
         try:
@@ -278,6 +296,19 @@ def fairness(services: Services, flood: int, late: int, settle: float) -> Result
             plain.stop()
     finally:
         sim.stop()
+    return start, enqueued
+
+
+def fairness(services: Services, flood: int, late: int, settle: float) -> Result:
+    image = source_image()
+    result = Result(
+        "3. Fairness",
+        f"tenant A has {flood} jobs queued; {settle:.0f} s into the run tenant B submits {late}; limit {LIMIT}/min, "
+        "latency 1-3 s; equal weights. Wait = job start - job creation.",
+    )
+    waits = _editq_late_waits(services, flood, late, settle, image)
+    cutoff = 60.0
+    start, enqueued = _plain_late_starts(services, flood, late, settle, image, cutoff)
     base_waits = [(v - enqueued) / 1000 for k, v in start.items() if k.startswith("b")]
     ahead = flood - sum(1 for k in start if k.startswith("a"))
     projected = ahead / (LIMIT / 60)
@@ -327,6 +358,54 @@ def _cpu_per_job(services: Services, sim_url: str, jobs: int, image: bytes, **se
     return sorted(runs)
 
 
+@dataclass
+class Sequential:
+    """Jobs run one at a time: per-job latencies in ms and the worker's CPU per job."""
+
+    server_side: list[int] = field(default_factory=list)
+    client_side: list[float] = field(default_factory=list)
+    admission: list[int] = field(default_factory=list)
+    hop: list[int] = field(default_factory=list)
+    cpu_ms_per_job: float = 0.0
+    bucket: str = ""
+
+
+def _one_at_a_time(services: Services, sim_url: str, sequential: int, image: bytes) -> Sequential:
+    """`sequential` jobs through one worker, each submitted with `Prefer: wait` after the last."""
+    measured = Sequential()
+    editq = _deploy(services, sim_url, ipm=UNLIMITED, inflight=64, concurrency=8)
+    try:
+        key = editq.tenant("acme")
+        editq.start_workers(1, 8)
+        with editq.client(key) as client:
+            upload = client.post("/v1/uploads", files={"file": ("src.png", image, "image/png")}).json()["id"]
+            form = {
+                "image_ids": [upload],
+                "prompt": "make it a pencil sketch",
+                "quality": "low",
+                "size": "1024x1024",
+                "output_format": "jpeg",
+                "reuse": False,
+            }
+            for _ in range(5):  # warm up connections
+                client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"})
+            cpu_before = proc_cpu_seconds(editq.workers[0].pid)
+            for _ in range(sequential):
+                began = time.perf_counter()
+                job = client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"}).json()
+                measured.client_side.append((time.perf_counter() - began) * 1000)
+                record = editq.records("acme", [job["id"]])[0]
+                measured.server_side.append(int(record["finished_at"]) - int(record["created_at"]))
+                measured.admission.append(int(record["admitted_at"]) - int(record["created_at"]))
+                measured.hop.append(int(record["started_at"]) - int(record["admitted_at"]))
+            cpu = proc_cpu_seconds(editq.workers[0].pid) - cpu_before
+            measured.cpu_ms_per_job = cpu * 1000 / sequential
+        measured.bucket = editq.env["EDITQ_S3_BUCKET"]
+    finally:
+        editq.stop()
+    return measured
+
+
 def overhead(services: Services, sequential: int, throughput: int) -> Result:
     image = source_image()
     result = Result(
@@ -337,45 +416,13 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
     )
     sim, sim_url = services.sim()
     try:
-        editq = _deploy(services, sim_url, ipm=UNLIMITED, inflight=64, concurrency=8)
-        try:
-            key = editq.tenant("acme")
-            editq.start_workers(1, 8)
-            with editq.client(key) as client:
-                upload = client.post("/v1/uploads", files={"file": ("src.png", image, "image/png")}).json()[
-                    "id"
-                ]
-                form = {
-                    "image_ids": [upload],
-                    "prompt": "make it a pencil sketch",
-                    "quality": "low",
-                    "size": "1024x1024",
-                    "output_format": "jpeg",
-                    "reuse": False,
-                }
-                for _ in range(5):  # warm up connections
-                    client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"})
-                server_side, client_side, admission, hop = [], [], [], []
-                cpu_before = proc_cpu_seconds(editq.workers[0].pid)
-                for _ in range(sequential):
-                    began = time.perf_counter()
-                    job = client.post("/v1/edits", json=form, headers={"Prefer": "wait=30"}).json()
-                    client_side.append((time.perf_counter() - began) * 1000)
-                    record = editq.records("acme", [job["id"]])[0]
-                    server_side.append(int(record["finished_at"]) - int(record["created_at"]))
-                    admission.append(int(record["admitted_at"]) - int(record["created_at"]))
-                    hop.append(int(record["started_at"]) - int(record["admitted_at"]))
-                one_at_a_time = (proc_cpu_seconds(editq.workers[0].pid) - cpu_before) * 1000 / sequential
-            bucket = editq.env["EDITQ_S3_BUCKET"]
-        finally:
-            editq.stop()
+        seq = _one_at_a_time(services, sim_url, sequential, image)
         events_on = _cpu_per_job(services, sim_url, throughput, image)
         events_off = _cpu_per_job(services, sim_url, throughput, image, EDITQ_TASK_EVENTS="false")
-        with_events, without_events = events_on[1], events_off[1]
-        services.s3().put_object(Bucket=bucket, Key="floor/src.png", Body=image, ContentType="image/png")
+        services.s3().put_object(Bucket=seq.bucket, Key="floor/src.png", Body=image, ContentType="image/png")
         base = floor.run(
             s3_url=services.s3_url,
-            bucket=bucket,
+            bucket=seq.bucket,
             source="floor/src.png",
             sim_url=f"{sim_url}/v1",
             access=ACCESS,
@@ -384,30 +431,59 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
         )
     finally:
         sim.stop()
-    ratio = with_events / base["cpu_ms_per_job"]
-    sequential_ratio = one_at_a_time / base["cpu_ms_per_job"]
-    quiet = without_events / base["cpu_ms_per_job"]
-    added50 = percentile(server_side, 0.5) - base["p50_ms"]
-    added99 = percentile(server_side, 0.99) - base["p99_ms"]
-    result.rows += [
+    floor_cpu = base["cpu_ms_per_job"]
+    ratio = events_on[1] / floor_cpu
+    sequential_ratio = seq.cpu_ms_per_job / floor_cpu
+    quiet = events_off[1] / floor_cpu
+    result.rows += _cpu_rows(seq, events_on, events_off, floor_cpu)
+    result.rows += _latency_rows(seq, base)
+    result.verdicts.append(
+        f"{'met' if sequential_ratio <= 1.5 else 'MISSED'} one at a time, {'met' if ratio <= 1.5 else 'MISSED'} busy "
+        f"with events, {'met' if quiet <= 1.5 else 'MISSED'} busy without events"
+    )
+    result.notes.append(
+        "A negative added latency means the floor's own spread (moto's S3 server) is larger than editq's "
+        "addition at that percentile. "
+        "The floor does the same S3 read, multipart call and S3 write per job in a plain loop (boto3 + httpx), "
+        "one process, nothing else. Worker CPU is everything the worker process does meanwhile: Celery consuming, "
+        "acking and (when on) sending three task events per job, the dispatcher thread admitting and publishing "
+        "each job, lease renewals, the Redis scripts that claim and settle jobs, and the output check. Profiling "
+        "(py-spy --gil) attributes about half of the worker's CPU to Celery/kombu message handling."
+    )
+    return result
+
+
+def _cpu_rows(
+    seq: Sequential, events_on: list[float], events_off: list[float], floor_cpu: float
+) -> list[tuple[str, str, str, str]]:
+    with_events, without_events = events_on[1], events_off[1]
+    return [
         (
             "worker CPU per job, one job at a time like the floor (events on)",
-            f"{one_at_a_time:.1f} ms ({sequential_ratio:.2f}x the floor)",
-            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            f"{seq.cpu_ms_per_job:.1f} ms ({seq.cpu_ms_per_job / floor_cpu:.2f}x the floor)",
+            f"floor {floor_cpu:.1f} ms",
             "<= 1.5x floor",
         ),
         (
             "worker CPU per job, 8 threads busy, task events on (default)",
-            f"{with_events:.1f} ms ({ratio:.2f}x the floor; 3 batches {events_on[0]:.1f}-{events_on[2]:.1f})",
-            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            f"{with_events:.1f} ms ({with_events / floor_cpu:.2f}x the floor; 3 batches {events_on[0]:.1f}-{events_on[2]:.1f})",
+            f"floor {floor_cpu:.1f} ms",
             "<= 1.5x floor",
         ),
         (
             "worker CPU per job, 8 threads busy, EDITQ_TASK_EVENTS=false",
-            f"{without_events:.1f} ms ({quiet:.2f}x the floor; 3 batches {events_off[0]:.1f}-{events_off[2]:.1f})",
-            f"floor {base['cpu_ms_per_job']:.1f} ms",
+            f"{without_events:.1f} ms ({without_events / floor_cpu:.2f}x the floor; 3 batches {events_off[0]:.1f}-{events_off[2]:.1f})",
+            f"floor {floor_cpu:.1f} ms",
             "<= 1.5x floor",
         ),
+    ]
+
+
+def _latency_rows(seq: Sequential, base: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    server_side, admission, hop, client_side = seq.server_side, seq.admission, seq.hop, seq.client_side
+    added50 = percentile(server_side, 0.5) - base["p50_ms"]
+    added99 = percentile(server_side, 0.99) - base["p99_ms"]
+    return [
         (
             "job latency, created -> succeeded",
             f"p50 {percentile(server_side, 0.5):.0f} ms, p99 {percentile(server_side, 0.99):.0f} ms",
@@ -429,20 +505,6 @@ def overhead(services: Services, sequential: int, throughput: int) -> Result:
             "",
         ),
     ]
-    result.verdicts.append(
-        f"{'met' if sequential_ratio <= 1.5 else 'MISSED'} one at a time, {'met' if ratio <= 1.5 else 'MISSED'} busy "
-        f"with events, {'met' if quiet <= 1.5 else 'MISSED'} busy without events"
-    )
-    result.notes.append(
-        "A negative added latency means the floor's own spread (moto's S3 server) is larger than editq's "
-        "addition at that percentile. "
-        "The floor does the same S3 read, multipart call and S3 write per job in a plain loop (boto3 + httpx), "
-        "one process, nothing else. Worker CPU is everything the worker process does meanwhile: Celery consuming, "
-        "acking and (when on) sending three task events per job, the dispatcher thread admitting and publishing "
-        "each job, lease renewals, the Redis scripts that claim and settle jobs, and the output check. Profiling "
-        "(py-spy --gil) attributes about half of the worker's CPU to Celery/kombu message handling."
-    )
-    return result
 
 
 def machine() -> list[str]:

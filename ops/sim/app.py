@@ -269,8 +269,36 @@ async def edits(request: Request) -> Response:
         return _error(400, exc.message, param=exc.param, code=exc.code)
 
 
+@dataclass(frozen=True)
+class _EditRequest:
+    """The form's fields once checked against the model, with the spec's defaults filled in."""
+
+    model: Model
+    prompt: str
+    n: int
+    size: str
+    quality: str
+    output_format: str
+    background: str
+    compression: int | None
+    fidelity: str | None
+
+
 async def _edit(sim: Simulator, form: Any) -> Response:
-    config = sim.config
+    uploads = _checked_uploads(form)
+    request = _checked_request(sim, form)
+    datas, images, mask_image = await _read_images(form, uploads)
+    refusal = _quota_or_rate_refusal(sim, request.n)
+    if refusal is not None:
+        return refusal
+    headers = sim.rate_headers()
+    failure = await _injected_failure(sim, request.prompt, headers)
+    if failure is not None:
+        return failure
+    return await _edited(sim, request, datas, images, mask_image, headers)
+
+
+def _checked_uploads(form: Any) -> list[UploadFile]:
     unknown = sorted(set(form.keys()) - FIELDS)
     if unknown:
         raise InvalidRequest("unknown_parameter", f"Unknown parameter: '{unknown[0]}'.", unknown[0])
@@ -279,6 +307,10 @@ async def _edit(sim: Simulator, form: Any) -> Response:
         raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'image'.", "image")
     if len(uploads) > 16:
         raise InvalidRequest("invalid_value", "Too many images: at most 16.", "image")
+    return uploads
+
+
+def _checked_request(sim: Simulator, form: Any) -> _EditRequest:
     prompt = form.get("prompt")
     if not isinstance(prompt, str) or not prompt:
         raise InvalidRequest("missing_required_parameter", "Missing required parameter: 'prompt'.", "prompt")
@@ -292,6 +324,18 @@ async def _edit(sim: Simulator, form: Any) -> Response:
             f"Invalid 'prompt': string too long. Expected at most {model.prompt_max_chars} characters.",
             "prompt",
         )
+    _check_unsupported(form)
+    n = _checked_n(model, form)
+    size = _checked_size(model, form)
+    quality = _checked_choice(form, "quality", "auto", model.qualities)
+    output_format = _checked_output_format(model, form)
+    background = _checked_background(model, form, output_format)
+    compression = _checked_compression(form, output_format)
+    fidelity = _checked_fidelity(model, form)
+    return _EditRequest(model, prompt, n, size, quality, output_format, background, compression, fidelity)
+
+
+def _check_unsupported(form: Any) -> None:
     if form.get("stream") in ("true", "True", "1"):
         raise InvalidRequest(
             "unsupported_value", "The simulator does not stream; set stream=false.", "stream"
@@ -300,28 +344,38 @@ async def _edit(sim: Simulator, form: Any) -> Response:
         raise InvalidRequest(
             "unsupported_parameter", "'response_format' is only supported for dall-e-2.", "response_format"
         )
+
+
+def _checked_n(model: Model, form: Any) -> int:
     n = _int_field(form, "n", 1) or 1
     if not 1 <= n <= model.max_n:
         raise InvalidRequest(
             "integer_out_of_range", f"Invalid 'n': must be between 1 and {model.max_n}.", "n"
         )
+    return n
+
+
+def _checked_size(model: Model, form: Any) -> str:
     size = str(form.get("size") or "1024x1024")
     try:
         check_size(model, size)
     except InvalidRequest as exc:
         raise InvalidRequest("invalid_value", f"Invalid 'size': {exc.message}", "size") from None
-    quality = str(form.get("quality") or "auto")
-    if quality not in model.qualities:
-        raise InvalidRequest(
-            "invalid_value", f"Invalid 'quality': must be one of {', '.join(model.qualities)}.", "quality"
-        )
-    output_format = str(form.get("output_format") or "png")
-    if output_format not in model.output_formats:
-        raise InvalidRequest(
-            "invalid_value",
-            f"Invalid 'output_format': must be one of {', '.join(model.output_formats)}.",
-            "output_format",
-        )
+    return size
+
+
+def _checked_choice(form: Any, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = str(form.get(name) or default)
+    if value not in allowed:
+        raise InvalidRequest("invalid_value", f"Invalid '{name}': must be one of {', '.join(allowed)}.", name)
+    return value
+
+
+def _checked_output_format(model: Model, form: Any) -> str:
+    return _checked_choice(form, "output_format", "png", model.output_formats)
+
+
+def _checked_background(model: Model, form: Any, output_format: str) -> str:
     background = str(form.get("background") or "auto")
     if background not in model.backgrounds:
         raise InvalidRequest("invalid_value", "Invalid 'background'.", "background")
@@ -329,41 +383,58 @@ async def _edit(sim: Simulator, form: Any) -> Response:
         raise InvalidRequest(
             "invalid_value", "Transparent background requires output_format png or webp.", "background"
         )
+    return background
+
+
+def _checked_compression(form: Any, output_format: str) -> int | None:
     compression = _int_field(form, "output_compression", None)
     if compression is not None and (output_format == "png" or not 0 <= compression <= 100):
         raise InvalidRequest(
             "invalid_value", "'output_compression' is 0-100 and only for jpeg or webp.", "output_compression"
         )
+    return compression
+
+
+def _checked_fidelity(model: Model, form: Any) -> str | None:
     fidelity = form.get("input_fidelity") or None
-    if fidelity is not None:
-        if not model.input_fidelity:
-            raise InvalidRequest(
-                "unsupported_parameter",
-                f"'input_fidelity' is not supported for {model.name}.",
-                "input_fidelity",
-            )
-        if fidelity not in ("low", "high"):
-            raise InvalidRequest("invalid_value", "Invalid 'input_fidelity': low or high.", "input_fidelity")
+    if fidelity is None:
+        return None
+    if not model.input_fidelity:
+        raise InvalidRequest(
+            "unsupported_parameter",
+            f"'input_fidelity' is not supported for {model.name}.",
+            "input_fidelity",
+        )
+    if fidelity not in ("low", "high"):
+        raise InvalidRequest("invalid_value", "Invalid 'input_fidelity': low or high.", "input_fidelity")
+    return str(fidelity)
+
+
+async def _read_images(
+    form: Any, uploads: list[UploadFile]
+) -> tuple[list[bytes], list[Image.Image], Image.Image | None]:
+    """The uploaded images and mask, opened; `datas` ends with the mask's bytes when there is one."""
     datas = [await _read_file(u, "image", MAX_IMAGE_BYTES) for u in uploads]
     images = [_open(d, "image") for d in datas]
-    mask_image = None
     mask_upload = form.get("mask")
-    if isinstance(mask_upload, UploadFile):
-        mask_data = await _read_file(mask_upload, "mask", MAX_MASK_BYTES)
-        mask_image = _open(mask_data, "mask")
-        if mask_image.format != "PNG" or (
-            mask_image.mode not in ("RGBA", "LA") and "transparency" not in mask_image.info
-        ):
-            raise InvalidRequest(
-                "invalid_image_format", "Invalid mask: must be a PNG with an alpha channel.", "mask"
-            )
-        if mask_image.size != images[0].size:
-            raise InvalidRequest(
-                "invalid_value", "Invalid mask: must have the same dimensions as image.", "mask"
-            )
-        datas.append(mask_data)
+    if not isinstance(mask_upload, UploadFile):
+        return datas, images, None
+    mask_data = await _read_file(mask_upload, "mask", MAX_MASK_BYTES)
+    mask_image = _open(mask_data, "mask")
+    if mask_image.format != "PNG" or (
+        mask_image.mode not in ("RGBA", "LA") and "transparency" not in mask_image.info
+    ):
+        raise InvalidRequest(
+            "invalid_image_format", "Invalid mask: must be a PNG with an alpha channel.", "mask"
+        )
+    if mask_image.size != images[0].size:
+        raise InvalidRequest("invalid_value", "Invalid mask: must have the same dimensions as image.", "mask")
+    datas.append(mask_data)
+    return datas, images, mask_image
 
-    if config.quota_exhausted:
+
+def _quota_or_rate_refusal(sim: Simulator, n: int) -> Response | None:
+    if sim.config.quota_exhausted:
         sim.stats.record(429)
         return _error(
             429,
@@ -372,21 +443,27 @@ async def _edit(sim: Simulator, form: Any) -> Response:
             code="insufficient_quota",
         )
     wait = sim.limits.take(n)
-    if wait > 0:
-        sim.stats.record(429)
-        headers = {
-            **sim.rate_headers(),
-            "retry-after": str(max(1, math.ceil(wait))),
-            "retry-after-ms": str(math.ceil(wait * 1000)),
-        }
-        return _error(
-            429,
-            f"Rate limit reached for images per minute. Please try again in {wait:.3f}s.",
-            kind="requests",
-            code="rate_limit_exceeded",
-            headers=headers,
-        )
-    headers = sim.rate_headers()
+    if wait <= 0:
+        return None
+    sim.stats.record(429)
+    headers = {
+        **sim.rate_headers(),
+        "retry-after": str(max(1, math.ceil(wait))),
+        "retry-after-ms": str(math.ceil(wait * 1000)),
+    }
+    return _error(
+        429,
+        f"Rate limit reached for images per minute. Please try again in {wait:.3f}s.",
+        kind="requests",
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
+
+
+async def _injected_failure(sim: Simulator, prompt: str, headers: dict[str, str]) -> Response | None:
+    """Waits the configured latency, then answers a hang, a server error or a moderation block
+    when the dice or the prompt say so."""
+    config = sim.config
     latency = sim.rng.uniform(config.latency_min, max(config.latency_min, config.latency_max))
     roll = sim.rng.random()
     if roll < config.hang_rate:
@@ -414,42 +491,53 @@ async def _edit(sim: Simulator, form: Any) -> Response:
             code="moderation_blocked",
             headers=headers,
         )
+    return None
 
-    resolved_quality = "medium" if quality == "auto" else quality
-    width, height = _resolve_size(model, size, images[0].size)
+
+async def _edited(
+    sim: Simulator,
+    request: _EditRequest,
+    datas: list[bytes],
+    images: list[Image.Image],
+    mask_image: Image.Image | None,
+    headers: dict[str, str],
+) -> Response:
+    model, n = request.model, request.n
+    resolved_quality = "medium" if request.quality == "auto" else request.quality
+    width, height = _resolve_size(model, request.size, images[0].size)
     resolved_size = f"{width}x{height}"
-    resolved_background = "transparent" if background == "transparent" else "opaque"
+    resolved_background = "transparent" if request.background == "transparent" else "opaque"
     digest = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in datas)).hexdigest()
     outputs = await asyncio.to_thread(
         _render_all,
         sim,
         images[0],
         mask_image,
-        prompt,
+        request.prompt,
         (width, height),
         n,
         digest,
-        output_format,
-        compression,
-        fidelity,
+        request.output_format,
+        request.compression,
+        request.fidelity,
         resolved_background == "transparent",
     )
     usage = usage_for(
         model,
-        prompt,
+        request.prompt,
         [im.size for im in images],
-        fidelity,
+        request.fidelity,
         resolved_quality,
         resolved_size,
         n,
-        config.cached_share,
+        sim.config.cached_share,
     )
     sim.stats.record(200, n, model.name)
     body = {
         "created": int(time.time()),
         "data": [{"b64_json": base64.b64encode(o).decode()} for o in outputs],
         "background": resolved_background,
-        "output_format": output_format,
+        "output_format": request.output_format,
         "size": resolved_size,
         "quality": resolved_quality,
         "usage": usage,

@@ -1,7 +1,8 @@
--- Shared helpers, prepended to every editq script when it is loaded.
--- Keys are built from the prefix passed as ARGV[1]; editq runs on one Redis (not Cluster).
+-- Shared helpers, prepended to every editq script when it is loaded, after the generated
+-- prelude (storage/redis.py `prelude`): `P` (the prefix, ARGV[1]), the key builders `K`
+-- (storage/keys.py) and the record builders `R` (storage/records.py). Scripts spell no key or
+-- record themselves. editq runs on one Redis (not Cluster).
 
-local P = ARGV[1]
 -- editq's clock offset (ms), passed second by every caller and taken out of ARGV so each
 -- script's own arguments keep their places.
 local CLOCK_OFFSET = tonumber(table.remove(ARGV, 2)) or 0
@@ -37,7 +38,7 @@ end
 -- The first budget of tenant t that `amount` more would overshoot, as
 -- {period, limit, remaining}, or nil when every budget has room.
 local function over_budget(t, keys, amount)
-  local limits = redis.call('HMGET', P .. ':tenant:' .. t, 'budget_day', 'budget_month', 'budget_total')
+  local limits = redis.call('HMGET', K.tenant(t), 'budget_day', 'budget_month', 'budget_total')
   local periods = {'day', 'month', 'total'}
   for i = 1, 3 do
     local limit = tonumber(limits[i] or '')
@@ -52,11 +53,8 @@ local function over_budget(t, keys, amount)
   return nil
 end
 
-local function jkey(t, id) return P .. ':job:' .. t .. ':' .. id end
-local function qkey(t, prio) return P .. ':q:' .. t .. ':' .. prio end
 local function bucket_keys(t, day, month)
-  return {P .. ':budget:' .. t .. ':d:' .. day, P .. ':budget:' .. t .. ':m:' .. month,
-          P .. ':budget:' .. t .. ':total'}
+  return {K.budget_day(t, day), K.budget_month(t, month), K.budget_total(t)}
 end
 
 local function hget_all(key)
@@ -68,40 +66,40 @@ end
 
 -- Put a tenant on the fair-queue ring if it is not there (start-time fair queueing).
 local function activate(t)
-  if redis.call('ZSCORE', P .. ':fair', t) then return end
-  local weight = tonumber(redis.call('HGET', P .. ':tenant:' .. t, 'weight') or '1') or 1
+  if redis.call('ZSCORE', K.fair(), t) then return end
+  local weight = tonumber(redis.call('HGET', K.tenant(t), 'weight') or '1') or 1
   if weight <= 0 then weight = 1 end
-  local burst = tonumber(redis.call('HGET', P .. ':fair:cfg', 'burst') or '10') or 10
-  local clock = tonumber(redis.call('GET', P .. ':fair:clock') or '0') or 0
-  local saved = tonumber(redis.call('HGET', P .. ':fair:vt', t) or '0') or 0
+  local burst = tonumber(redis.call('HGET', K.fair_cfg(), 'burst') or '10') or 10
+  local clock = tonumber(redis.call('GET', K.fair_clock()) or '0') or 0
+  local saved = tonumber(redis.call('HGET', K.fair_vt(), t) or '0') or 0
   local vt = math.max(saved, clock - burst / weight)
-  redis.call('ZADD', P .. ':fair', num(vt), t)
+  redis.call('ZADD', K.fair(), num(vt), t)
 end
 
 local function wake()
-  redis.call('LPUSH', P .. ':wake', '1')
-  redis.call('LTRIM', P .. ':wake', 0, 0)
+  redis.call('LPUSH', K.wake(), '1')
+  redis.call('LTRIM', K.wake(), 0, 0)
 end
 
 local function enqueue(t, id, prio, head)
   if head then
-    redis.call('LPUSH', qkey(t, prio), id)
+    redis.call('LPUSH', K.queue(t, prio), id)
   else
-    redis.call('RPUSH', qkey(t, prio), id)
+    redis.call('RPUSH', K.queue(t, prio), id)
   end
   activate(t)
   wake()
 end
 
 local function drop_slot(t, id)
-  redis.call('ZREM', P .. ':inflight', t .. '/' .. id)
-  redis.call('ZREM', P .. ':running:' .. t, id)
+  redis.call('ZREM', K.inflight(), R.slot(t, id))
+  redis.call('ZREM', K.running(t), id)
 end
 
 -- Append a status change to the job's event stream and, if the job's webhook listens for
 -- it, to the outbox (the schedule), where a dispatcher turns it into a delivery.
 local function emit(t, id, job, status, now, reason)
-  local key = P .. ':ev:' .. t .. ':' .. id
+  local key = K.events(t, id)
   redis.call('XADD', key, 'MAXLEN', '~', '200', '*', 'status', status, 'at', int(now),
              'reason', reason or '')
   local ttl = tonumber(job['retention_s'] or '0') or 0
@@ -111,7 +109,7 @@ local function emit(t, id, job, status, now, reason)
   local url = job['webhook_url'] or ''
   local events = job['webhook_events'] or ''
   if url ~= '' and string.find(events, '"' .. event .. '"', 1, true) then
-    redis.call('ZADD', P .. ':sched', int(now), 'evt|' .. t .. '|' .. id .. '|' .. event)
+    redis.call('ZADD', K.schedule(), int(now), R.event(t, id, event))
   end
 end
 
@@ -126,14 +124,14 @@ local function settle(t, id, job, actual, kind, usage, now, note)
     if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
   end
   local model = job['model'] or ''
-  local ukey = P .. ':usage:' .. t .. ':' .. job['budget_day']
-  if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
-  redis.call('HINCRBY', ukey, model .. '|' .. kind, 1)
+  local ukey = K.usage(t, job['budget_day'])
+  if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
+  redis.call('HINCRBY', ukey, R.usage_field(model, kind), 1)
   redis.call('EXPIRE', ukey, 400 * 86400)
-  redis.call('XADD', P .. ':ledger:' .. t, '*', 'job', id, 'kind', kind, 'amount', int(actual),
+  redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', int(reserved), 'model', model, 'usage', usage or '', 'day',
              job['budget_day'], 'at', int(now), 'note', note or '')
-  redis.call('HSET', jkey(t, id), 'settled', '1', 'actual', int(actual))
+  redis.call('HSET', K.job(t, id), 'settled', '1', 'actual', int(actual))
   return actual
 end
 
@@ -153,21 +151,21 @@ local function lost_call(t, id, job, now)
     for _, k in ipairs(bucket_keys(t, job['budget_day'], job['budget_month'])) do
       if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
     end
-    local ukey = P .. ':usage:' .. t .. ':' .. job['budget_day']
-    if actual > 0 then redis.call('HINCRBY', ukey, model .. '|spent', int(actual)) end
+    local ukey = K.usage(t, job['budget_day'])
+    if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
     redis.call('EXPIRE', ukey, 400 * 86400)
   end
-  redis.call('XADD', P .. ':ledger:' .. t, '*', 'job', id, 'kind', kind, 'amount', int(actual),
+  redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', '0', 'model', model, 'usage', usage, 'day', job['budget_day'] or '',
              'at', int(now), 'note', note)
-  redis.call('HDEL', jkey(t, id), 'calling', 'call_usage', 'call_actual')
+  redis.call('HDEL', K.job(t, id), 'calling', 'call_usage', 'call_actual')
 end
 
 local function call_done(t, id)
-  redis.call('HDEL', jkey(t, id), 'calling', 'call_usage', 'call_actual')
+  redis.call('HDEL', K.job(t, id), 'calling', 'call_usage', 'call_actual')
 end
 
 local function retain(t, id, job)
   local ttl = tonumber(job['retention_s'] or '0') or 0
-  if ttl > 0 then redis.call('EXPIRE', jkey(t, id), ttl) end
+  if ttl > 0 then redis.call('EXPIRE', K.job(t, id), ttl) end
 end

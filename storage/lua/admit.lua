@@ -9,7 +9,7 @@ local ipm_cfg, rpm_cfg = tonumber(ARGV[2]), tonumber(ARGV[3])
 local inflight_cfg, burst_s = tonumber(ARGV[4]), tonumber(ARGV[5])
 local grace, scan = tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
-local lim = P .. ':lim'
+local lim = K.limiter()
 local state = hget_all(lim)
 
 local paused = tonumber(state['paused_until'] or '0') or 0
@@ -21,11 +21,11 @@ if paused > now then
 end
 
 -- Capacity: live provider leases against the account cap and the live worker slots.
-local live = redis.call('ZCOUNT', P .. ':inflight', '(' .. int(now), '+inf')
+local live = redis.call('ZCOUNT', K.inflight(), '(' .. int(now), '+inf')
 local slots = 0
-local workers = redis.call('ZRANGEBYSCORE', P .. ':workers', '(' .. int(now), '+inf')
+local workers = redis.call('ZRANGEBYSCORE', K.workers(), '(' .. int(now), '+inf')
 for _, w in ipairs(workers) do
-  slots = slots + (tonumber(redis.call('HGET', P .. ':workers:slots', w) or '0') or 0)
+  slots = slots + (tonumber(redis.call('HGET', K.worker_slots(), w) or '0') or 0)
 end
 local cap = math.min(inflight_cfg, slots)
 if live >= cap then return {'full'} end
@@ -47,58 +47,58 @@ local function gcra(tat_field, rate, n)
   return wait, new_tat
 end
 
-local candidates = redis.call('ZRANGE', P .. ':fair', 0, scan - 1, 'WITHSCORES')
+local candidates = redis.call('ZRANGE', K.fair(), 0, scan - 1, 'WITHSCORES')
 for i = 1, #candidates, 2 do
   local t, vt = candidates[i], tonumber(candidates[i + 1])
-  local tenant = P .. ':tenant:' .. t
+  local tenant = K.tenant(t)
   local cap_t = tonumber(redis.call('HGET', tenant, 'max_running') or '0') or 0
-  local busy = cap_t > 0 and redis.call('ZCOUNT', P .. ':running:' .. t, '(' .. int(now), '+inf') >= cap_t
+  local busy = cap_t > 0 and redis.call('ZCOUNT', K.running(t), '(' .. int(now), '+inf') >= cap_t
   if not busy then
     local id, prio = nil, nil
-    for _, p in ipairs({'0', '1'}) do
+    for _, p in ipairs({K.lane('interactive'), K.lane('batch')}) do
       while true do
-        local head = redis.call('LINDEX', qkey(t, p), 0)
+        local head = redis.call('LINDEX', K.queue(t, p), 0)
         if not head then break end
-        local st = redis.call('HGET', jkey(t, head), 'status')
+        local st = redis.call('HGET', K.job(t, head), 'status')
         if st == 'queued' then id, prio = head, p; break end
-        redis.call('LPOP', qkey(t, p))
+        redis.call('LPOP', K.queue(t, p))
       end
       if id then break end
     end
     if not id then
-      redis.call('ZREM', P .. ':fair', t)
-      redis.call('HSET', P .. ':fair:vt', t, num(vt))
+      redis.call('ZREM', K.fair(), t)
+      redis.call('HSET', K.fair_vt(), t, num(vt))
     else
-      local job = redis.call('HMGET', jkey(t, id), 'images', 'deadline')
+      local job = redis.call('HMGET', K.job(t, id), 'images', 'deadline')
       local n = tonumber(job[1] or '1') or 1
       local deadline = tonumber(job[2] or '')
       if deadline and deadline <= now then
-        redis.call('LPOP', qkey(t, prio))
+        redis.call('LPOP', K.queue(t, prio))
         return {'expired', t, id}
       end
       local wait_i, tat_i = gcra('img_tat', ipm, n)
       local wait_r, tat_r = gcra('req_tat', rpm, 1)
       local wait = math.max(wait_i, wait_r)
       if wait > 0 then return {'wait', int(math.ceil(wait))} end
-      redis.call('LPOP', qkey(t, prio))
-      local token = int(redis.call('INCR', P .. ':seq'))
-      redis.call('HSET', jkey(t, id), 'token', token, 'admitted_at', int(now))
-      redis.call('ZADD', P .. ':inflight', int(now + grace), t .. '/' .. id)
-      redis.call('ZADD', P .. ':running:' .. t, int(now + grace), id)
+      redis.call('LPOP', K.queue(t, prio))
+      local token = int(redis.call('INCR', K.sequence()))
+      redis.call('HSET', K.job(t, id), 'token', token, 'admitted_at', int(now))
+      redis.call('ZADD', K.inflight(), int(now + grace), R.slot(t, id))
+      redis.call('ZADD', K.running(t), int(now + grace), id)
       redis.call('HSET', lim, 'img_tat', num(tat_i), 'req_tat', num(tat_r))
       local sec = tostring(math.floor(now / 1000))
-      redis.call('HINCRBY', lim .. ':sent', 'i' .. sec, n)
-      redis.call('HINCRBY', lim .. ':sent', 'r' .. sec, 1)
-      redis.call('EXPIRE', lim .. ':sent', 120)
+      redis.call('HINCRBY', K.limiter_sent(), 'i' .. sec, n)
+      redis.call('HINCRBY', K.limiter_sent(), 'r' .. sec, 1)
+      redis.call('EXPIRE', K.limiter_sent(), 120)
       local weight = tonumber(redis.call('HGET', tenant, 'weight') or '1') or 1
       if weight <= 0 then weight = 1 end
       local next_vt = vt + n / weight
-      redis.call('SET', P .. ':fair:clock', num(vt))
-      if redis.call('LLEN', qkey(t, '0')) + redis.call('LLEN', qkey(t, '1')) > 0 then
-        redis.call('ZADD', P .. ':fair', num(next_vt), t)
+      redis.call('SET', K.fair_clock(), num(vt))
+      if redis.call('LLEN', K.queue(t, K.lane('interactive'))) + redis.call('LLEN', K.queue(t, K.lane('batch'))) > 0 then
+        redis.call('ZADD', K.fair(), num(next_vt), t)
       else
-        redis.call('ZREM', P .. ':fair', t)
-        redis.call('HSET', P .. ':fair:vt', t, num(next_vt))
+        redis.call('ZREM', K.fair(), t)
+        redis.call('HSET', K.fair_vt(), t, num(next_vt))
       end
       local more = 0
       if live + 1 < cap then more = 1 end
@@ -106,5 +106,5 @@ for i = 1, #candidates, 2 do
     end
   end
 end
-if redis.call('ZCARD', P .. ':fair') == 0 then return {'empty'} end
+if redis.call('ZCARD', K.fair()) == 0 then return {'empty'} end
 return {'full'}

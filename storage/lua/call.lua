@@ -5,7 +5,7 @@
 -- ARGV: prefix, tenant, job_id, token, phase, usage (JSON or ''), actual (micro-dollars)
 -- Returns {'ok'} or {'stale'}.
 local t, id, token, phase, usage, actual = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 if job['token'] ~= token or job['status'] ~= 'running' then return {'stale'} end
 if phase == 'sent' then

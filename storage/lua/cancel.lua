@@ -5,7 +5,7 @@
 -- Returns {'ok', status} | {'finished', status} | {'missing'} | {'not_due'}
 local t, id, mode = ARGV[2], ARGV[3], ARGV[4]
 local now = now_ms()
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 local status = job['status']
 if not status then return {'missing'} end
@@ -22,10 +22,10 @@ if status == 'running' and mode == 'canceled' then
   return {'ok', 'canceled'}
 end
 if status ~= 'queued' then return {'finished', status} end
-redis.call('LREM', qkey(t, '0'), 0, id)
-redis.call('LREM', qkey(t, '1'), 0, id)
-redis.call('ZREM', P .. ':sched', 'retry|' .. t .. '|' .. id)
-redis.call('ZREM', P .. ':deadlines', t .. '/' .. id)
+redis.call('LREM', K.queue(t, K.lane('interactive')), 0, id)
+redis.call('LREM', K.queue(t, K.lane('batch')), 0, id)
+redis.call('ZREM', K.schedule(), R.retry(t, id))
+redis.call('ZREM', K.deadlines(), R.slot(t, id))
 drop_slot(t, id)
 local message = 'canceled before it started; nothing was charged'
 if mode == 'expired' then message = 'not started before its Cancel-After deadline; nothing was charged' end

@@ -8,7 +8,7 @@ local t, id, token, outcome = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local outputs, err, usage, actual = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local reuse_key, reuse_ttl, out_ttl = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
 local now = now_ms()
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 if job['token'] ~= token then return {'stale', job['status'] or 'missing'} end
 local status = job['status']
@@ -28,9 +28,9 @@ redis.call('HSET', key, 'status', outcome, 'finished_at', int(now), 'updated_at'
 if outcome == 'succeeded' then
   redis.call('HSET', key, 'outputs', outputs)
   if reuse_key ~= '' then
-    redis.call('SET', P .. ':reuse:' .. t .. ':' .. reuse_key, id, 'EX', reuse_ttl)
+    redis.call('SET', K.reuse(t, reuse_key), id, 'EX', reuse_ttl)
   end
-  redis.call('ZADD', P .. ':retention', int(now + out_ttl * 1000), 'out|' .. t .. '|' .. id)
+  redis.call('ZADD', K.retention(), int(now + out_ttl * 1000), R.outputs(t, id))
 else
   redis.call('HSET', key, 'error', err)
 end

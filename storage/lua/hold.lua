@@ -12,7 +12,7 @@ for i = 1, 3 do
 end
 redis.call('EXPIRE', keys[1], 400 * 86400)
 redis.call('EXPIRE', keys[2], 800 * 86400)
-redis.call('HSET', P .. ':hold:' .. hold, 'tenant', t, 'amount', int(amount), 'day', day,
+redis.call('HSET', K.hold(hold), 'tenant', t, 'amount', int(amount), 'day', day,
            'month', month)
-redis.call('ZADD', P .. ':holds', int(now + ttl), hold)
+redis.call('ZADD', K.holds(), int(now + ttl), hold)
 return {'ok', day, month}

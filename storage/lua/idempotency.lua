@@ -2,7 +2,7 @@
 -- ARGV: prefix, tenant, key_hash, fingerprint, mode ('begin'|'abort'), lock_ttl_s
 -- begin returns {'new'} | {'in_flight'} | {'mismatch'} | {'replay', status, body}
 local t, k, fp, mode, ttl = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local key = P .. ':idem:' .. t .. ':' .. k
+local key = K.idempotency(t, k)
 local h = redis.call('HMGET', key, 'state', 'fingerprint', 'status', 'body')
 if mode == 'abort' then
   if h[1] == 'in_flight' and h[2] == fp then redis.call('DEL', key) end

@@ -9,7 +9,7 @@ local limit_img, remaining_img = tonumber(ARGV[7]), tonumber(ARGV[8])
 local ipm_cfg, rpm_cfg, pause_ms, reason = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local burst_s = tonumber(ARGV[13]) or 1
 local now = now_ms()
-local lim = P .. ':lim'
+local lim = K.limiter()
 local s = hget_all(lim)
 local ipm = tonumber(s['ipm_eff'] or '') or ipm_cfg
 local rpm = tonumber(s['rpm_eff'] or '') or rpm_cfg
@@ -46,7 +46,7 @@ if kind == 'ok' then
   end
 elseif kind == 'rate_limited' then
   pause(math.max(retry_after, 100), 'rate_limited')
-  local rej = lim .. ':rej'
+  local rej = K.limiter_rejected()
   redis.call('HINCRBY', rej, 'i' .. tostring(sec), math.max(1, images))
   redis.call('HINCRBY', rej, 'r' .. tostring(sec), 1)
   redis.call('EXPIRE', rej, 120)
@@ -55,7 +55,7 @@ elseif kind == 'rate_limited' then
     -- The provider rejects at arrival, so what it accepted over the last few seconds of
     -- sending (sent minus rejected) is its real rate. Trust it once 2 s have been seen.
     local window = 5
-    local sent = redis.call('HGETALL', lim .. ':sent')
+    local sent = redis.call('HGETALL', K.limiter_sent())
     local rejected = redis.call('HGETALL', rej)
     local first = sec
     local totals = {i = 0, r = 0, ri = 0, rr = 0}

@@ -1,21 +1,19 @@
 -- A provider slot whose lease lapsed: its job was admitted but never started, or its worker
 -- died mid-run. Put the job back in line (bounded), or end it; always free the slot.
--- ARGV: prefix, member ('tenant/job'), max_losses
+-- ARGV: prefix, tenant, job_id, max_losses
 -- Returns {'requeued'} | {'failed'} | {'released'} | {'freed'} | {'alive'}
-local member, max_losses = ARGV[2], tonumber(ARGV[3])
+local t, id, max_losses = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = now_ms()
-local score = tonumber(redis.call('ZSCORE', P .. ':inflight', member) or '')
+local score = tonumber(redis.call('ZSCORE', K.inflight(), R.slot(t, id)) or '')
 if score and score > now then return {'alive'} end
-local slash = string.find(member, '/', 1, true)
-local t, id = string.sub(member, 1, slash - 1), string.sub(member, slash + 1)
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 drop_slot(t, id)
 local status = job['status']
 if status == 'running' or status == 'canceled' then lost_call(t, id, job, now) end
 if status == 'queued' and (job['token'] or '') ~= '' then
   redis.call('HSET', key, 'token', '', 'updated_at', int(now))
-  enqueue(t, id, job['priority'] == 'batch' and '1' or '0', true)
+  enqueue(t, id, K.lane(job['priority']), true)
   return {'requeued'}
 end
 if status == 'running' then
@@ -30,7 +28,7 @@ if status == 'running' then
     return {'failed'}
   end
   redis.call('HSET', key, 'status', 'queued', 'token', '', 'lease_until', '', 'updated_at', int(now))
-  enqueue(t, id, job['priority'] == 'batch' and '1' or '0', true)
+  enqueue(t, id, K.lane(job['priority']), true)
   emit(t, id, job, 'queued', now, 'worker_lost')
   return {'requeued'}
 end

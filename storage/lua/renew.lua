@@ -1,11 +1,11 @@
 -- Extend the lease of a running job, if this run still owns it.
 -- ARGV: prefix, tenant, job_id, token, lease_ms. Returns 1 if renewed.
 local t, id, token, lease = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local key = jkey(t, id)
+local key = K.job(t, id)
 local st = redis.call('HMGET', key, 'status', 'token')
 if st[2] ~= token or (st[1] ~= 'running' and st[1] ~= 'canceled') then return 0 end
 local until_ms = now_ms() + lease
 redis.call('HSET', key, 'lease_until', int(until_ms))
-redis.call('ZADD', P .. ':inflight', 'XX', int(until_ms), t .. '/' .. id)
-redis.call('ZADD', P .. ':running:' .. t, 'XX', int(until_ms), id)
+redis.call('ZADD', K.inflight(), 'XX', int(until_ms), R.slot(t, id))
+redis.call('ZADD', K.running(t), 'XX', int(until_ms), id)
 return 1

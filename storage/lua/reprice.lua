@@ -5,7 +5,7 @@
 -- Returns {'ok'} | {'stale', status} | {'budget_exceeded', period, limit, remaining}.
 local t, id, token, model = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local plan, estimate, amount, note = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 if job['token'] ~= token or job['status'] ~= 'running' then return {'stale', job['status'] or 'missing'} end
 if (job['settled'] or '') == '1' then return {'stale', 'settled'} end

@@ -6,7 +6,7 @@
 local t, id, token, due = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local counter, last_error = ARGV[6], ARGV[7]
 local now = now_ms()
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 if job['token'] ~= token or (job['status'] ~= 'running' and job['status'] ~= 'queued') then
   return {'stale', job['status'] or 'missing'}
@@ -17,13 +17,13 @@ redis.call('HSET', key, 'status', 'queued', 'token', '', 'lease_until', '', 'upd
 if counter ~= '' then redis.call('HINCRBY', key, counter, 1) end
 if last_error ~= '' then redis.call('HSET', key, 'last_error', last_error) end
 local deadline = tonumber(job['deadline'] or '')
-if deadline then redis.call('ZADD', P .. ':deadlines', int(deadline), t .. '/' .. id) end
+if deadline then redis.call('ZADD', K.deadlines(), int(deadline), R.slot(t, id)) end
 if due > now then
   redis.call('HSET', key, 'retry_at', int(due))
-  redis.call('ZADD', P .. ':sched', int(due), 'retry|' .. t .. '|' .. id)
+  redis.call('ZADD', K.schedule(), int(due), R.retry(t, id))
 else
   redis.call('HSET', key, 'retry_at', '')
-  enqueue(t, id, job['priority'] == 'batch' and '1' or '0', true)
+  enqueue(t, id, K.lane(job['priority']), true)
 end
 if job['status'] == 'running' then emit(t, id, job, 'queued', now, counter) end
 wake()

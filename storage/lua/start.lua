@@ -3,7 +3,7 @@
 -- Returns {'ok', fields...} (the job after the claim) | {'skip', status} | {'expired'}
 local t, id, token, lease, worker = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local now = now_ms()
-local key = jkey(t, id)
+local key = K.job(t, id)
 local job = hget_all(key)
 if not job['status'] then return {'skip', 'missing'} end
 if job['status'] ~= 'queued' or job['token'] ~= token then return {'skip', job['status']} end
@@ -14,9 +14,9 @@ redis.call('HSET', key, 'status', 'running', 'lease_until', int(now + lease), 'u
 if (job['started_at'] or '') == '' then redis.call('HSET', key, 'started_at', int(now)) end
 redis.call('HINCRBY', key, 'runs', 1)
 redis.call('HINCRBY', key, 'attempts', 1)
-redis.call('ZADD', P .. ':inflight', int(now + lease), t .. '/' .. id)
-redis.call('ZADD', P .. ':running:' .. t, int(now + lease), id)
-redis.call('ZREM', P .. ':deadlines', t .. '/' .. id)
+redis.call('ZADD', K.inflight(), int(now + lease), R.slot(t, id))
+redis.call('ZADD', K.running(t), int(now + lease), id)
+redis.call('ZREM', K.deadlines(), R.slot(t, id))
 if (job['started_at'] or '') == '' then emit(t, id, job, 'running', now, '') end
 local claimed = redis.call('HGETALL', key)
 table.insert(claimed, 1, 'ok')

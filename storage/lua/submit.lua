@@ -8,12 +8,12 @@ local fields = cjson.decode(ARGV[5])
 local idem, idem_ttl = ARGV[6], tonumber(ARGV[7])
 local status, body, mode = ARGV[8], ARGV[9], ARGV[10]
 local now = now_ms()
-local h = hget_all(P .. ':hold:' .. hold)
+local h = hget_all(K.hold(hold))
 if not h['tenant'] or h['tenant'] ~= t then return {'hold_lost'} end
-redis.call('DEL', P .. ':hold:' .. hold)
-redis.call('ZREM', P .. ':holds', hold)
+redis.call('DEL', K.hold(hold))
+redis.call('ZREM', K.holds(), hold)
 
-local key = jkey(t, id)
+local key = K.job(t, id)
 local flat = {}
 for k, v in pairs(fields) do
   flat[#flat + 1] = k
@@ -23,8 +23,8 @@ redis.call('HSET', key, unpack(flat))
 redis.call('HSET', key, 'reserved', h['amount'], 'budget_day', h['day'],
            'budget_month', h['month'], 'updated_at', int(now))
 local job = hget_all(key)
-redis.call('ZADD', P .. ':jobs:' .. t, job['created_at'], id)
-redis.call('XADD', P .. ':ledger:' .. t, '*', 'job', id, 'kind', 'reserved', 'amount',
+redis.call('ZADD', K.jobs(t), job['created_at'], id)
+redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', 'reserved', 'amount',
            h['amount'], 'released', '0', 'model', job['model'] or '', 'usage', '', 'day',
            h['day'], 'at', int(now), 'note', '')
 
@@ -37,12 +37,12 @@ if mode == 'reused' then
 else
   redis.call('HSET', key, 'status', 'queued')
   local deadline = tonumber(job['deadline'] or '')
-  if deadline then redis.call('ZADD', P .. ':deadlines', int(deadline), t .. '/' .. id) end
-  enqueue(t, id, job['priority'] == 'batch' and '1' or '0', false)
+  if deadline then redis.call('ZADD', K.deadlines(), int(deadline), R.slot(t, id)) end
+  enqueue(t, id, K.lane(job['priority']), false)
   emit(t, id, job, 'queued', now, '')
 end
 if idem ~= '' then
-  local ikey = P .. ':idem:' .. t .. ':' .. idem
+  local ikey = K.idempotency(t, idem)
   redis.call('HSET', ikey, 'state', 'done', 'status', status, 'body', body, 'job', id)
   redis.call('EXPIRE', ikey, idem_ttl)
 end

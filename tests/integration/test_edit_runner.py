@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from editq.job import Job
 from editq.ratelimits import RateHeaders
 from editq.storage import jobs, limiter, money
 from editq.worker import context, dispatcher, edit, housekeeping
@@ -191,10 +192,10 @@ def test_a_lost_run_leaves_its_call_in_the_ledger(
     step = limiter.admit(ctx.db)
     assert step.job_id == job_id
     job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed")
-    assert not isinstance(job, str)
-    assert jobs.mark_call(ctx.db, job, "sent")
+    assert isinstance(job, Job)
+    assert jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT)
     if answered:
-        assert jobs.mark_call(ctx.db, job, "answered", USAGE, 2256)
+        assert jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, USAGE, 2256)
     u.redis.zadd(f"{u.prefix}:inflight", {f"{tenant}/{job_id}": 0})  # the worker died: lease lapsed
     assert housekeeping.reap_leases(ctx.db) == {"requeued": 1}
     lost = [e for e in money.ledger(ctx.db, tenant) if e["kind"] not in ("reserved",)]

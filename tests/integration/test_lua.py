@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from editq.errors import PaymentRequired
 from editq.storage import money, tenants
-from editq.storage.redis import _source
+from editq.storage.backend import Backend
+from editq.storage.keys import TEMPLATES, parameters
+from editq.storage.records import LUA_NAMES, PARTS, Entry, Slot, UsageField
+from editq.storage.redis import _source, prelude
 from tests.integration.stack import Services, universe
 
 
@@ -64,3 +68,33 @@ def test_idempotency_script(db) -> None:  # type: ignore[no-untyped-def]
     assert run("idempotency", "u", "k", "other", "begin", 60) == ["new"]
     run("idempotency", "t", "k", "fp", "abort", 60)
     assert run("idempotency", "t", "k", "fp", "begin", 60) == ["new"]
+
+
+def _builders(db: Backend) -> Any:
+    """A script that calls one generated builder: ARGV = prefix, table (K or R), name, parts..."""
+    table = "local T = ({K = K, R = R})[ARGV[2]]\nreturn T[ARGV[3]](unpack(ARGV, 4))"
+    return db.redis.register_script(prelude() + "\n" + table)
+
+
+def test_every_lua_key_builder_matches_its_python_twin(db) -> None:  # type: ignore[no-untyped-def]
+    call = _builders(db)
+    for name in TEMPLATES:
+        parts = [f"part{i}" for i in range(len(parameters(name)))]
+        assert call(keys=[], args=[db.keys.prefix, "K", name, *parts]) == db.keys.build(name, *parts), name
+    for priority in ("interactive", "batch", ""):
+        lane = call(keys=[], args=[db.keys.prefix, "K", "lane", priority])
+        assert call(keys=[], args=[db.keys.prefix, "K", "queue", "acme", lane]) == db.keys.queue(
+            "acme", priority
+        )
+
+
+def test_every_lua_record_builder_matches_its_python_twin(db) -> None:  # type: ignore[no-untyped-def]
+    call = _builders(db)
+    for kind, names in PARTS.items():
+        parts = {name: f"{name}-x" for name in names}
+        lua = call(keys=[], args=[db.keys.prefix, "R", LUA_NAMES[kind], *parts.values()])
+        assert lua == Entry(kind, **parts).format(), kind
+        assert Entry.parse(lua) == Entry(kind, **parts)
+    assert call(keys=[], args=[db.keys.prefix, "R", "slot", "acme", "j1"]) == Slot("acme", "j1").format()
+    field = call(keys=[], args=[db.keys.prefix, "R", "usage_field", "gpt-image-1", "spent"])
+    assert field == UsageField("gpt-image-1", "spent").format()

@@ -45,13 +45,13 @@ def _cmdline(pid: int) -> str:
 
 def _kill_worker_and_see_it_restarted(run_pid: int, log: Path) -> None:
     """A worker that dies is restarted by `editq run`; the rest of the stack keeps running."""
-    workers = [p for p in _children(run_pid) if "editq.cli worker" in _cmdline(p)]
+    workers = [p for p in _children(run_pid) if "editq.tools.cli worker" in _cmdline(p)]
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
     deadline = time.monotonic() + 60
     while "worker restarted" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
-    again = [p for p in _children(run_pid) if "editq.cli worker" in _cmdline(p)]
+    again = [p for p in _children(run_pid) if "editq.tools.cli worker" in _cmdline(p)]
     assert again, log.read_text()[-2000:]
     assert again != workers
 

@@ -139,22 +139,35 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 def classify(response: httpx.Response) -> ProviderError:
     """The error for a non-2xx answer, from its status and its `error.code`."""
     status = response.status_code
-    request_id = response.headers.get("x-request-id")
-    try:
-        body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
-    except ValueError:
-        error = None
-    error = error if isinstance(error, dict) else {}
+    error = _error_object(response)
     code = error.get("code") or error.get("type")
     message = str(error.get("message") or response.text[:500] or f"HTTP {status}")
     kwargs: dict[str, Any] = {
         "status": status,
         "provider_code": code,
-        "request_id": request_id,
+        "request_id": response.headers.get("x-request-id"),
         "retry_after": retry_after(response.headers),
     }
     kind = error.get("type")
+    blocked = _moderation_block(error, code, kind, message, kwargs)
+    if blocked is not None:
+        return blocked
+    return _status_error(status, code, kind, message, kwargs)
+
+
+def _error_object(response: httpx.Response) -> dict[str, Any]:
+    """The body's `error` object, or `{}` when the body has none."""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        error = None
+    return error if isinstance(error, dict) else {}
+
+
+def _moderation_block(
+    error: dict[str, Any], code: Any, kind: Any, message: str, kwargs: dict[str, Any]
+) -> ProviderError | None:
     if code == "moderation_blocked" or (kind == "image_generation_user_error" and code is None):
         details = {"moderation": error["moderation_details"]} if error.get("moderation_details") else {}
         return ModerationBlocked(
@@ -162,6 +175,10 @@ def classify(response: httpx.Response) -> ProviderError:
         )
     if code == "contentFilter":
         return ModerationBlocked(f"the provider's content filter refused this edit: {message}", **kwargs)
+    return None
+
+
+def _status_error(status: int, code: Any, kind: Any, message: str, kwargs: dict[str, Any]) -> ProviderError:
     if status == 429:
         if code == "insufficient_quota" or kind == "insufficient_quota":
             return QuotaExceeded(f"the provider account is out of quota: {message}", **kwargs)
