@@ -33,10 +33,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest -m "not integration" -q
 
 integration: deps
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest -m integration -q
 
 test: deps lint typecheck
 	@./ops/install-system-deps.sh --tests

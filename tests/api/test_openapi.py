@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 PNG = ("src.png", images.scene(), "image/png")
 

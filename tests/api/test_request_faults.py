@@ -16,7 +16,7 @@ import pytest
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 Private = tuple[Universe, Path, int, launcher.Proc, launcher.Proc]

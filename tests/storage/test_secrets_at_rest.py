@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from editq.settings import Settings
 from editq.storage import sealing, tenants
 from editq.storage.backend import Backend
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 
 def _everything_stored(u: Universe) -> str:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests import images
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.stack import PrivateSim, Universe
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
 

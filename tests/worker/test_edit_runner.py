@@ -18,7 +18,7 @@ from editq.worker import context, dispatcher, edit, housekeeping
 from editq.worker.provider import failures
 from editq.worker.provider.openai import EditCall, EditResult
 from tests import images
-from tests.integration.stack import Services, Universe, universe
+from tests.support.stack import Services, Universe, universe
 
 USAGE = {
     "input_tokens": 100,

@@ -14,7 +14,7 @@ import httpx
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 
 def _editq(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from editq.images import check_image
 from editq.options import parse_options
 from editq.storage import idempotency, money
 from tests import images
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.stack import PrivateSim, Universe
 
 IMAGE = images.scene(512, 384)
 FORM = {"prompt": "make it a rainy night", "quality": "low", "size": "1024x1024"}

@@ -10,7 +10,7 @@ import httpx
 
 from editq.storage import limiter
 from tests import images
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.stack import PrivateSim, Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 

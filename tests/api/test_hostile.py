@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.integration.stack import Universe
-from tests.integration.test_bad_input import _leftovers
+from tests.api.test_bad_input import _leftovers
+from tests.support.stack import Universe
 
 PNG = images.scene()
 B = "hostileB"

@@ -12,7 +12,7 @@ import pytest
 
 from editq import cost
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 SOURCE = ("a.png", images.scene(1200, 800), "image/png")
 

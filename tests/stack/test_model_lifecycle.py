@@ -16,8 +16,8 @@ from editq.clock import offset_to
 from editq.storage import models as model_store
 from editq.storage import tenants
 from tests import images
-from tests.integration.stack import PINNED_OFFSET, PrivateSim, Universe
-from tests.integration.test_bad_input import _leftovers
+from tests.api.test_bad_input import _leftovers
+from tests.support.stack import PINNED_OFFSET, PrivateSim, Universe
 
 SOURCE = ("a.png", images.scene(1200, 800), "image/png")
 #: The day after gpt-image-1-mini and gpt-image-1.5 retired.

@@ -15,7 +15,7 @@ import httpx
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import PrivateSim, Services, Universe
+from tests.support.stack import PrivateSim, Services, Universe
 
 IMAGE = ("a.png", images.scene(160, 120), "image/png")
 TERMINAL = ("succeeded", "failed", "canceled", "expired")

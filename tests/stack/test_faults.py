@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from editq.ops import launcher
-from tests.integration.faults import Rig, log_figures, make_rig, stop_rig
-from tests.integration.receiver import Receiver
-from tests.integration.stack import Services, universe
+from tests.support.faults import Rig, log_figures, make_rig, stop_rig
+from tests.support.receiver import Receiver
+from tests.support.stack import Services, universe
 
 pytestmark = pytest.mark.faults
 

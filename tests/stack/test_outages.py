@@ -10,7 +10,7 @@ import httpx
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 
 def _submit(client: httpx.Client, data: dict[str, str] | None = None) -> httpx.Response:

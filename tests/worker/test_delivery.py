@@ -15,8 +15,8 @@ from standardwebhooks import Webhook
 from editq.storage import deliveries, money, tenants
 from editq.worker import context, webhooks
 from tests import images
-from tests.integration.receiver import Receiver
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.receiver import Receiver
+from tests.support.stack import PrivateSim, Universe
 
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 
@@ -182,7 +182,7 @@ SSRF = [
 
 @pytest.fixture(scope="module")
 def guarded(services: Any) -> Iterator[Universe]:
-    from tests.integration.stack import universe
+    from tests.support.stack import universe
 
     u = universe(services, EDITQ_WEBHOOK_ALLOW_PRIVATE="false", EDITQ_WEBHOOK_ALLOW_HTTP="false")
     u.start_api()

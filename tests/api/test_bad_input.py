@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 PNG = ("src.png", images.scene(), "image/png")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from editq import cost
 from tests import images
-from tests.integration.stack import Universe
+from tests.support.stack import Universe
 
 PNG = ("src.png", images.scene(), "image/png")
 MASK = ("mask.png", images.mask(), "image/png")

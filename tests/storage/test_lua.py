@@ -14,7 +14,7 @@ from editq.storage.backend import Backend
 from editq.storage.keys import TEMPLATES, parameters
 from editq.storage.records import LUA_NAMES, PARTS, Entry, Slot, UsageField
 from editq.storage.redis import _source, prelude
-from tests.integration.stack import Services, universe
+from tests.support.stack import Services, universe
 
 
 @pytest.fixture

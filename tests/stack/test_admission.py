@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests import images
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.stack import PrivateSim, Universe
 
 
 def _upload(client: httpx.Client) -> str:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from editq.ops import launcher
-from tests.integration.stack import PINNED_OFFSET, PrivateSim, Services, Universe, universe
+from tests.support.stack import PINNED_OFFSET, PrivateSim, Services, Universe, universe
 
 
 @pytest.fixture(scope="session")
@@ -159,8 +159,20 @@ def private(
         redis.stop()
 
 
+#: Test modules that start real processes of their own without the session's services.
+OWN_PROCESSES = (
+    "test_faults",
+    "test_compose",
+    "test_run_and_cli",
+    "test_studio",
+    "test_simulator",
+    "test_lua",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
+    """`integration`: the test runs real processes (the session's services or its own)."""
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if "services" in getattr(item, "fixturenames", ()) or module in OWN_PROCESSES:
             item.add_marker(pytest.mark.integration)

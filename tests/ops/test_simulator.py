@@ -12,7 +12,7 @@ from openai import OpenAI
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import Services
+from tests.support.stack import Services
 
 
 @pytest.fixture(scope="module")

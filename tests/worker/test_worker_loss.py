@@ -9,7 +9,7 @@ import httpx
 
 from editq.ops import launcher
 from tests import images
-from tests.integration.stack import PrivateSim, Universe
+from tests.support.stack import PrivateSim, Universe
 
 
 def test_sigkill_mid_job_still_succeeds_once(
