@@ -6,10 +6,12 @@ import json
 import re
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Request
 
 from editq import images as pillow
-from editq.api.multipart import Form, Limits
+from editq.api.guard import UploadSlots
+from editq.api.multipart import Form, Limits, read_form
 from editq.api.submit import Source
 from editq.errors import InvalidRequest, PayloadTooLarge
 from editq.options import EditOptions, json_depth, parse_options
@@ -199,6 +201,25 @@ async def read_json(request: Request, limit: int) -> Any:
     return parse_json(bytes(body))
 
 
-async def read_json_edit(request: Request) -> tuple[dict[str, Any], Any, Any]:
-    """The fields, image ids and mask id of a JSON edit body."""
-    return split_json_edit(await read_json(request, MAX_JSON_BYTES))
+async def read_edit(
+    request: Request, db: Backend, tenant: str, content_type: str, uploads: UploadSlots
+) -> tuple[EditOptions, list[Source], Source | None]:
+    """The options and checked sources of an edit body (multipart, holding one of the tenant's
+    upload slots while it streams in, or JSON referencing uploads), without storing anything."""
+    if content_type.startswith("multipart/form-data"):
+        with uploads.hold(tenant):
+            form = await read_form(content_type, request.stream(), form_limits(db.settings))
+        try:
+            options = options_from_form(form)
+            sources, mask = await anyio.to_thread.run_sync(sources_from_form, form, db.settings)
+        finally:
+            form.close()
+        return options, sources, mask
+    if content_type.startswith("application/json"):
+        fields, image_ids, mask_id = split_json_edit(await read_json(request, MAX_JSON_BYTES))
+        options = parse_options(fields)
+        sources, mask = await anyio.to_thread.run_sync(sources_from_ids, db, tenant, image_ids, mask_id)
+        return options, sources, mask
+    raise InvalidRequest(
+        "unsupported_content_type", "send multipart/form-data or application/json", "Content-Type"
+    )

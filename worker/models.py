@@ -4,6 +4,7 @@ moving a job that took an unavailable default model to that model's successor.""
 from __future__ import annotations
 
 import logging
+import threading
 
 from editq import cost, lifecycle
 from editq.errors import InvalidRequest
@@ -12,6 +13,7 @@ from editq.lifecycle import Availability
 from editq.options import EditOptions, plan_edit
 from editq.storage import jobs
 from editq.storage import models as model_store
+from editq.storage.errors import StorageError
 from editq.worker.context import Context
 from editq.worker.provider.failures import ProviderError
 
@@ -47,6 +49,28 @@ def refresh(ctx: Context, *, force: bool = False) -> bool:
     for line in lifecycle.announcements(state):
         log.warning("models: %s", line)
     return True
+
+
+_listing: threading.Thread | None = None
+_listing_lock = threading.Lock()
+
+
+def refresh_in_background(ctx: Context, *, force: bool = False) -> None:
+    """`refresh` in a thread of its own, so a slow provider never holds up the dispatcher's
+    admission loop that calls this; at most one listing runs per process."""
+    global _listing
+
+    def run() -> None:
+        try:
+            refresh(ctx, force=force)
+        except StorageError as exc:
+            log.warning("recording the provider's models failed: %s", exc)
+
+    with _listing_lock:
+        if _listing is not None and _listing.is_alive():
+            return
+        _listing = threading.Thread(target=run, name="editq-models", daemon=True)
+        _listing.start()
 
 
 def options_of(job: Job) -> EditOptions:

@@ -69,7 +69,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         ctx.db,
         publish,
         lambda member: webhooks.materialize(ctx, member),
-        lambda first: models.refresh(ctx, force=first),
+        lambda first: models.refresh_in_background(ctx, force=first),
     )
     _dispatcher.start()
     limiter.wake(ctx.db)

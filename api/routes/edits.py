@@ -13,13 +13,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from editq.api import inputs
 from editq.api.deps import DB, Events, Models, Tenant, Uploads
-from editq.api.multipart import read_form
 from editq.api.schemas import Delivery, DeliveryList, EditJobList, errors
 from editq.api.stream import wait_for_end
 from editq.api.submit import Answer, commit, prepare
 from editq.errors import Conflict, InvalidRequest, NotFound
 from editq.job import TERMINAL, Job
-from editq.options import parse_options
 from editq.public import EditJob, edit_job
 from editq.storage import deliveries, idempotency, outputs
 from editq.storage import jobs as job_store
@@ -63,26 +61,7 @@ async def submit(
     key = idempotency.parse_key(idempotency_key)
     deadline = inputs.cancel_after(cancel_after)
     wait = inputs.prefer_wait(prefer, settings.max_wait_seconds)
-    if content_type.startswith("multipart/form-data"):
-        with uploads.hold(tenant):
-            form = await read_form(content_type, request.stream(), inputs.form_limits(settings))
-        try:
-            options = inputs.options_from_form(form)
-            sources, mask = await anyio.to_thread.run_sync(inputs.sources_from_form, form, settings)
-        finally:
-            form.close()
-    elif content_type.startswith("application/json"):
-        fields, image_ids, mask_id = inputs.split_json_edit(
-            await inputs.read_json(request, inputs.MAX_JSON_BYTES)
-        )
-        options = parse_options(fields)
-        sources, mask = await anyio.to_thread.run_sync(
-            inputs.sources_from_ids, db, tenant, image_ids, mask_id
-        )
-    else:
-        raise InvalidRequest(
-            "unsupported_content_type", "send multipart/form-data or application/json", "Content-Type"
-        )
+    options, sources, mask = await inputs.read_edit(request, db, tenant, content_type, uploads)
 
     def run() -> Answer:
         prepared = prepare(

@@ -9,44 +9,15 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 
 from editq.api import inputs
-from editq.api.deps import DB, Models, Tenant
-from editq.api.multipart import read_form
+from editq.api.deps import DB, Models, Tenant, Uploads
 from editq.api.schemas import Estimate, errors
-from editq.api.submit import Prepared, Source, prepare
+from editq.api.submit import Prepared, prepare
 from editq.cost import usd
-from editq.errors import InvalidRequest
-from editq.options import EditOptions, parse_options
 from editq.storage import money
 from editq.storage import tenants as tenant_store
 from editq.storage.backend import Backend
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
-
-
-async def read_edit(
-    request: Request, db: Backend, tenant: str, content_type: str
-) -> tuple[EditOptions, list[Source], Source | None]:
-    """The options and checked sources of a submit body, multipart or JSON, without storing them."""
-    if content_type.startswith("multipart/form-data"):
-        form = await read_form(content_type, request.stream(), inputs.form_limits(db.settings))
-        try:
-            options = inputs.options_from_form(form)
-            sources, mask = await anyio.to_thread.run_sync(inputs.sources_from_form, form, db.settings)
-        finally:
-            form.close()
-        return options, sources, mask
-    if content_type.startswith("application/json"):
-        fields, image_ids, mask_id = inputs.split_json_edit(
-            await inputs.read_json(request, inputs.MAX_JSON_BYTES)
-        )
-        options = parse_options(fields)
-        sources, mask = await anyio.to_thread.run_sync(
-            inputs.sources_from_ids, db, tenant, image_ids, mask_id
-        )
-        return options, sources, mask
-    raise InvalidRequest(
-        "unsupported_content_type", "send multipart/form-data or application/json", "Content-Type"
-    )
 
 
 def answer(db: Backend, prepared: Prepared) -> Estimate:
@@ -70,6 +41,7 @@ async def estimate(
     db: DB,
     models: Models,
     tenant: Tenant,
+    uploads: Uploads,
     content_type: Annotated[str, Header()] = "",
 ) -> Estimate:
     """The same body as `POST /v1/edits`; answers what that submit would run and may cost.
@@ -77,7 +49,7 @@ async def estimate(
     `estimated_usd` is the upper bound a submit would reserve (null for a model without confirmed
     prices); `budget_remaining_usd` is what each budget period (`day`, `month`, `total`) has left
     before this job, null where the tenant has no limit."""
-    options, sources, mask = await read_edit(request, db, tenant, content_type)
+    options, sources, mask = await inputs.read_edit(request, db, tenant, content_type, uploads)
 
     def run() -> Estimate:
         prepared = prepare(db, models, tenant=tenant, options=options, sources=sources, mask=mask)
