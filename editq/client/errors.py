@@ -58,9 +58,10 @@ class EditqError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        where = f" ({self.job_id})" if self.job_id else ""
+        """One line: `[job id: ]status code: message`."""
+        job = f"{self.job_id}: " if self.job_id and self.job_id not in self.message else ""
         status = f"{self.status} " if self.status else ""
-        return f"{status}{self.code}: {self.message}{where}"
+        return f"{job}{status}{self.code}: {self.message}"
 
 
 class ConnectionFailed(EditqError):

@@ -311,7 +311,7 @@ def test_errors_carry_code_message_param_status_and_job(kind: str) -> None:
     assert budget.value.details["period"] == "day"
     with pytest.raises(NotFound) as missing:
         run("get", "edit_9")
-    assert str(missing.value) == "404 job_not_found: job_not_found! (edit_9)"
+    assert str(missing.value) == "edit_9: 404 job_not_found: job_not_found!"
     with pytest.raises(ServerError) as broken:
         run("usage")
     assert broken.value.code == "http_500"

@@ -51,14 +51,19 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def image_files(names: list[str]) -> tuple[list[Path], bool]:
-    """The files named, and the images in the folders named (any file when only one is named);
-    true when a folder was named."""
+    """The files named, and the images (by suffix) in the folders named; true when a folder
+    was named."""
     paths = [Path(name) for name in names]
+    found: list[Path] = []
     for path in paths:
         if not path.exists():
             raise Refused(f"no such file or folder: {path}")
-    files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
-    found = [f for f in files if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or len(paths) == 1)]
+        if path.is_dir():
+            found.extend(
+                f for f in sorted(path.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            found.append(path)
     if not found:
         raise Refused("no images found")
     return found, any(p.is_dir() for p in paths)
