@@ -92,6 +92,8 @@ def test_submit_status_download_estimate_and_usage(
 
         out, _ = cli("download", job["id"], "--out", str(tmp_path / "b"))
         assert Path(out.strip()).read_bytes() == http.get(job["outputs"][0]["url"]).content
+        _, err = cli("download", job["id"], "--out", str(photo), status=1)  # a file, not a folder
+        assert err == f"editq: File exists: {photo}\n"
 
         out, _ = cli("usage", "--group-by", "model")
         assert "Budgets" in out

@@ -28,8 +28,9 @@ def fail(text: str, code: int = 1) -> int:
 
 
 def uses_client(command: Command) -> Callable[[argparse.Namespace], int]:
-    """Runs `command` with a client made from `--api`/`--key` (or the environment); any
-    `EditqError` becomes one line with its code, and exit status 1."""
+    """Runs `command` with a client made from `--api`/`--key` (or the environment); an
+    `EditqError` becomes one line with its code, a file that cannot be read or written one line
+    with the reason, each with exit status 1 (130 on Ctrl-C)."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
@@ -38,6 +39,10 @@ def uses_client(command: Command) -> Callable[[argparse.Namespace], int]:
                 return command(args, client)
         except EditqError as exc:
             return fail(str(exc))
+        except OSError as exc:
+            return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        except KeyboardInterrupt:
+            return fail("interrupted", 130)
 
     return run
 
