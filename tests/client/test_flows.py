@@ -26,6 +26,7 @@ from editq.client import (
     RetryPolicy,
     ServerError,
 )
+from editq.client.errors import retry_after
 from editq.client.protocol import EventReader
 
 BASE = "http://editq.test"
@@ -354,3 +355,43 @@ def test_the_event_reader_takes_multiline_data_comments_and_done() -> None:
         assert reader.job.raw == {"id": "e", "status": "running"}
     assert not reader.feed("event: done")
     assert reader.feed("")
+
+
+def test_answers_that_are_not_what_the_api_sends_are_server_errors(kind: str) -> None:
+    answers = {
+        "/v1/edits/a": httpx.Response(200, content=b"<html>a portal</html>"),
+        "/v1/edits/b": httpx.Response(200, json=["not", "a", "job"]),
+        "/v1/edits/c": httpx.Response(200, content=b"[" * 100_000),
+        "/v1/edits/d": httpx.Response(418, content=b"x" * 10_000_000),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers[request.url.path]
+
+    run = Both(handler, kind)
+    for job_id in "abc":
+        with pytest.raises(ServerError) as raised:
+            run("get", job_id)
+        assert raised.value.code == "invalid_answer"
+        assert len(raised.value.message) < 2000
+    with pytest.raises(BadRequest) as teapot:
+        run("get", "d")
+    assert (teapot.value.status, teapot.value.code, len(teapot.value.message)) == (418, "http_418", 300)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        (" 0 ", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: at once
+        ("-1", None),
+        ("1.5", None),
+        ("soon", None),
+        ("٣", None),
+        ("", None),
+        ("9" * 400, float("9" * 400)),
+    ],
+)
+def test_retry_after_is_read_strictly(header: str, seconds: float | None) -> None:
+    assert retry_after({"retry-after": header}) == seconds
