@@ -62,6 +62,18 @@ def stack(services: Services) -> Iterator[Universe]:
         u.stop()
 
 
+@pytest.fixture(scope="session")
+def idle(services: Services) -> Iterator[Universe]:
+    """An API without workers, shared by the session: its jobs stay queued (to be waited on and
+    canceled)."""
+    u = universe(services)
+    try:
+        u.start_api()
+        yield u
+    finally:
+        u.stop()
+
+
 @pytest.fixture
 def make_stack(services: Services) -> Iterator[Callable[..., Universe]]:
     """A private stack with its own settings (and its own Redis prefix), stopped after the test."""

@@ -11,18 +11,16 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from editq.ops.launcher import free_port
 from editq.tools.cli import main
 from editq.tools.commands.jobs import created
 from tests import images
-from tests.support.stack import Services, Universe, universe
+from tests.support.stack import Universe
 
 ANSI = "\x1b["
 
@@ -47,15 +45,6 @@ class Cli:
 @pytest.fixture
 def cli(stack: Universe, tenant: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> Cli:
     return Cli(capsys, stack.api_url, tenant[1])
-
-
-@pytest.fixture(scope="module")
-def idle(services: Services) -> Iterator[Universe]:
-    """An API without workers: its jobs stay queued."""
-    u = universe(services)
-    u.start_api()
-    yield u
-    u.stop()
 
 
 @pytest.fixture
@@ -155,10 +144,7 @@ def test_errors_are_one_line_with_their_code(cli: Cli, photo: Path, tmp_path: Pa
         assert err.startswith("editq: ")
         assert expected in err
         assert err.count("\n") == 1, err
-    cli.url = f"http://127.0.0.1:{free_port()}"
-    _, err = cli("usage", status=1)
-    assert err.startswith("editq: connection_error: ")
-    assert err.count("\n") == 1
+    # an API that cannot be reached: tests/packaging (the command installed without the server)
 
 
 def test_a_folder_is_a_batch_with_progress_lines_in_a_pipe(cli: Cli, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -137,10 +136,8 @@ def test_the_async_client_does_every_operation(
     asyncio.run(run())
 
 
-def test_a_queued_job_can_be_waited_on_and_canceled(
-    make_stack: Callable[..., Universe], photo: Path, tmp_path: Path
-) -> None:
-    u = make_stack(workers=0, beat=False)  # nothing runs: jobs stay queued
+def test_a_queued_job_can_be_waited_on_and_canceled(idle: Universe, photo: Path, tmp_path: Path) -> None:
+    u = idle  # no workers: jobs stay queued
     _, key = u.tenant()
     with Client(u.api_url, key) as client:
         job = client.submit(photo, "make it nighttime")
