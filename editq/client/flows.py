@@ -189,7 +189,7 @@ def list_page(
 def jobs(ctx: Context, *, limit: int | None, page_size: int | None, **filters: Any) -> Flow[None]:
     """Emits the tenant's jobs, newest first, page after page, `limit` at most."""
     cursor, count = None, 0
-    while True:
+    while limit is None or count < limit:
         size = page_size if limit is None else min(page_size or PAGE_MAX, limit - count, PAGE_MAX)
         page = yield from list_page(ctx, cursor=cursor, limit=size, **filters)
         for job in page.data:

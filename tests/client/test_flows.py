@@ -217,6 +217,9 @@ def test_list_follows_the_cursor_and_stops_at_the_limit(kind: str) -> None:
     first_three = run("list", status="failed,canceled", limit=3)
     assert [j.id for j in first_three] == ["e3", "e2", "e1"]
     assert run.requests[-1].url.params["limit"] == "1"
+    asked = len(run.requests)
+    assert run("list", status="failed,canceled", limit=0) == []
+    assert len(run.requests) == asked
 
 
 def test_iter_batch_yields_refusals_at_once_and_jobs_as_they_end(kind: str) -> None:

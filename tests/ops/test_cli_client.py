@@ -47,13 +47,6 @@ def cli(stack: Universe, tenant: tuple[str, str], capsys: pytest.CaptureFixture[
     return Cli(capsys, stack.api_url, tenant[1])
 
 
-@pytest.fixture
-def photo(tmp_path: Path) -> Path:
-    path = tmp_path / "photo.png"
-    path.write_bytes(images.scene(320, 240))
-    return path
-
-
 def test_submit_status_download_estimate_and_usage(
     cli: Cli, stack: Universe, tenant: tuple[str, str], photo: Path, tmp_path: Path
 ) -> None:

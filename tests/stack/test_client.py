@@ -28,13 +28,6 @@ from tests.support.receiver import Receiver
 from tests.support.stack import Universe
 
 
-@pytest.fixture
-def photo(tmp_path: Path) -> Path:
-    path = tmp_path / "photo.png"
-    path.write_bytes(images.scene(320, 240))
-    return path
-
-
 def test_the_sync_client_does_every_operation(
     stack: Universe, tenant: tuple[str, str], photo: Path, tmp_path: Path
 ) -> None:
