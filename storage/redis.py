@@ -33,6 +33,7 @@ SCRIPTS = (
     "idempotency",
     "claim",
     "reprice",
+    "tenant_create",
 )
 
 Redis = redis.Redis

@@ -217,16 +217,83 @@ def _db() -> Any:
     return Backend.connect(get_settings())
 
 
+def _admin_api(args: argparse.Namespace) -> Any:
+    """The admin API client when pointed at an API (`--api` or EDITQ_API_URL) with
+    EDITQ_ADMIN_API_KEY set; None to work on Redis directly."""
+    from editq.settings import get_settings
+    from editq.tools.admin import AdminClient
+
+    settings = get_settings()
+    url = args.api or settings.client_api_url
+    if args.api and settings.admin_api_key is None:
+        raise SystemExit("editq: --api needs EDITQ_ADMIN_API_KEY (the admin API's key)")
+    if not url or settings.admin_api_key is None:
+        return None
+    return AdminClient(url, settings.admin_api_key.get_secret_value())
+
+
+def _budget_args(args: argparse.Namespace) -> dict[str, str | None]:
+    """The budgets given on the command line, as typed; `--clear-budget` ones as None."""
+    given = {p: getattr(args, f"budget_usd_{p}", None) for p in ("day", "month", "total")}
+    changes: dict[str, str | None] = {p: v for p, v in given.items() if v is not None}
+    for period in getattr(args, "clear_budget", None) or []:
+        changes[period] = None
+    return changes
+
+
+def _through_api(api: Any, step: Any, args: argparse.Namespace) -> int:
+    """Run `step(api, args)`, a refusal or an unreachable API reported as an error."""
+    import httpx
+
+    from editq.tools.client import ApiError
+
+    with api:
+        try:
+            result: int = step(api, args)
+        except ApiError as exc:
+            return _fail(str(exc))
+        except httpx.TransportError as exc:
+            return _fail(f"cannot reach the admin API at {api.http.base_url}: {exc}")
+    return result
+
+
 def cmd_tenants(args: argparse.Namespace) -> int:
+    api = _admin_api(args)
+    return _tenants_on_redis(args) if api is None else _through_api(api, _tenants_on_api, args)
+
+
+def _tenants_on_api(api: Any, args: argparse.Namespace) -> int:
+    from editq.tools.client import dumps
+
+    fields: dict[str, Any] = {f"budget_usd_{p}": v for p, v in _budget_args(args).items()}
+    if getattr(args, "weight", None) is not None:
+        fields["weight"] = args.weight
+    if getattr(args, "max_running", None) is not None:
+        fields["max_running"] = args.max_running
+    if args.action == "create":
+        _print(dumps(api.create_tenant(args.name, **fields)))
+    elif args.action == "update":
+        _print(dumps(api.update_tenant(args.name, **fields)))
+    elif args.action == "show":
+        found = api.tenant(args.name)
+        _print(dumps({**found, "keys": [k["id"] for k in api.keys(args.name)]}))
+    elif args.action == "list":
+        for tenant in api.tenants():
+            _print(tenant["name"])
+    else:
+        return _fail(
+            f"tenants {args.action} is not part of the admin API: run it without --api (on Redis), "
+            "or with the tenant's key (POST /v1/webhooks/secret/rotate)"
+        )
+    return 0
+
+
+def _tenants_on_redis(args: argparse.Namespace) -> int:
     from editq.storage import money, tenants
     from editq.tools.client import dumps
 
     db = _db()
-    budgets = {
-        "day": _usd(getattr(args, "budget_usd_day", None)),
-        "month": _usd(getattr(args, "budget_usd_month", None)),
-        "total": _usd(getattr(args, "budget_usd_total", None)),
-    }
+    budgets = {p: _usd(v) for p, v in _budget_args(args).items()}
     try:
         if args.action == "create":
             tenant = tenants.create(
@@ -236,11 +303,8 @@ def cmd_tenants(args: argparse.Namespace) -> int:
                 dumps({**tenant.public(), "webhook_secret": tenants.secrets_of(db, args.name)[0]["secret"]})
             )
         elif args.action == "update":
-            changes: dict[str, int | None] = {k: v for k, v in budgets.items() if v is not None}
-            for period in args.clear_budget or []:
-                changes[period] = None
             tenant = tenants.update(
-                db, args.name, weight=args.weight, max_running=args.max_running, budgets=changes
+                db, args.name, weight=args.weight, max_running=args.max_running, budgets=budgets
             )
             _print(dumps(tenant.public()))
         elif args.action == "show":
@@ -270,7 +334,32 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_id(key_or_id: str) -> str:
+    """The id of a key (`eq_<id>_<secret>`), or the id itself."""
+    return key_or_id.split("_")[1] if key_or_id.startswith("eq_") and key_or_id.count("_") >= 2 else key_or_id
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
+    api = _admin_api(args)
+    return _keys_on_redis(args) if api is None else _through_api(api, _keys_on_api, args)
+
+
+def _keys_on_api(api: Any, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        _print(api.create_key(args.tenant)["key"])
+        sys.stderr.write("editq: this key is shown once; store it now\n")
+    elif args.action == "revoke":
+        key_id = _key_id(args.key)
+        tenant = args.tenant or api.find_key(key_id)
+        api.revoke_key(tenant, key_id)
+        _print(f"revoked a key of {tenant}")
+    elif args.action == "list":
+        for key in api.keys(args.tenant):
+            _print(f"eq_{key['id']}_…")
+    return 0
+
+
+def _keys_on_redis(args: argparse.Namespace) -> int:
     from editq.storage import tenants
 
     db = _db()
@@ -279,7 +368,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
             _print(tenants.create_key(db, args.tenant))
             sys.stderr.write("editq: this key is shown once; store it now\n")
         elif args.action == "revoke":
-            tenant = tenants.revoke_key(db, args.key)
+            if args.tenant:
+                tenants.revoke(db, args.tenant, _key_id(args.key))
+                tenant = args.tenant
+            else:
+                tenant = tenants.revoke_key(db, args.key)
             _print(f"revoked a key of {tenant}")
         elif args.action == "list":
             for key_id in tenants.list_keys(db, args.tenant):
@@ -448,6 +541,14 @@ def _add_submit_command(sub: Subcommands) -> None:
     p.set_defaults(func=cmd_submit)
 
 
+def _add_admin_api_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api",
+        help="go through this API's admin API (EDITQ_API_URL), with EDITQ_ADMIN_API_KEY; "
+        "without either, work on Redis directly",
+    )
+
+
 def _add_tenants_command(sub: Subcommands) -> None:
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
     for action in ("create", "update"):
@@ -460,24 +561,29 @@ def _add_tenants_command(sub: Subcommands) -> None:
         p.add_argument("--max-running", type=int, default=0 if action == "create" else None)
         if action == "update":
             p.add_argument("--clear-budget", action="append", choices=["day", "month", "total"])
+        _add_admin_api_arg(p)
         p.set_defaults(func=cmd_tenants)
     for action in ("show", "rotate-secret"):
         p = tenants.add_parser(action)
         p.add_argument("name")
+        _add_admin_api_arg(p)
         p.set_defaults(func=cmd_tenants)
-    tenants.add_parser("list").set_defaults(func=cmd_tenants)
+    p = tenants.add_parser("list")
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_tenants)
 
 
 def _add_keys_command(sub: Subcommands) -> None:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
-    p = keys.add_parser("create")
-    p.add_argument("tenant")
-    p.set_defaults(func=cmd_keys)
-    p = keys.add_parser("list")
-    p.add_argument("tenant")
-    p.set_defaults(func=cmd_keys)
+    for action in ("create", "list"):
+        p = keys.add_parser(action)
+        p.add_argument("tenant")
+        _add_admin_api_arg(p)
+        p.set_defaults(func=cmd_keys)
     p = keys.add_parser("revoke")
     p.add_argument("key", help="the key, or its id")
+    p.add_argument("--tenant", help="the tenant holding it (else every tenant is searched)")
+    _add_admin_api_arg(p)
     p.set_defaults(func=cmd_keys)
 
 

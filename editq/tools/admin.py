@@ -1,0 +1,67 @@
+"""A client of the admin API (`/v1/admin/*`), for `editq tenants` and `editq keys --api`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from editq.tools.client import ApiError, Client
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+class AdminClient(Client):
+    """Speaks to `/v1/admin/*` with the admin API key as its bearer key."""
+
+    def create_tenant(self, name: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            self.http.post("/v1/admin/tenants", json={"name": name, **fields})
+        )
+        return result
+
+    def tenants(self, page: int = 100) -> Iterator[dict[str, Any]]:
+        """Every tenant, by name, a page at a time."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page, **({"after": after} if after else {})}
+            answer = self._json(self.http.get("/v1/admin/tenants", params=params))
+            yield from answer["data"]
+            if not answer["has_more"] or not answer["data"]:
+                return
+            after = answer["data"][-1]["name"]
+
+    def tenant(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.http.get(f"/v1/admin/tenants/{_segment(name)}"))
+        return result
+
+    def update_tenant(self, name: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            self.http.patch(f"/v1/admin/tenants/{_segment(name)}", json=fields)
+        )
+        return result
+
+    def create_key(self, tenant: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.http.post(f"/v1/admin/tenants/{_segment(tenant)}/keys"))
+        return result
+
+    def keys(self, tenant: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            self.http.get(f"/v1/admin/tenants/{_segment(tenant)}/keys")
+        )["data"]
+        return result
+
+    def revoke_key(self, tenant: str, key_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            self.http.delete(f"/v1/admin/tenants/{_segment(tenant)}/keys/{_segment(key_id)}")
+        )
+        return result
+
+    def find_key(self, key_id: str) -> str:
+        """The tenant holding key `key_id`."""
+        for tenant in self.tenants():
+            if any(k["id"] == key_id for k in self.keys(tenant["name"])):
+                return str(tenant["name"])
+        raise ApiError(404, {"code": "key_not_found", "message": f"no tenant has a key {key_id!r}"})
