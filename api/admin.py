@@ -12,15 +12,16 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from editq.api import inputs
-from editq.api.admin_schemas import FIELD_CODES
+from editq.api.admin_schemas import AdminBody
 from editq.api.deps import DB, bearer
+from editq.api.schemas import ERROR_STATUSES, ErrorEnvelope, errors
 from editq.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from editq.storage import tenants
 
 #: Largest admin request body.
 BODY_BYTES = 16 * 1024
 
-Body = TypeVar("Body", bound=BaseModel)
+Body = TypeVar("Body", bound=AdminBody)
 
 
 def _digest(text: str) -> bytes:
@@ -42,14 +43,14 @@ async def admin(request: Request, db: DB) -> None:
     raise Unauthorized("invalid_api_key", "this is not the admin API key")
 
 
-def refusal(exc: ValidationError) -> InvalidRequest:
-    """The first problem pydantic found, as a refusal with the field's own code."""
+def refusal(exc: ValidationError, codes: dict[str, str]) -> InvalidRequest:
+    """The first problem pydantic found, as a refusal with the field's own code (`codes`)."""
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     field = loc[0][:64] if loc else None
-    if first["type"] == "extra_forbidden":
+    if first["type"] == "extra_forbidden" and len(loc) == 1:
         return InvalidRequest("unknown_parameter", f"unknown field {'.'.join(loc)[:100]!r}", field)
-    code = FIELD_CODES.get(field or "", "invalid_parameter")
+    code = codes.get(field or "", "invalid_parameter")
     return InvalidRequest(code, f"{'.'.join(loc)[:100] or 'body'}: {first['msg']}", field)
 
 
@@ -66,9 +67,20 @@ def body(model: type[Body]) -> Callable[[Request], Awaitable[Body]]:
         try:
             return model.model_validate(value)
         except ValidationError as exc:
-            raise refusal(exc) from None
+            raise refusal(exc, model.codes) from None
 
     return read
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an admin route: the tenant routes' refusals, 403 and `admin_disabled`."""
+    documented_errors = errors(*statuses)
+    documented_errors[403] = {"model": ErrorEnvelope, "description": "A tenant's API key (`forbidden`)"}
+    documented_errors[404] = {
+        "model": ErrorEnvelope,
+        "description": f"{ERROR_STATUSES[404]}; `admin_disabled` while EDITQ_ADMIN_API_KEY is unset",
+    }
+    return documented_errors
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:

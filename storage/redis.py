@@ -34,6 +34,9 @@ SCRIPTS = (
     "claim",
     "reprice",
     "tenant_create",
+    "plan_create",
+    "tenant_plan",
+    "credits_topup",
 )
 
 Redis = redis.Redis

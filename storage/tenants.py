@@ -50,6 +50,8 @@ class Tenant:
     max_running: int
     budgets: dict[str, int | None]
     created_at: int
+    #: The credit plan the tenant's new jobs are priced on (None: plain provider dollars).
+    plan: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Tenant:
             "budgets_usd": {
                 period: None if amount is None else usd(amount) for period, amount in self.budgets.items()
             },
+            "plan": self.plan,
             "created_at": self.created_at,
         }
 
@@ -171,6 +174,7 @@ def get(db: Backend, name: str) -> Tenant | None:
         max_running=int(h.get("max_running", "0")),
         budgets={p: int(h[f"budget_{p}"]) if h.get(f"budget_{p}") else None for p in BUDGET_PERIODS},
         created_at=int(h.get("created_at", "0")),
+        plan=h.get("plan") or None,
     )
 
 

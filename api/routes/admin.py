@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from editq.api.admin import admin, body, documented
+from editq.api.admin import admin, body, documented, refusals
 from editq.api.admin_schemas import (
     AdminTenant,
     ApiKeyInfo,
@@ -16,12 +16,14 @@ from editq.api.admin_schemas import (
     NewApiKey,
     RevokedApiKey,
     TenantCreate,
+    TenantCredits,
     TenantList,
     TenantPatch,
+    TopUp,
 )
 from editq.api.deps import DB
-from editq.api.schemas import ERROR_STATUSES, ErrorEnvelope, errors
-from editq.errors import Conflict, NotFound
+from editq.errors import Conflict, InvalidRequest, NotFound
+from editq.storage import credits as credit_store
 from editq.storage import money, tenants
 from editq.storage.backend import Backend
 
@@ -30,20 +32,27 @@ log = logging.getLogger("editq.admin")
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
 
 
-def _refusals(*statuses: int) -> dict[int | str, dict[str, object]]:
-    documented_errors = errors(*statuses)
-    documented_errors[403] = {"model": ErrorEnvelope, "description": "A tenant's API key (`forbidden`)"}
-    documented_errors[404] = {
-        "model": ErrorEnvelope,
-        "description": f"{ERROR_STATUSES[404]}; `admin_disabled` while EDITQ_ADMIN_API_KEY is unset",
-    }
-    return documented_errors
-
-
 def _answer(db: Backend, found: tenants.Tenant) -> AdminTenant:
     return AdminTenant.model_validate(
-        {**found.public(), "budgets": money.budgets(db, found.name, found.budgets)}
+        {
+            **found.public(),
+            "budgets": money.budgets(db, found.name, found.budgets),
+            "credits": credit_store.balance(db, found.name).public(),
+        }
     )
+
+
+def _known_plan(db: Backend, name: str | None) -> None:
+    """Refuse a plan that does not exist (400 `unknown_plan`) before anything is written."""
+    if name is not None and credit_store.get_plan(db, name) is None:
+        raise InvalidRequest("unknown_plan", f"no plan {name!r}", "plan")
+
+
+def _put_on_plan(db: Backend, tenant: str, plan: str | None) -> None:
+    try:
+        credit_store.assign(db, tenant, plan)
+    except credit_store.NoSuchPlan:
+        raise InvalidRequest("unknown_plan", f"no plan {plan!r}", "plan") from None
 
 
 def _tenant(db: Backend, name: str) -> tenants.Tenant:
@@ -57,11 +66,12 @@ def _tenant(db: Backend, name: str) -> tenants.Tenant:
     "/tenants",
     status_code=201,
     response_model=CreatedTenant,
-    responses=_refusals(409, 413),
+    responses=refusals(409, 413),
     openapi_extra=documented(TenantCreate),
 )
 def create_tenant(db: DB, new: Annotated[TenantCreate, Depends(body(TenantCreate))]) -> CreatedTenant:
     """A new tenant, with its webhook signing secret."""
+    _known_plan(db, new.plan)
     try:
         made = tenants.create(
             db,
@@ -72,12 +82,15 @@ def create_tenant(db: DB, new: Annotated[TenantCreate, Depends(body(TenantCreate
         )
     except tenants.TenantExists:
         raise Conflict("tenant_exists", f"tenant {new.name!r} already exists", "name") from None
+    if new.plan is not None:
+        _put_on_plan(db, made.name, new.plan)
+        made = _tenant(db, made.name)
     log.info("admin: tenant %s created", made.name)
     secret = tenants.secrets_of(db, made.name)[0]["secret"]
     return CreatedTenant.model_validate({**_answer(db, made).model_dump(), "webhook_secret": secret})
 
 
-@router.get("/tenants", response_model=TenantList, responses=_refusals())
+@router.get("/tenants", response_model=TenantList, responses=refusals())
 def list_tenants(
     db: DB,
     after: Annotated[str | None, Query(max_length=64)] = None,
@@ -89,7 +102,7 @@ def list_tenants(
     return TenantList(data=[_answer(db, t) for t in page], has_more=len(names) > limit)
 
 
-@router.get("/tenants/{name}", response_model=AdminTenant, responses=_refusals(404))
+@router.get("/tenants/{name}", response_model=AdminTenant, responses=refusals(404))
 def get_tenant(name: str, db: DB) -> AdminTenant:
     return _answer(db, _tenant(db, name))
 
@@ -97,7 +110,7 @@ def get_tenant(name: str, db: DB) -> AdminTenant:
 @router.patch(
     "/tenants/{name}",
     response_model=AdminTenant,
-    responses=_refusals(404, 413),
+    responses=refusals(404, 413),
     openapi_extra=documented(TenantPatch),
 )
 def update_tenant(
@@ -106,6 +119,7 @@ def update_tenant(
     """Change the fields sent; a budget or `max_running` sent as null is cleared."""
     _tenant(db, name)
     sent = patch.model_fields_set
+    _known_plan(db, patch.plan)
     try:
         changed = tenants.update(
             db,
@@ -116,11 +130,33 @@ def update_tenant(
         )
     except tenants.NoSuchTenant:
         raise NotFound("tenant_not_found", f"no tenant {name!r}", "name") from None
+    if "plan" in sent:
+        _put_on_plan(db, name, patch.plan)
+        changed = _tenant(db, name)
     log.info("admin: tenant %s changed: %s", name, ", ".join(sorted(sent)) or "nothing")
     return _answer(db, changed)
 
 
-@router.post("/tenants/{name}/keys", status_code=201, response_model=NewApiKey, responses=_refusals(404))
+@router.post(
+    "/tenants/{name}/credits",
+    response_model=TenantCredits,
+    responses=refusals(404, 413),
+    openapi_extra=documented(TopUp),
+)
+def top_up(name: str, db: DB, top: Annotated[TopUp, Depends(body(TopUp))]) -> TenantCredits:
+    """Add credits to the tenant's balance (recorded in its ledger as `topup`)."""
+    _tenant(db, name)
+    try:
+        now = credit_store.top_up(db, name, top.credits, top.note)
+    except tenants.NoSuchTenant:
+        raise NotFound("tenant_not_found", f"no tenant {name!r}", "name") from None
+    except credit_store.BalanceTooLarge as exc:
+        raise InvalidRequest("invalid_credits", str(exc), "credits") from None
+    log.info("admin: %d credits added to %s (balance %d)", top.credits, name, now.balance)
+    return TenantCredits(tenant=name, **now.public())
+
+
+@router.post("/tenants/{name}/keys", status_code=201, response_model=NewApiKey, responses=refusals(404))
 def create_key(name: str, db: DB) -> NewApiKey:
     """A new API key for the tenant, shown in this answer only."""
     _tenant(db, name)
@@ -132,7 +168,7 @@ def create_key(name: str, db: DB) -> NewApiKey:
     return NewApiKey(id=key_id, tenant=name, created_at=int(db.clock.time()), key=key)
 
 
-@router.get("/tenants/{name}/keys", response_model=ApiKeyList, responses=_refusals(404))
+@router.get("/tenants/{name}/keys", response_model=ApiKeyList, responses=refusals(404))
 def list_keys(name: str, db: DB) -> ApiKeyList:
     """The tenant's live keys, by id, oldest first."""
     _tenant(db, name)
@@ -141,7 +177,7 @@ def list_keys(name: str, db: DB) -> ApiKeyList:
     )
 
 
-@router.delete("/tenants/{name}/keys/{key_id}", response_model=RevokedApiKey, responses=_refusals(404))
+@router.delete("/tenants/{name}/keys/{key_id}", response_model=RevokedApiKey, responses=refusals(404))
 def revoke_key(name: str, key_id: str, db: DB) -> RevokedApiKey:
     """Revoke a key: requests with it are refused (401) from now on."""
     _tenant(db, name)

@@ -59,6 +59,26 @@ class AdminClient(Client):
         )
         return result
 
+    def top_up(self, tenant: str, credits: int, note: str = "") -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            self.http.post(
+                f"/v1/admin/tenants/{_segment(tenant)}/credits", json={"credits": credits, "note": note}
+            )
+        )
+        return result
+
+    def create_plan(self, name: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.http.post("/v1/admin/plans", json={"name": name, **fields}))
+        return result
+
+    def plans(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(self.http.get("/v1/admin/plans"))["data"]
+        return result
+
+    def plan(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(self.http.get(f"/v1/admin/plans/{_segment(name)}"))
+        return result
+
     def find_key(self, key_id: str) -> str:
         """The tenant holding key `key_id`."""
         for tenant in self.tenants():

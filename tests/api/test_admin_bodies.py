@@ -37,7 +37,7 @@ def test_non_amounts_are_left_for_the_type_check(value: Any) -> None:
 def _refused(model: type[TenantCreate] | type[TenantPatch], body: dict[str, Any]) -> tuple[str, str | None]:
     with pytest.raises(ValidationError) as exc:
         model.model_validate(body)
-    error = refusal(exc.value)
+    error = refusal(exc.value, model.codes)
     return error.code, error.param
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
-from editq.storage import tenants
+from editq.storage import credits, tenants
 from tests.ops.test_run_and_cli import _editq
 from tests.support.stack import Universe
 
@@ -52,3 +53,26 @@ def test_the_api_url_alone_still_means_redis_and_api_needs_the_admin_key(stack: 
     refused = _editq("tenants", "list", "--api", stack.api_url, env=no_admin, check=False)
     assert refused.returncode != 0
     assert "EDITQ_ADMIN_API_KEY" in refused.stderr
+
+
+def test_plans_and_top_ups_both_ways(stack: Universe, tmp_path: Path) -> None:
+    name, tenant = f"cli{uuid.uuid4().hex[:8]}", stack.tenant()[0]
+    api = {**stack.env, "EDITQ_REDIS_URL": "redis://127.0.0.1:1/0", "EDITQ_API_URL": stack.api_url}
+    redis = {k: v for k, v in stack.env.items() if k != "EDITQ_ADMIN_API_KEY"}
+    made = json.loads(_ok("plans", "create", name, "--credit-usd", "0.02", "--markup", "0.5", env=api))
+    assert (made["credit_usd"], made["markup"]) == ("0.020000", "0.5")
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"*": {"*": {"*": 3}}}))
+    listed = json.loads(
+        _ok("plans", "create", f"{name}b", "--credit-usd", "1", "--per-image", f"@{prices}", env=redis)
+    )
+    assert listed["per_image"] == {"*": {"*": {"*": 3}}}
+    bad = _editq("plans", "create", f"{name}c", "--credit-usd", "-1", "--markup", "0", env=redis, check=False)
+    assert "invalid_credit_usd" in bad.stderr
+    assert _ok("plans", "list", env=api).split().count(f"{name}b") == 1
+    moved = json.loads(_ok("tenants", "update", tenant, "--plan", name, env=api))
+    assert moved["plan"] == name
+    topped = json.loads(_ok("tenants", "top-up", tenant, "40", "--note", "inv 1", env=redis))
+    assert (topped["plan"], topped["balance"]) == (name, 40)
+    assert credits.balance(stack.db, tenant).balance == 40
+    assert credits.get_plan(stack.db, f"{name}c") is None
