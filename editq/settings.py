@@ -20,6 +20,8 @@ from editq.clock import Clock
 DEFAULT_WEBHOOK_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
+#: Shortest EDITQ_ADMIN_API_KEY accepted: it opens every tenant's settings.
+MIN_ADMIN_KEY_CHARS = 16
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
 
     # --- Tenants, keys, budgets ------------------------------------------------------------------
     bootstrap_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_BOOTSTRAP_API_KEY"))
+    #: Key for `/v1/admin/*` (tenants, keys, budgets). Unset or blank: the admin API is off.
+    admin_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_ADMIN_API_KEY"))
     idempotency_ttl_seconds: int = Field(86400, validation_alias=_env("EDITQ_IDEMPOTENCY_TTL"))
     reuse_window_seconds: int = Field(86400, validation_alias=_env("EDITQ_REUSE_WINDOW"))
 
@@ -182,6 +186,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("admin_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("azure_deployments", "model_aliases", mode="before")
     @classmethod
     def _json_object(cls, value: object) -> object:
@@ -211,6 +220,11 @@ class Settings(BaseSettings):
         key = self.bootstrap_api_key
         if key is not None and key.get_secret_value().lower() in _PLACEHOLDERS:
             raise ValueError("EDITQ_BOOTSTRAP_API_KEY is a placeholder; set a real key")
+        admin = self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        if admin is not None and (admin.lower() in _PLACEHOLDERS or len(admin) < MIN_ADMIN_KEY_CHARS):
+            raise ValueError(
+                f"EDITQ_ADMIN_API_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_CHARS} characters"
+            )
         if self.provider == "azure" and not self.azure_endpoint:
             raise ValueError("EDITQ_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT")
         if self.reuse_window_seconds > self.output_retention_seconds:
