@@ -189,7 +189,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("editq", validation_alias=_env("EDITQ_REDIS_PREFIX"))
     log_level: str = Field("INFO", validation_alias=_env("EDITQ_LOG_LEVEL"))
 
-    @field_validator("default_model", "s3_public_endpoint_url", mode="before")
+    @field_validator(
+        "default_model", "s3_public_endpoint_url", "secrets_key", "bootstrap_api_key", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
