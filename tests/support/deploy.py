@@ -7,7 +7,10 @@ import re
 from collections.abc import Iterable
 
 from pydantic import AliasChoices
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
 
+from editq.api.app import create_app
 from editq.settings import Settings
 from editq.tools import cli
 
@@ -48,3 +51,21 @@ def editq_command(argv: list[str]) -> str:
     assert argv[0] == "editq", argv
     args = cli.parser().parse_args(argv[1:])
     return str(args.command)
+
+
+def api_paths() -> set[str]:
+    """The paths the API serves: its documented routes, the docs and the studio."""
+    app = create_app(Settings())
+    paths = set(app.openapi()["paths"])
+    paths |= {route.path for route in app.routes if isinstance(route, Route | Mount)}
+    if TestClient(app).get("/").status_code == 200:  # the studio's page, outside the schema
+        paths.add("/")
+    return paths
+
+
+def flower_paths() -> set[str]:
+    """The paths Flower serves (its URL patterns, anchors dropped)."""
+    from flower.urls import handlers
+
+    patterns = (spec.regex.pattern if hasattr(spec, "regex") else spec[0] for spec in handlers)
+    return {str(pattern).rstrip("$") for pattern in patterns}
