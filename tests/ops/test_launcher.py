@@ -1,8 +1,11 @@
-"""`editq run` restarts a process that exits, with backoff, instead of stopping everything."""
+"""`editq run` restarts a process that exits, with backoff, instead of stopping everything, and
+stops its processes stage by stage."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from editq.ops import launcher
 
@@ -50,3 +53,36 @@ def test_a_failed_restart_is_tried_again_later() -> None:
     assert "did not start again" in said[-1]
     assert unit.due is not None
     stack.stop()
+
+
+def _stubborn() -> launcher.Proc:
+    """A process that ignores SIGTERM (the disposition survives exec)."""
+    return launcher.spawn("stubborn", ["sh", "-c", "trap '' TERM; exec sleep 60"], echo=False)
+
+
+def _polite(name: str) -> Callable[[], launcher.Proc]:
+    return lambda: launcher.spawn(name, ["sleep", "60"], echo=False)
+
+
+def test_the_stack_stops_stage_by_stage_and_kills_what_outlives_its_grace() -> None:
+    said: list[str] = []
+    stack = launcher.Stack()
+    stack.add(_polite("redis"), launcher.Stage.STORAGE)
+    stack.add(_polite("beat"), launcher.Stage.WATCHERS)
+    stack.add(_stubborn, launcher.Stage.WORKERS, grace=0.5)
+    stack.add(_polite("api"), launcher.Stage.API)
+    stack.stop(said.append)
+    assert stack.stopped == ["api", "stubborn", "beat", "redis"]
+    assert "stubborn still running: killed" in said
+    assert not [proc for proc in stack.procs if proc.alive()]
+
+
+def test_a_second_signal_hurries_a_long_drain() -> None:
+    said: list[str] = []
+    hurry = threading.Event()
+    stack = launcher.Stack()
+    stack.add(_stubborn, launcher.Stage.WORKERS, grace=600)
+    threading.Timer(0.5, hurry.set).start()
+    stack.stop(said.append, hurry)
+    assert stack.stopped == ["stubborn"]
+    assert "stubborn still running: killed" in said
