@@ -402,7 +402,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         verdict = probe.check(
             probe.path(settings.probe_dir, args.role, args.name),
             ready=not args.live,
-            max_age=args.max_age,
+            max_age=args.max_age or probe.LIVE_SECONDS,
             ready_age=probe.ready_seconds(settings, args.role),
         )
         healthy, reason = verdict.healthy, verdict.reason
@@ -563,8 +563,6 @@ def _add_service_commands(sub: Subcommands) -> None:
 
 
 def _add_probe_command(sub: Subcommands) -> None:
-    from editq.probe import LIVE_SECONDS
-
     p = sub.add_parser(
         "probe",
         help="health of a local process, for container probes (exit 0: healthy)",
@@ -574,7 +572,7 @@ def _add_probe_command(sub: Subcommands) -> None:
     p.add_argument("role", choices=["api", "worker", "beat", "flower"])
     p.add_argument("--live", action="store_true", help="liveness only (default: readiness)")
     p.add_argument("--name", default="editq", help="the worker's --name")
-    p.add_argument("--max-age", type=float, default=LIVE_SECONDS, help="seconds a main loop may stand still")
+    p.add_argument("--max-age", type=float, help="seconds a main loop may stand still (default 60)")
     p.add_argument("--port", type=int, help="api or flower port (default: EDITQ_API_PORT, EDITQ_FLOWER_PORT)")
     p.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout (api, flower)")
     p.set_defaults(func=cmd_probe)
