@@ -154,11 +154,11 @@ def _live(state: dict[str, Any], now: float, max_age: float) -> Verdict:
     if state.get("phase") == "stopping":
         return Verdict(True, "stopping: finishing the work it holds")
     loop, failed = _age(state, "loop_at", now), _age(state, "redis_failed_at", now)
+    if loop is not None and loop <= max_age:
+        return Verdict(True, "live")
     if failed is not None and failed <= max_age:
-        return Verdict(True, f"live, Redis failed {failed:.0f} s ago (reconnecting)")
-    if loop is None or loop > max_age:
-        return Verdict(False, f"main loop stalled for {loop or 0:.0f} s")
-    return Verdict(True, "live")
+        return Verdict(True, f"live, waiting for Redis (failed {failed:.0f} s ago)")
+    return Verdict(False, f"main loop stalled for {loop or 0:.0f} s")
 
 
 def _ready(state: dict[str, Any], now: float, ready_age: float) -> Verdict:

@@ -3,6 +3,7 @@ beat; the API; a Flower that is not there."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,12 +47,12 @@ def _probes(env: dict[str, str], *calls: list[str]) -> list[subprocess.Completed
     return done
 
 
-def _until(env: dict[str, str], args: list[str], code: int, timeout: float = 90.0) -> str:
-    """Probe until it exits with `code`; its output."""
+def _until(env: dict[str, str], args: list[str], code: int, says: str = "", timeout: float = 90.0) -> str:
+    """Probe until it exits with `code` (and prints `says`); its output."""
     deadline = time.monotonic() + timeout
     while True:
         done = _probe(env, *args)
-        if done.returncode == code:
+        if done.returncode == code and says in done.stdout:
             return done.stdout
         assert time.monotonic() < deadline, f"probe {args} never exited {code}: {done.stdout}{done.stderr}"
         time.sleep(0.5)
@@ -103,3 +104,34 @@ def test_probes_follow_real_processes(
     gone = _probe(env, *live)
     assert gone.returncode == 1
     assert "no probe file" in gone.stdout
+
+
+def test_a_redis_outage_makes_a_worker_unready_but_never_unlive(
+    private: tuple[Universe, Path, int, launcher.Proc, launcher.Proc], tmp_path: Path
+) -> None:
+    """While Redis is away Celery reconnects on the event loop's thread, so the loop stands
+    still: the recorded Redis failure keeps the worker live (a restart would not bring Redis
+    back), and the loop turns again once Redis is back."""
+    u, _, redis_port, redis, _ = private
+    u.env["EDITQ_PROBE_DIR"] = str(tmp_path / "probe")
+    worker = u.start_worker(4)
+    ready = ["worker", "--name", worker.name]
+    live = [*ready, "--live", "--max-age", "6"]
+    state = tmp_path / "probe" / f"worker-{worker.name}.json"
+    _until(u.env, ready, 0)
+    redis.stop()
+    again: launcher.Proc | None = None
+    try:
+        assert "Redis" in _until(u.env, ready, 1)
+        deadline = time.monotonic() + 90
+        while time.time() - json.loads(state.read_text())["loop_at"] <= 8:  # the loop stands still
+            assert time.monotonic() < deadline, "the event loop kept turning without Redis"
+            time.sleep(0.5)
+        outage = _probe(u.env, *live)
+        assert (outage.returncode, "waiting for Redis" in outage.stdout) == (0, True), outage.stdout
+        again = launcher.redis_server(redis_port, tmp_path / "redis-again", echo=False)
+        assert _until(u.env, ready, 0).strip() == "ok: worker: ready"
+        _until(u.env, live, 0, says="ok: worker: live\n")  # the loop turns again
+    finally:
+        if again is not None:
+            again.stop()
