@@ -41,6 +41,8 @@ LOOP_SECONDS = 5.0
 #: A loop standing still longer than this (and no Redis failure to explain it) is not live;
 #: above the 30 s Celery can wait between two attempts to reconnect to the broker.
 LIVE_SECONDS = 60.0
+#: A probe file is a few hundred bytes; a probe reads no more than this of one.
+MAX_FILE_BYTES = 64 * 1024
 
 
 def path(folder: Path, role: Role, name: str) -> Path:
@@ -124,14 +126,19 @@ def _age(state: dict[str, Any], name: str, now: float) -> float | None:
 
 def _read(target: Path) -> dict[str, Any] | Verdict:
     try:
-        state = json.loads(target.read_text())
+        with target.open("rb") as file:
+            state = json.loads(file.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES])
     except FileNotFoundError:
         return Verdict(False, f"no probe file {target}: not started, or another EDITQ_PROBE_DIR")
     except (OSError, ValueError) as exc:
         return Verdict(False, f"probe file {target} unreadable: {exc}")
-    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+    if not isinstance(state, dict):
         return Verdict(False, f"probe file {target} is not a probe state")
-    return state
+    pid = state.get("pid")
+    # bool is an int; 0 and negative pids name process groups, which os.kill would accept
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return Verdict(False, f"probe file {target} is not a probe state")
+    return {str(key): value for key, value in state.items()}
 
 
 def check(

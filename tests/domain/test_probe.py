@@ -92,7 +92,20 @@ def test_a_file_left_by_a_dead_process_is_neither(tmp_path: Path) -> None:
     assert live == ready == probe.Verdict(False, f"process {pid} is not running")
 
 
-@pytest.mark.parametrize("content", [None, "", "{not json", "[1, 2]", '{"pid": "1"}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,
+        "",
+        "{not json",
+        "[1, 2]",
+        '{"pid": "1"}',
+        '{"pid": 0}',  # os.kill(0, 0) would ask about the probe's own process group
+        '{"pid": -1}',  # and -1 about every process it may signal
+        '{"pid": true}',
+        '{"pid": 1, "pad": "' + "x" * probe.MAX_FILE_BYTES + '"}',  # oversize: read no further
+    ],
+)
 def test_missing_or_broken_files_are_unhealthy(tmp_path: Path, content: str | None) -> None:
     target = tmp_path / "worker-editq.json"
     if content is not None:
