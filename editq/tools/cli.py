@@ -371,10 +371,21 @@ def _add_probe_command(sub: Subcommands) -> None:
     p.add_argument("role", choices=["api", "worker", "beat", "flower"])
     p.add_argument("--live", action="store_true", help="liveness only (default: readiness)")
     p.add_argument("--name", default="editq", help="the worker's --name")
-    p.add_argument("--max-age", type=float, help="seconds a main loop may stand still (default 60)")
+    p.add_argument("--max-age", type=_seconds, help="seconds a main loop may stand still (default 60)")
     p.add_argument("--port", type=int, help="api or flower port (default: EDITQ_API_PORT, EDITQ_FLOWER_PORT)")
-    p.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout (api, flower)")
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="HTTP timeout (api, flower)")
     p.set_defaults(func=cmd_probe)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse says what is wrong otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"seconds must be above 0 and below a day: {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from editq import probe
-from editq.settings import Settings
+from editq.settings import Settings, get_settings
+from editq.tools import cli
 
 NOW = 1_800_000_000.0
 READY_AGE = 30.0
@@ -148,3 +150,27 @@ def test_ready_ages_follow_the_heartbeats() -> None:
     settings = Settings.model_validate({"EDITQ_LEASE_SECONDS": "12", "EDITQ_HOUSEKEEPING_SECONDS": "20"})
     assert probe.ready_seconds(settings, "worker") == 12
     assert probe.ready_seconds(settings, "beat") == 60
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "1e400", "sixty", ""])
+def test_the_probe_command_refuses_nonsense_ages(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["probe", "worker", "--max-age", value])
+    assert exit_.value.code == 2
+    assert "--max-age" in capsys.readouterr().err
+
+
+def test_the_probe_command_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDITQ_PROBE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        _write(tmp_path, loop_at=time.time(), redis_ok_at=time.time())
+        assert cli.main(["probe", "worker"]) == 0
+        assert cli.main(["probe", "worker", "--name", "other"]) == 1
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "ok: worker: ready"
+    assert out[1].startswith("unhealthy: worker: no probe file ")
