@@ -7,6 +7,7 @@ import binascii
 import functools
 import json
 import tempfile
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -216,6 +217,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(float(part) for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("s3_public_endpoint_url")
+    @classmethod
+    def _public_endpoint(cls, value: str | None) -> str | None:
+        """An http(s) address clients open: no credentials, query or fragment."""
+        if value is None:
+            return None
+        text = value.strip()
+        url = urllib.parse.urlsplit(text)
+        if (
+            any(c.isspace() or not c.isprintable() for c in text)
+            or url.scheme not in ("http", "https")
+            or not url.hostname
+            or url.port == 0
+            or "@" in url.netloc
+            or url.query
+            or url.fragment
+        ):
+            raise ValueError(
+                "EDITQ_S3_PUBLIC_ENDPOINT_URL must be an http(s) URL, like https://s3.example.com"
+            )
+        return url.geturl().rstrip("/")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
