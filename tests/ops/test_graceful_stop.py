@@ -61,7 +61,7 @@ def _job_after_restart(state: Path, job_id: str) -> tuple[Status, int, int]:
 @pytest.mark.timeout(420)
 def test_sigterm_finishes_the_call_in_flight_then_stops_in_order(tmp_path: Path) -> None:
     ports = run.free_ports()
-    proc = run.start(tmp_path, ports, EDITQ_PROBE_DIR=str(tmp_path / "probe"))
+    proc = run.start(tmp_path, ports)
     try:
         api = f"http://127.0.0.1:{ports['api']}"
         launcher.wait_for_http(f"{api}/readyz", timeout=120)

@@ -20,6 +20,7 @@ def start(tmp_path: Path, ports: dict[str, int], **env: str) -> subprocess.Popen
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))}
     clean.update(
         EDITQ_STATE_DIR=str(tmp_path / "state"),
+        EDITQ_PROBE_DIR=str(tmp_path / "probe"),
         EDITQ_API_PORT=str(ports["api"]),
         EDITQ_FLOWER_PORT=str(ports["flower"]),
         EDITQ_LOCAL_REDIS_PORT=str(ports["redis"]),
