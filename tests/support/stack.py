@@ -183,6 +183,8 @@ def universe(services: Services, **overrides: str) -> Universe:
         "EDITQ_S3_BUCKET": f"{prefix}-bucket",
         "OPENAI_BASE_URL": services.sim_url,
         "EDITQ_REDIS_PREFIX": prefix,
+        # the files workers and beat keep for `editq probe`, in the session's folder
+        "EDITQ_PROBE_DIR": str(services.logs / "probe"),
         **overrides,
     }
     return Universe(services, prefix, env)
