@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from fastapi import FastAPI
 from pydantic import ConfigDict, Field
 
+from editq.catalogue import Lane
 from editq.public import EditJob, EventType, Public, WebhookEvent
 
 
@@ -171,6 +172,7 @@ class LedgerEntry(Public):
     day: str | None
     at: int
     note: str | None
+    lane: Lane = Field(description="the lane whose prices the amount is at (economy: batch prices)")
 
 
 class Ledger(Public):
@@ -268,6 +270,8 @@ class Estimate(Public):
     provider_size: str
     quality: str
     n: int
+    #: The lane the job would run in; `estimated_usd` is at that lane's prices.
+    lane: Lane
     estimated_usd: str | None
     budget_remaining_usd: dict[str, str | None]
 

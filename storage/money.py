@@ -136,6 +136,7 @@ def ledger(
             "day": fields.get("day"),
             "at": int(fields.get("at", 0)),
             "note": fields.get("note") or None,
+            "lane": fields.get("lane") or "interactive",
         }
         for entry_id, fields in entries
     ]

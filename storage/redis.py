@@ -33,6 +33,8 @@ SCRIPTS = (
     "idempotency",
     "claim",
     "reprice",
+    "econ_take",
+    "econ_return",
 )
 
 Redis = redis.Redis

@@ -19,6 +19,8 @@ from editq.storage.errors import StorageUnavailable
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 KEY_PREFIX = "eq"
 BUDGET_PERIODS = ("day", "month", "total")
+#: What a tenant's jobs run at when they name no priority ("" : interactive).
+DEFAULT_PRIORITIES = ("", "interactive", "batch", "economy")
 
 
 class TenantError(ValueError):
@@ -32,12 +34,15 @@ class Tenant:
     max_running: int
     budgets: dict[str, int | None]
     created_at: int
+    #: The priority of jobs that name none (None: interactive).
+    default_priority: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "weight": self.weight,
             "max_running": self.max_running or None,
+            "default_priority": self.default_priority,
             "budgets_usd": {
                 period: None if amount is None else usd(amount) for period, amount in self.budgets.items()
             },
@@ -61,11 +66,13 @@ def create(
     max_running: int = 0,
     budgets: dict[str, int | None] | None = None,
     exist_ok: bool = False,
+    default_priority: str = "",
 ) -> Tenant:
     if not NAME.match(name):
         raise TenantError("tenant names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
     if weight < 1 or max_running < 0:
         raise TenantError("weight is at least 1 and max_running at least 0")
+    _check_priority(default_priority)
     key = db.keys.tenant(name)
     if not db.redis.sadd(db.keys.tenants, name):
         if exist_ok:
@@ -85,6 +92,8 @@ def create(
     for period, amount in (budgets or {}).items():
         if amount is not None:
             mapping[f"budget_{period}"] = str(amount)
+    if default_priority:
+        mapping["default_priority"] = default_priority
     db.redis.hset(key, mapping=mapping)
     found = get(db, name)
     assert found is not None
@@ -98,10 +107,15 @@ def update(
     weight: int | None = None,
     max_running: int | None = None,
     budgets: dict[str, int | None] | None = None,
+    default_priority: str | None = None,
 ) -> Tenant:
+    """Change what is given; `default_priority=""` goes back to interactive."""
     key = db.keys.tenant(name)
     if not db.redis.exists(key):
         raise TenantError(f"no tenant {name!r}")
+    if default_priority is not None:
+        _check_priority(default_priority)
+        db.redis.hset(key, "default_priority", default_priority)
     if weight is not None:
         if weight < 1:
             raise TenantError("weight is at least 1")
@@ -128,7 +142,13 @@ def get(db: Backend, name: str) -> Tenant | None:
         max_running=int(h.get("max_running", "0")),
         budgets={p: int(h[f"budget_{p}"]) if h.get(f"budget_{p}") else None for p in BUDGET_PERIODS},
         created_at=int(h.get("created_at", "0")),
+        default_priority=h.get("default_priority") or None,
     )
+
+
+def _check_priority(priority: str) -> None:
+    if priority not in DEFAULT_PRIORITIES:
+        raise TenantError(f"a default priority is one of {', '.join(p for p in DEFAULT_PRIORITIES if p)}")
 
 
 def names(db: Backend) -> list[str]:

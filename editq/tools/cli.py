@@ -230,7 +230,12 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     try:
         if args.action == "create":
             tenant = tenants.create(
-                db, args.name, weight=args.weight, max_running=args.max_running, budgets=budgets
+                db,
+                args.name,
+                weight=args.weight,
+                max_running=args.max_running,
+                budgets=budgets,
+                default_priority=args.default_priority or "",
             )
             _print(
                 dumps({**tenant.public(), "webhook_secret": tenants.secrets_of(db, args.name)[0]["secret"]})
@@ -240,7 +245,12 @@ def cmd_tenants(args: argparse.Namespace) -> int:
             for period in args.clear_budget or []:
                 changes[period] = None
             tenant = tenants.update(
-                db, args.name, weight=args.weight, max_running=args.max_running, budgets=changes
+                db,
+                args.name,
+                weight=args.weight,
+                max_running=args.max_running,
+                budgets=changes,
+                default_priority=args.default_priority,
             )
             _print(dumps(tenant.public()))
         elif args.action == "show":
@@ -324,6 +334,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
         clock_offset=args.clock_offset,
+        batch_delay=args.batch_delay,
     )
     _print(f"editq simulator (not a generative model) on http://{args.host}:{args.port}/v1")
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning", access_log=False)
@@ -439,7 +450,7 @@ def _add_submit_command(sub: Subcommands) -> None:
     p.add_argument("--strength", choices=["low", "medium", "high"])
     p.add_argument("--quality")
     p.add_argument("--output-format")
-    p.add_argument("--priority", choices=["interactive", "batch"])
+    p.add_argument("--priority", choices=["interactive", "batch", "economy"])
     p.add_argument("--webhook-url")
     p.add_argument("--wait", action="store_true", help="wait for the results")
     p.add_argument("--timeout", type=float, default=600.0)
@@ -458,6 +469,11 @@ def _add_tenants_command(sub: Subcommands) -> None:
         p.add_argument("--budget-usd-total")
         p.add_argument("--weight", type=int, default=1 if action == "create" else None)
         p.add_argument("--max-running", type=int, default=0 if action == "create" else None)
+        p.add_argument(
+            "--default-priority",
+            choices=["interactive", "batch", "economy"],
+            help="priority of jobs that name none (economy: the provider's Batch API, half price)",
+        )
         if action == "update":
             p.add_argument("--clear-budget", action="append", choices=["day", "month", "total"])
         p.set_defaults(func=cmd_tenants)
@@ -504,6 +520,9 @@ def _add_sim_command(sub: Subcommands) -> None:
         "--models", help="comma-separated models it serves (default: every catalogued model not retired)"
     )
     p.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to its clock (retirements)")
+    p.add_argument(
+        "--batch-delay", type=float, default=0.5, help="seconds a Batch API batch runs before its results"
+    )
     p.set_defaults(func=cmd_sim)
 
 

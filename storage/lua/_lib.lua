@@ -113,6 +113,12 @@ local function emit(t, id, job, status, now, reason)
   end
 end
 
+-- The lane a job's money moves in: 'economy' (batch prices) or 'interactive'.
+local function lane_of(job)
+  if job['lane'] == 'economy' then return 'economy' end
+  return 'interactive'
+end
+
 -- Move a job's reservation out of its budget buckets and record what was spent.
 -- kind: 'settled' (actual > 0 or the call was made) or 'released' (nothing billed).
 local function settle(t, id, job, actual, kind, usage, now, note)
@@ -130,7 +136,7 @@ local function settle(t, id, job, actual, kind, usage, now, note)
   redis.call('EXPIRE', ukey, 400 * 86400)
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', int(reserved), 'model', model, 'usage', usage or '', 'day',
-             job['budget_day'], 'at', int(now), 'note', note or '')
+             job['budget_day'], 'at', int(now), 'note', note or '', 'lane', lane_of(job))
   redis.call('HSET', K.job(t, id), 'settled', '1', 'actual', int(actual))
   return actual
 end
@@ -157,7 +163,7 @@ local function lost_call(t, id, job, now)
   end
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', '0', 'model', model, 'usage', usage, 'day', job['budget_day'] or '',
-             'at', int(now), 'note', note)
+             'at', int(now), 'note', note, 'lane', lane_of(job))
   redis.call('HDEL', K.job(t, id), 'calling', 'call_usage', 'call_actual')
 end
 
@@ -168,4 +174,25 @@ end
 local function retain(t, id, job)
   local ttl = tonumber(job['retention_s'] or '0') or 0
   if ttl > 0 then redis.call('EXPIRE', K.job(t, id), ttl) end
+end
+
+-- Put job t/id in the economy lane's collection and make sure a collection is scheduled: when
+-- the oldest waiting job has waited `window` ms, or at once when `max_jobs` wait.
+local function econ_enqueue(t, id, now, window, max_jobs)
+  redis.call('ZADD', K.econ_pending(), 'NX', int(now), R.slot(t, id))
+  local oldest = redis.call('ZRANGE', K.econ_pending(), 0, 0, 'WITHSCORES')
+  local due = tonumber(oldest[2]) + window
+  if redis.call('ZCARD', K.econ_pending()) >= max_jobs then due = now end
+  local current = tonumber(redis.call('ZSCORE', K.schedule(), R.collect()) or '')
+  if not current or due < current then redis.call('ZADD', K.schedule(), int(due), R.collect()) end
+end
+
+-- A job of economy batch b no longer waits for its result (canceled or expired). Once none
+-- does, the batch's poller is due at once: it cancels the batch at the provider.
+local function econ_left(b, now)
+  local key = K.econ_batch(b)
+  if redis.call('EXISTS', key) == 0 then return end
+  if redis.call('HINCRBY', key, 'open', -1) <= 0 then
+    redis.call('ZADD', K.schedule(), int(now), R.batch(b))
+  end
 end
