@@ -85,14 +85,25 @@ def advance(ctx: Context, batch_id: str) -> None:
     client = ctx.batches
     if client is None:
         log.error("economy batch %s waits: the provider has no batch API editq speaks", batch_id)
-        economy_store.reschedule(db, batch_id, db.clock.ms() + int(ctx.settings.economy_poll_seconds * 1000))
+        _later(ctx, batch_id)
         return
-    if batch.state is State.OPEN:
-        batch = _upload(ctx, client, batch)
-    if batch is not None and batch.state is State.UPLOADED:
-        batch = _submit(ctx, client, batch)
-    if batch is not None and batch.state is State.SUBMITTED:
-        _poll(ctx, client, batch)
+    try:
+        if batch.state is State.OPEN:
+            batch = _upload(ctx, client, batch)
+        if batch is not None and batch.state is State.UPLOADED:
+            batch = _submit(ctx, client, batch)
+        if batch is not None and batch.state is State.SUBMITTED:
+            _poll(ctx, client, batch)
+    except (ProviderError, StorageUnavailable) as exc:
+        # the step is tried again at the next poll; a step that keeps failing never loses the
+        # batch's jobs (they stay running in it, and its record remembers where it stood)
+        log.warning("economy batch %s: %s; trying again later", batch_id, exc)
+        _later(ctx, batch_id)
+
+
+def _later(ctx: Context, batch_id: str) -> None:
+    db = ctx.db
+    economy_store.reschedule(db, batch_id, db.clock.ms() + int(ctx.settings.economy_poll_seconds * 1000))
 
 
 def _running(ctx: Context, batch: Batch) -> list[Job]:
@@ -179,15 +190,14 @@ def _poll(ctx: Context, client: BatchClient, batch: Batch) -> None:
     """Ask the provider where the batch is (cancel it first if none of its jobs is left);
     ingest it once it ended, else poll again later."""
     db = ctx.db
-    if batch.open <= 0 and not batch.cancel_sent:
+    info = client.retrieve(batch.provider_batch_id)
+    if batch.open <= 0 and not batch.cancel_sent and not info.terminal:
         info = client.cancel(batch.provider_batch_id)
         economy_store.update(db, batch.id, cancel_sent=1)
         log.info("economy batch %s (%s): every job was canceled; batch canceled", batch.id, info.id)
-    else:
-        info = client.retrieve(batch.provider_batch_id)
     economy_store.update(db, batch.id, provider_status=info.status)
     if not info.terminal:
-        economy_store.reschedule(db, batch.id, db.clock.ms() + int(ctx.settings.economy_poll_seconds * 1000))
+        _later(ctx, batch.id)
         return
     ingest.results(ctx, client, batch, info, Keeper(ctx, batch.id).tick)
     _close(ctx, client, batch, f"the provider's batch ended {info.status}")
