@@ -30,7 +30,7 @@ from editq.storage.keys import source_object
 from editq.storage.records import Entry, Kind
 from editq.worker import edit, ingest
 from editq.worker.context import Context
-from editq.worker.provider.batches import PURPOSE_BATCH, PURPOSE_IMAGE, BatchClient
+from editq.worker.provider.batches import PURPOSE_BATCH, PURPOSE_IMAGE, BatchClient, BatchInfo
 from editq.worker.provider.failures import ProviderError
 
 log = logging.getLogger("editq.economy")
@@ -190,7 +190,7 @@ def _poll(ctx: Context, client: BatchClient, batch: Batch) -> None:
     """Ask the provider where the batch is (cancel it first if none of its jobs is left);
     ingest it once it ended, else poll again later."""
     db = ctx.db
-    info = client.retrieve(batch.provider_batch_id)
+    info = _retrieve(client, batch)
     if batch.open <= 0 and not batch.cancel_sent and not info.terminal:
         info = client.cancel(batch.provider_batch_id)
         economy_store.update(db, batch.id, cancel_sent=1)
@@ -201,6 +201,18 @@ def _poll(ctx: Context, client: BatchClient, batch: Batch) -> None:
         return
     ingest.results(ctx, client, batch, info, Keeper(ctx, batch.id).tick)
     _close(ctx, client, batch, f"the provider's batch ended {info.status}")
+
+
+def _retrieve(client: BatchClient, batch: Batch) -> BatchInfo:
+    """The provider's batch; one it no longer knows (404) counts as failed, so its jobs go back
+    in line rather than wait for it forever."""
+    try:
+        return client.retrieve(batch.provider_batch_id)
+    except ProviderError as exc:
+        if exc.status != 404:
+            raise
+        gone = {"code": "batch_not_found", "message": f"the provider no longer knows this batch: {exc}"}
+        return BatchInfo(batch.provider_batch_id, "failed", errors=[gone])
 
 
 def _close(ctx: Context, client: BatchClient, batch: Batch, why: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
@@ -32,19 +33,34 @@ from editq.worker.provider.openai import classify, parse_images
 
 log = logging.getLogger("editq.economy")
 
+#: Result lines taken in at once (each stores its outputs in S3 and settles in Redis); the file
+#: streams in no faster than they are taken.
+THREADS = 8
+
+
+def _raise_any(done: set[Future[None]]) -> None:
+    for future in done:
+        future.result()
+
 
 def results(
     ctx: Context, client: BatchClient, batch: Batch, info: BatchInfo, tick: Callable[[], None]
 ) -> None:
     """Ingest the output and error files of an ended batch; put back the jobs neither answered."""
     tenants = economy_store.members(ctx.db, batch.id)
-    for file_id in (info.output_file_id, info.error_file_id):
-        if file_id is None:
-            continue
-        with client.lines(file_id) as lines:
-            for line in lines:
-                take(ctx, batch, tenants, line)
-                tick()
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="editq-ingest") as pool:
+        for file_id in (info.output_file_id, info.error_file_id):
+            if file_id is None:
+                continue
+            with client.lines(file_id) as lines:
+                running: set[Future[None]] = set()
+                for line in lines:
+                    running.add(pool.submit(take, ctx, batch, tenants, line))
+                    if len(running) >= THREADS * 2:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        _raise_any(done)
+                    tick()
+                _raise_any(wait(running).done)
     unanswered = _unanswered(info)
     for job in economy_store.jobs_of(ctx.db, tenants):
         if job.token == batch.id and job.status is Status.RUNNING:

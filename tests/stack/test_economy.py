@@ -16,7 +16,7 @@ import pytest
 
 from editq import catalogue, cost
 from editq.catalogue import Lane
-from editq.storage import money
+from editq.storage import money, tenants
 from tests import images
 from tests.support.stack import PINNED_OFFSET, PrivateSim, Universe
 
@@ -38,7 +38,7 @@ def _stack(
     make_stack: Callable[..., Universe], make_sim: Callable[..., PrivateSim], **env: str
 ) -> tuple[Universe, PrivateSim]:
     sim = make_sim("--batch-delay", "0.2", "--clock-offset", PINNED_OFFSET)
-    return make_stack(workers=1, concurrency=6, OPENAI_BASE_URL=sim.url, **{**FAST, **env}), sim
+    return make_stack(workers=1, concurrency=6, beat=False, OPENAI_BASE_URL=sim.url, **{**FAST, **env}), sim
 
 
 def _upload(client: httpx.Client) -> str:
@@ -240,3 +240,19 @@ def test_economy_refuses_what_the_batch_api_cannot_take(stack: Universe) -> None
     assert ratio.json()["lane"] == "economy"
     assert jobs == []
     assert money.budgets(stack.db, tenant, {"total": 10_000_000})["total"]["reserved_usd"] == "0.000000"
+
+
+def test_a_tenant_can_default_to_the_economy_lane(stack: Universe) -> None:
+    _, key = stack.tenant(default_priority="economy")
+    with pytest.raises(tenants.TenantError, match="default priority"):
+        stack.tenant(default_priority="cheap")
+    body = {key: value for key, value in ITEM.items() if key != "priority"}
+    with stack.client(key) as client:
+        image_id = _upload(client)
+        default = client.post("/v1/edits/estimate", json={**body, "image_ids": [image_id]}).json()
+        asked = client.post(
+            "/v1/edits/estimate", json={**body, "image_ids": [image_id], "priority": "interactive"}
+        ).json()
+    assert default["lane"] == "economy"
+    assert asked["lane"] == "interactive"
+    assert Fraction(default["estimated_usd"]) < Fraction(asked["estimated_usd"])
