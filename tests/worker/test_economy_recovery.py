@@ -14,6 +14,7 @@ import pytest
 
 from editq.catalogue import Lane
 from editq.ops import launcher
+from editq.settings import Settings
 from editq.storage import economy as economy_store
 from editq.storage import money
 from editq.storage.economy import State
@@ -139,3 +140,21 @@ def test_a_worker_killed_in_a_batch_loses_nothing_and_charges_once(
     charged = sum(round(float(j["cost"]["actual_usd"]) * 1_000_000) for j in jobs)
     assert sum(e["amount_micros"] for e in settled) == charged
     assert int(u.redis.hget(f"{u.prefix}:budget:{tenant}:total", "spent")) == charged
+
+
+def test_sources_can_go_by_presigned_url(lane: tuple[Universe, context.Context, PrivateSim]) -> None:
+    """EDITQ_ECONOMY_SOURCES=url: no image is uploaded to the provider; it fetches them from S3."""
+    u, _, sim = lane
+    ctx = context.build(Settings.from_env({**u.env, "EDITQ_ECONOMY_SOURCES": "url"}), 4)
+    try:
+        _, key = u.tenant()
+        ids = _submit(u, key, 2)
+        batch_id = economy.collect(ctx)
+        assert batch_id is not None
+        assert economy_store.uploaded_files(ctx.db, batch_id) == []
+        _finish(ctx, batch_id)
+    finally:
+        ctx.close()
+    with u.client(key) as client:
+        assert [client.get(f"/v1/edits/{i}").json()["status"] for i in ids] == ["succeeded"] * 2
+    assert len(_provider_batches(sim, batch_id)) == 1
