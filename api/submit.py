@@ -17,12 +17,15 @@ from typing import Any
 
 from editq import batchfile, cost, ids, lifecycle, ssrf
 from editq.catalogue import Catalogue, Lane, Model, Resolution
+from editq.credits import Quote, quote
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
 from editq.job import Job
 from editq.lifecycle import Availability, Choice
 from editq.options import EditOptions, EditPlan, lane_of, plan_edit
 from editq.public import edit_job
+from editq.settings import Settings
+from editq.storage import credits as credit_store
 from editq.storage import idempotency, images, money, outputs
 from editq.storage import jobs as job_store
 from editq.storage import models as model_store
@@ -68,6 +71,8 @@ class Prepared:
     choice: Choice
     plan: EditPlan
     estimate: cost.Estimate | None
+    #: On a credit plan: the job's terms and the most it may be charged.
+    credits: Quote | None
     sources: list[Source]
     mask: Source | None
     deadline_ms: int | None
@@ -95,15 +100,7 @@ def prepare(
     if not sources:
         raise InvalidRequest("image_missing", "at least one image is required", "image")
     limits = tenant_store.get(db, tenant)
-    priority = options.priority or (limits.default_priority if limits else None) or "interactive"
-    lane = lane_of(priority)
-    if lane is Lane.ECONOMY and not settings.economy_available:
-        raise InvalidRequest(
-            "economy_unavailable",
-            "priority=economy is not available here (it needs the OpenAI provider's Batch API and "
-            "EDITQ_ECONOMY on)",
-            "priority",
-        )
+    priority, lane = _priority(settings, limits, options)
     choice = lifecycle.choose(
         catalogue,
         options.model,
@@ -126,9 +123,8 @@ def prepare(
     _check_webhook(db, tenant, options)
     estimate = _priced_estimate(limits, options, resolution.model, plan, sources, mask, lane)
     _check_max_cost(options, estimate)
-    deadline_ms = None
-    if cancel_after_s is not None:
-        deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
+    credits = _credit_quote(db, tenant, plan, estimate)
+    deadline_ms = None if cancel_after_s is None else int((db.clock.time() + cancel_after_s) * 1000)
     shas = [s.meta["sha256"] for s in sources]
     mask_sha = mask.meta["sha256"] if mask else None
     return Prepared(
@@ -139,6 +135,7 @@ def prepare(
         choice=choice,
         plan=plan,
         estimate=estimate,
+        credits=credits,
         sources=sources,
         mask=mask,
         deadline_ms=deadline_ms,
@@ -147,6 +144,22 @@ def prepare(
             {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
         ),
     )
+
+
+def _priority(
+    settings: Settings, limits: tenant_store.Tenant | None, options: EditOptions
+) -> tuple[str, Lane]:
+    """The job's priority (asked, else the tenant's default, else interactive) and its lane."""
+    priority = options.priority or (limits.default_priority if limits else None) or "interactive"
+    lane = lane_of(priority)
+    if lane is Lane.ECONOMY and not settings.economy_available:
+        raise InvalidRequest(
+            "economy_unavailable",
+            "priority=economy is not available here (it needs the OpenAI provider's Batch API and "
+            "EDITQ_ECONOMY on)",
+            "priority",
+        )
+    return priority, lane
 
 
 def _check_mask(mask: Source | None, sources: list[Source]) -> None:
@@ -199,6 +212,16 @@ def _priced_estimate(
             "model",
         )
     return None
+
+
+def _credit_quote(db: Backend, tenant: str, plan: EditPlan, estimate: cost.Estimate | None) -> Quote | None:
+    """On a credit plan: the job's terms and the credits it reserves (400 `not_in_plan` when a
+    price list has no price for it)."""
+    credit_plan = credit_store.plan_of(db, tenant)
+    if credit_plan is None:
+        return None
+    bound = None if estimate is None else estimate.micros
+    return quote(credit_plan, plan.model, plan.size, plan.quality, plan.n, bound)
 
 
 def _check_max_cost(options: EditOptions, estimate: cost.Estimate | None) -> None:
@@ -345,9 +368,14 @@ def _hold_and_store(
     if copied is None:
         earlier = None
     amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
-    attempt.hold = money.hold(db, p.tenant, amount)
+    credits = 0 if earlier is not None or p.credits is None else p.credits.credits
+    attempt.hold = money.hold(
+        db, p.tenant, amount, plan=p.credits.terms.plan if p.credits else "", credits=credits
+    )
     fields = _fields(p, job_id, db.clock.ms(), _reusable(p))
     fields["retention_s"] = str(settings.job_retention_seconds)
+    if p.credits is not None:
+        fields["credit_terms"] = p.credits.terms.to_json()
     _store_sources(db, p)
     mode, status = "queue", 202
     if earlier is not None:
@@ -358,7 +386,7 @@ def _hold_and_store(
             estimate=json.dumps({"estimated_usd": "0.000000", "reused": True}),
         )
         mode, status = "reused", 200
-    body = _public_body(db, p, fields, amount, reused=mode == "reused")
+    body = _public_body(db, p, fields, attempt.hold, reused=mode == "reused")
     attempt.sent = Answer(status, body, _headers(p, job_id), job_id)
     committed = job_store.commit(
         db,
@@ -387,7 +415,7 @@ def _store_sources(db: Backend, p: Prepared) -> None:
 
 
 def _public_body(
-    db: Backend, p: Prepared, fields: dict[str, str], amount: int, *, reused: bool
+    db: Backend, p: Prepared, fields: dict[str, str], hold: money.Hold, *, reused: bool
 ) -> dict[str, Any]:
     """The job as the client sees it right after the submit: succeeded when reused, else queued
     with its queue position."""
@@ -395,9 +423,11 @@ def _public_body(
         {
             **fields,
             "status": "succeeded" if reused else "queued",
-            "reserved": str(amount),
+            "reserved": str(hold.amount),
             "settled": "1" if reused else "",
             "actual": "0",
+            "credits_reserved": str(hold.credits),
+            "credits_charged": "0",
         }
     )
     waiting = not reused and p.lane is Lane.INTERACTIVE

@@ -35,6 +35,10 @@ SCRIPTS = (
     "reprice",
     "econ_take",
     "econ_return",
+    "tenant_create",
+    "plan_create",
+    "tenant_plan",
+    "credits_topup",
 )
 
 Redis = redis.Redis

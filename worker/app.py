@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 
 from editq.settings import Settings, get_settings
+from editq.worker.probes import LoopProbe
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
 TASK_ROUTES = {
@@ -65,8 +66,10 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_default_queue=OPS,
         task_routes=TASK_ROUTES,
         beat_schedule=_beat_schedule(settings),
+        beat_scheduler="editq.worker.probes:ProbedScheduler",
         timezone="UTC",
     )
+    app.steps["worker"].add(LoopProbe)
     return app
 
 

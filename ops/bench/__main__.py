@@ -531,16 +531,14 @@ def _billed(records: list[dict[str, str]]) -> tuple[int, int, int]:
     return len(ok), sum(int(r.get("actual") or 0) for r in ok), tokens
 
 
-def economy(services: Services, jobs: int) -> Result:
-    image = source_image()
-    per_batch = max(1, jobs // 4)
-    result = Result(
-        "5. Economy lane",
-        f"{jobs} edits (gpt-image-1-mini, low quality, 1024x1024 JPEG) run twice by the same editq on the same "
-        f"simulator: once in the interactive lane, once with priority=economy through the simulator's Batch API "
-        f"(up to {per_batch} jobs per batch, collection window 1 s, polls every 0.5 s, 1 s batch delay); "
-        f"{WORKERS} worker processes x {CONCURRENCY} threads.",
-    )
+Run = tuple[list[dict[str, str]], float]
+
+
+def _both_lanes(
+    services: Services, jobs: int, per_batch: int, image: bytes
+) -> tuple[Run, Run, dict[str, Any]]:
+    """The same `jobs` edits in the interactive lane, then in the economy lane; the simulator's
+    stats after both."""
     sim, sim_url = services.sim("--batch-delay", "1")
     try:
         editq = _deploy(
@@ -554,13 +552,28 @@ def economy(services: Services, jobs: int) -> Result:
         )
         try:
             editq.start_workers(WORKERS, CONCURRENCY)
-            interactive, interactive_s = _lane_run(editq, "lane-interactive", jobs, image, "interactive")
-            economy_records, economy_s = _lane_run(editq, "lane-economy", jobs, image, "economy")
+            interactive = _lane_run(editq, "lane-interactive", jobs, image, "interactive")
+            economy = _lane_run(editq, "lane-economy", jobs, image, "economy")
         finally:
             editq.stop()
-        stats = sim_stats(sim_url)
+        return interactive, economy, sim_stats(sim_url)
     finally:
         sim.stop()
+
+
+def economy(services: Services, jobs: int) -> Result:
+    image = source_image()
+    per_batch = max(1, jobs // 4)
+    result = Result(
+        "5. Economy lane",
+        f"{jobs} edits (gpt-image-1-mini, low quality, 1024x1024 JPEG) run twice by the same editq on the same "
+        f"simulator: once in the interactive lane, once with priority=economy through the simulator's Batch API "
+        f"(up to {per_batch} jobs per batch, collection window 1 s, polls every 0.5 s, 1 s batch delay); "
+        f"{WORKERS} worker processes x {CONCURRENCY} threads.",
+    )
+    (interactive, interactive_s), (economy_records, economy_s), stats = _both_lanes(
+        services, jobs, per_batch, image
+    )
     done_i, cost_i, tokens_i = _billed(interactive)
     done_e, cost_e, tokens_e = _billed(economy_records)
     per_1000_i = cost_i / max(1, done_i) * 1000 / 1_000_000

@@ -19,7 +19,7 @@ if status == 'running' and mode == 'canceled' and in_batch then
   redis.call('HSET', key, 'status', 'canceled', 'finished_at', int(now), 'updated_at', int(now),
              'error', cjson.encode({code = 'canceled', message = 'canceled in its economy batch; ' ..
              'its result is discarded and nothing is charged'}))
-  settle(t, id, job, 0, 'released', '', now, 'canceled in its economy batch')
+  settle(t, id, job, 0, 'released', '', now, 'canceled in its economy batch', 0)
   econ_left(job['ebatch'], now)
   emit(t, id, job, 'canceled', now, 'in its economy batch')
   retain(t, id, job)
@@ -44,7 +44,7 @@ local message = 'canceled before it started; nothing was charged'
 if mode == 'expired' then message = 'not started before its Cancel-After deadline; nothing was charged' end
 redis.call('HSET', key, 'status', mode, 'finished_at', int(now), 'updated_at', int(now), 'token', '',
            'error', cjson.encode({code = mode, message = message}))
-settle(t, id, job, 0, 'released', '', now, mode)
+settle(t, id, job, 0, 'released', '', now, mode, 0)
 emit(t, id, job, mode, now, '')
 retain(t, id, job)
 wake()

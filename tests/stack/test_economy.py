@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
@@ -256,3 +257,16 @@ def test_a_tenant_can_default_to_the_economy_lane(stack: Universe) -> None:
     assert default["lane"] == "economy"
     assert asked["lane"] == "interactive"
     assert Fraction(default["estimated_usd"]) < Fraction(asked["estimated_usd"])
+    name = f"econ{uuid.uuid4().hex[:10]}"
+    with stack.admin() as admin:
+        made = admin.post("/v1/admin/tenants", json={"name": name, "default_priority": "economy"})
+        assert made.status_code == 201, made.text
+        assert made.json()["default_priority"] == "economy"
+        wrong = admin.patch(f"/v1/admin/tenants/{name}", json={"default_priority": "cheap"})
+        assert wrong.status_code == 400
+        assert wrong.json()["error"]["code"] == "invalid_default_priority"
+        cleared = admin.patch(f"/v1/admin/tenants/{name}", json={"default_priority": None})
+        assert cleared.json()["default_priority"] is None
+    found = tenants.get(stack.db, name)
+    assert found is not None
+    assert found.default_priority is None
