@@ -112,6 +112,7 @@ _TENANT_CODES = {
     "budget_usd_month": "invalid_budget",
     "budget_usd_total": "invalid_budget",
     "plan": "invalid_plan_name",
+    "default_priority": "invalid_default_priority",
 }
 
 
@@ -144,6 +145,8 @@ class TenantPatch(AdminBody):
     budget_usd_month: BudgetUsd = None
     budget_usd_total: BudgetUsd = None
     plan: TenantName | None = None
+    #: The priority of the tenant's jobs that name none; null: interactive.
+    default_priority: Literal["interactive", "batch", "economy"] | None = None
 
 
 class TenantCreate(TenantPatch):
@@ -206,6 +209,7 @@ class AdminTenant(Public):
     max_running: int | None
     budgets_usd: TenantBudgets
     plan: str | None
+    default_priority: str | None
     created_at: int
     budgets: dict[str, Budget]
     credits: CreditBalance

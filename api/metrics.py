@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from editq.storage import economy, limiter
 from editq.storage import jobs as job_store
-from editq.storage import limiter
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 
@@ -35,6 +35,7 @@ class StateCollector(Collector):
             state = limiter.state(db)
             backlog = job_store.backlog(db)
             depths, due, scheduled = backlog.depths, backlog.due, backlog.scheduled
+            lane = economy.overview(db)
         except StorageError:
             return
         pending = GaugeMetricFamily(
@@ -63,6 +64,15 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "editq_provider_paused", "1 while admission is paused", value=1 if state["paused"] else 0
         )
+        yield GaugeMetricFamily(
+            "editq_economy_waiting_jobs", "Economy jobs waiting to be put in a batch", value=lane.waiting
+        )
+        batches = GaugeMetricFamily(
+            "editq_economy_batches", "Economy batches not yet done, by state", labels=["state"]
+        )
+        for batch_state in ("open", "uploaded", "submitted"):
+            batches.add_metric([batch_state], lane.batches.get(batch_state, 0))
+        yield batches
         yield GaugeMetricFamily("editq_schedule_due", "Scheduled items already due", value=due)
         yield GaugeMetricFamily("editq_schedule_size", "Scheduled retries and deliveries", value=scheduled)
 

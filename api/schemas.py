@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import ConfigDict, Field
 
 from editq.api.credit_schemas import CreditBalance, CreditEstimate
+from editq.catalogue import Lane
 from editq.public import EditJob, EventType, Public, WebhookEvent
 
 
@@ -177,6 +178,7 @@ class LedgerEntry(Public):
         description="on a credit plan: credits reserved, charged, or topped up (kind `topup`)"
     )
     credits_released: int | None = Field(description="on a credit plan: the job's credit hold given back")
+    lane: Lane = Field(description="the lane whose prices the amount is at (economy: batch prices)")
 
 
 class Ledger(Public):
@@ -274,6 +276,8 @@ class Estimate(Public):
     provider_size: str
     quality: str
     n: int
+    #: The lane the job would run in; `estimated_usd` is at that lane's prices.
+    lane: Lane
     estimated_usd: str | None
     budget_remaining_usd: dict[str, str | None]
     credits: CreditEstimate | None

@@ -15,15 +15,16 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from editq import cost, ids, lifecycle, ssrf
-from editq.catalogue import Catalogue, Model, Resolution
+from editq import batchfile, cost, ids, lifecycle, ssrf
+from editq.catalogue import Catalogue, Lane, Model, Resolution
 from editq.credits import Quote, quote
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
 from editq.job import Job
 from editq.lifecycle import Availability, Choice
-from editq.options import EditOptions, EditPlan, plan_edit
+from editq.options import EditOptions, EditPlan, lane_of, plan_edit
 from editq.public import edit_job
+from editq.settings import Settings
 from editq.storage import credits as credit_store
 from editq.storage import idempotency, images, money, outputs
 from editq.storage import jobs as job_store
@@ -64,6 +65,9 @@ class Prepared:
 
     tenant: str
     options: EditOptions
+    #: The job's priority (the tenant's default when the request named none) and its lane.
+    priority: str
+    lane: Lane
     choice: Choice
     plan: EditPlan
     estimate: cost.Estimate | None
@@ -95,6 +99,8 @@ def prepare(
     settings = db.settings
     if not sources:
         raise InvalidRequest("image_missing", "at least one image is required", "image")
+    limits = tenant_store.get(db, tenant)
+    priority, lane = _priority(settings, limits, options)
     choice = lifecycle.choose(
         catalogue,
         options.model,
@@ -111,20 +117,21 @@ def prepare(
         image_count=len(sources),
         first_image=sources[0].dims,
         unsupported_formats=("webp",) if settings.provider == "azure" else (),
+        lane=lane,
     )
     _check_mask(mask, sources)
     _check_webhook(db, tenant, options)
-    estimate = _priced_estimate(db, tenant, options, resolution.model, plan, sources, mask)
+    estimate = _priced_estimate(limits, options, resolution.model, plan, sources, mask, lane)
     _check_max_cost(options, estimate)
     credits = _credit_quote(db, tenant, plan, estimate)
-    deadline_ms = None
-    if cancel_after_s is not None:
-        deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
+    deadline_ms = None if cancel_after_s is None else int((db.clock.time() + cancel_after_s) * 1000)
     shas = [s.meta["sha256"] for s in sources]
     mask_sha = mask.meta["sha256"] if mask else None
     return Prepared(
         tenant=tenant,
         options=options,
+        priority=priority,
+        lane=lane,
         choice=choice,
         plan=plan,
         estimate=estimate,
@@ -137,6 +144,22 @@ def prepare(
             {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
         ),
     )
+
+
+def _priority(
+    settings: Settings, limits: tenant_store.Tenant | None, options: EditOptions
+) -> tuple[str, Lane]:
+    """The job's priority (asked, else the tenant's default, else interactive) and its lane."""
+    priority = options.priority or (limits.default_priority if limits else None) or "interactive"
+    lane = lane_of(priority)
+    if lane is Lane.ECONOMY and not settings.economy_available:
+        raise InvalidRequest(
+            "economy_unavailable",
+            "priority=economy is not available here (it needs the OpenAI provider's Batch API and "
+            "EDITQ_ECONOMY on)",
+            "priority",
+        )
+    return priority, lane
 
 
 def _check_mask(mask: Source | None, sources: list[Source]) -> None:
@@ -169,19 +192,18 @@ def _check_webhook(db: Backend, tenant: str, options: EditOptions) -> None:
 
 
 def _priced_estimate(
-    db: Backend,
-    tenant: str,
+    limits: tenant_store.Tenant | None,
     options: EditOptions,
     model: Model,
     plan: EditPlan,
     sources: list[Source],
     mask: Source | None,
+    lane: Lane,
 ) -> cost.Estimate | None:
-    """The job's cost estimate; None for a model without confirmed prices, which then cannot
-    run under a budget or a max cost."""
-    if model.prices.complete:
-        return cost.estimate(model, plan, [s.dims for s in sources], mask.dims if mask else None)
-    limits = tenant_store.get(db, tenant)
+    """The job's cost estimate at its lane's prices; None for a model without confirmed
+    prices, which then cannot run under a budget or a max cost."""
+    if model.tariff(lane).prices.complete:
+        return cost.estimate(model, plan, [s.dims for s in sources], mask.dims if mask else None, lane)
     if options.max_cost_micros is not None or (limits and any(limits.budgets.values())):
         raise InvalidRequest(
             "model_price_unknown",
@@ -256,7 +278,8 @@ def _fields(p: Prepared, job_id: str, created_ms: int, reusable: bool) -> dict[s
         "model_explicit": "1" if p.choice.explicit else "0",
         "model_note": p.choice.note or "",
         "prompt": options.prompt,
-        "priority": options.priority,
+        "priority": p.priority,
+        "lane": p.lane.value,
         "plan": json.dumps(p.plan.to_dict()),
         "options": json.dumps(echo),
         "sources": json.dumps(
@@ -278,7 +301,13 @@ def _fields(p: Prepared, job_id: str, created_ms: int, reusable: bool) -> dict[s
         "fingerprint": p.reuse_fingerprint,
         "reusable": "1" if reusable else "0",
         "user": options.user or "",
+        "econ_bytes": str(_line_bound(p, job_id)) if p.lane is Lane.ECONOMY else "",
     }
+
+
+def _line_bound(p: Prepared, job_id: str) -> int:
+    """The most the job's line in a batch input file can weigh (batches are sized by it)."""
+    return batchfile.line_bound(job_id, p.plan, len(p.sources), p.mask is not None, p.options.user)
 
 
 def _reusable(p: Prepared) -> bool:
@@ -401,7 +430,8 @@ def _public_body(
             "credits_charged": "0",
         }
     )
-    position = None if reused else job_store.queue_length(db, p.tenant, p.options.priority)
+    waiting = not reused and p.lane is Lane.INTERACTIVE
+    position = job_store.queue_length(db, p.tenant, p.priority) if waiting else None
     return edit_job(job, outputs.url_builder(db), position).model_dump(mode="json")
 
 

@@ -12,6 +12,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,13 @@ PRICE_FIELDS = (
     "image_output",
     "text_output",
 )
+
+
+class Lane(StrEnum):
+    """How a job reaches the provider, which decides the prices it pays."""
+
+    INTERACTIVE = "interactive"  #: one synchronous call, as soon as the limiter allows
+    ECONOMY = "economy"  #: a line of an OpenAI Batch API file: half price, within 24 hours
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,22 @@ class Prices:
     @property
     def complete(self) -> bool:
         return None not in (self.text_input, self.image_input, self.image_output)
+
+    def scaled(self, factor: Fraction) -> Prices:
+        """Every price times `factor` (unset prices stay unset)."""
+        return Prices(
+            **{name: None if (p := getattr(self, name)) is None else p * factor for name in PRICE_FIELDS}
+        )
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """What one lane pays for a model: its token prices, and the factor applied to the model's
+    published per-image prices (which estimates use as a floor)."""
+
+    lane: Lane
+    prices: Prices
+    per_image_factor: Fraction = Fraction(1)
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,22 @@ class Model:
     successor: str | None
     snapshots: tuple[str, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    #: Prices in the economy lane (OpenAI's Batch API); None: the model has no batch route.
+    batch_prices: Prices | None = None
+    #: The batch discount, also applied to the published per-image prices.
+    batch_discount: Fraction | None = None
+
+    def tariff(self, lane: Lane) -> Tariff:
+        """The prices `lane` pays; refuses the economy lane for a model without a batch route."""
+        if lane is Lane.INTERACTIVE:
+            return Tariff(lane, self.prices)
+        if self.batch_prices is None:
+            raise InvalidRequest(
+                "economy_unsupported",
+                f"{self.name} has no batch route, so it cannot run with priority=economy",
+                "priority",
+            )
+        return Tariff(lane, self.batch_prices, self.batch_discount or Fraction(1))
 
     def retired(self, today: date) -> bool:
         return self.retires_on is not None and today >= self.retires_on
@@ -130,6 +170,13 @@ class Model:
             },
             "prices_confirmed": self.prices_confirmed,
             "prices_basis": self.prices_basis,
+            "economy": self.batch_prices is not None,
+            "batch_prices_usd_per_1m_tokens": None
+            if self.batch_prices is None
+            else {
+                name: None if (p := getattr(self.batch_prices, name)) is None else _decimal(p)
+                for name in PRICE_FIELDS
+            },
             "input_tokens_confirmed": self.input_tokens_confirmed,
             "retires_on": self.retires_on.isoformat() if self.retires_on else None,
             "successor": self.successor,
@@ -228,6 +275,7 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
     notes = {key: str(value) for key, value in raw.items() if key.endswith(("_note", "_source"))}
     notes.update({f"input_tokens_{k}": str(v) for k, v in input_tokens.items() if k == "source"})
     parsed_prices = Prices(**{name: _fraction(prices.get(name)) for name in PRICE_FIELDS})
+    batch_prices, batch_discount = _batch(raw.get("batch"), parsed_prices)
     return Model(
         name=name,
         description=str(raw.get("description", "")),
@@ -267,7 +315,25 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         successor=raw.get("successor"),
         snapshots=tuple(raw.get("snapshots", ())),
         notes=notes,
+        batch_prices=batch_prices,
+        batch_discount=batch_discount,
     )
+
+
+def _batch(raw: Any, prices: Prices) -> tuple[Prices | None, Fraction | None]:
+    """A model's batch prices: each standard price times `discount`, where `prices` does not
+    set one of its own. No `batch` entry: no batch route."""
+    if not raw:
+        return None, None
+    discount = _fraction(raw.get("discount", "1"))
+    assert discount is not None
+    if not 0 < discount <= 1:
+        raise ValueError(f"a batch discount is a factor in (0, 1], not {discount}")
+    scaled = prices.scaled(discount)
+    own = raw.get("prices") or {}
+    return Prices(
+        **{name: _fraction(own[name]) if name in own else getattr(scaled, name) for name in PRICE_FIELDS}
+    ), discount
 
 
 def parse(data: dict[str, Any]) -> Catalogue:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from editq.catalogue import STANDARD_SIZES, Model, Prices
+from editq.catalogue import STANDARD_SIZES, Lane, Model, Prices
 from editq.errors import InvalidRequest
 from editq.options import EditPlan, parse_size
 
@@ -122,6 +122,15 @@ def price_usage(prices: Prices, usage: Usage) -> int:
     return micros(total)
 
 
+def charge(model: Model, lane: Lane, usage: dict[str, Any]) -> int:
+    """What the provider's `usage` of a job costs in `lane`, in micro-dollars (0 for a model
+    without confirmed prices, which never runs under a budget)."""
+    prices = model.tariff(lane).prices
+    if not prices.complete:
+        return 0
+    return price_usage(prices, Usage.from_api(usage))
+
+
 def image_input_tokens(width: int, height: int, fidelity: str | None) -> int:
     """Input tokens of one image by gpt-image-1's documented formula."""
     scale = min(1.0, FIT / max(width, height))
@@ -198,10 +207,12 @@ class Estimate:
     text_input_tokens: int
     image_input_tokens: int
     output_tokens_per_image: int
+    lane: Lane = Lane.INTERACTIVE
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "estimated_usd": usd(self.micros),
+            "lane": self.lane.value,
             "text_input_tokens": self.text_input_tokens,
             "image_input_tokens": self.image_input_tokens,
             "output_tokens_per_image": self.output_tokens_per_image,
@@ -209,11 +220,16 @@ class Estimate:
 
 
 def estimate(
-    model: Model, plan: EditPlan, images: list[tuple[int, int]], mask: tuple[int, int] | None
+    model: Model,
+    plan: EditPlan,
+    images: list[tuple[int, int]],
+    mask: tuple[int, int] | None,
+    lane: Lane = Lane.INTERACTIVE,
 ) -> Estimate:
-    """The most this job can cost. Every input image (and the mask) is counted at the fidelity
-    asked; `auto` quality and size are priced as the largest output."""
-    prices = model.prices
+    """The most this job can cost in `lane`. Every input image (and the mask) is counted at the
+    fidelity asked; `auto` quality and size are priced as the largest output."""
+    tariff = model.tariff(lane)
+    prices = tariff.prices
     if not prices.complete:
         raise InvalidRequest(
             "model_price_unknown",
@@ -228,7 +244,9 @@ def estimate(
     fidelity = model.input_fidelity_billed or plan.input_fidelity
     image_in = sum(image_input_tokens(w, h, fidelity) for w, h in counted)
     out = output_tokens(model, plan.quality, plan.size)
-    out_cost = max(out * prices.image_output, per_image_price(model, plan.quality, plan.size))
+    out_cost = max(
+        out * prices.image_output, per_image_price(model, plan.quality, plan.size) * tariff.per_image_factor
+    )
     text_out_price = prices.text_output if prices.text_output is not None else prices.image_output
     total = (
         text * prices.text_input
@@ -241,4 +259,5 @@ def estimate(
         text_input_tokens=text,
         image_input_tokens=image_in,
         output_tokens_per_image=out,
+        lane=lane,
     )

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from editq.catalogue import Lane
+
 
 class Status(StrEnum):
     QUEUED = "queued"
@@ -90,6 +92,21 @@ class Job:
     def model_note(self) -> str | None:
         """Why the job runs on another model than the one it would have had."""
         return self.raw.get("model_note") or None
+
+    @property
+    def lane(self) -> Lane:
+        """The lane the job is in now (economy jobs can be moved to the interactive lane)."""
+        return Lane.ECONOMY if self.raw.get("lane") == Lane.ECONOMY else Lane.INTERACTIVE
+
+    @property
+    def economy_batch(self) -> str | None:
+        """editq's id of the economy batch the job is in, if any."""
+        return self.raw.get("ebatch") or None
+
+    @property
+    def provider_batch_id(self) -> str | None:
+        """The provider's id of the batch that runs (or ran) the job."""
+        return self.raw.get("provider_batch") or None
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:

@@ -15,11 +15,13 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from editq.catalogue import STANDARD_SIZES, Model
+from editq.catalogue import STANDARD_SIZES, Lane, Model
 from editq.errors import InvalidRequest
 
 STRENGTHS = ("low", "medium", "high")
-PRIORITIES = ("interactive", "batch")
+#: `interactive` and `batch` wait in the fair queues (batch after interactive); `economy` goes
+#: through the provider's Batch API at its batch price.
+PRIORITIES = ("interactive", "batch", "economy")
 EVENTS = ("edit.started", "edit.succeeded", "edit.failed", "edit.canceled", "edit.expired")
 TERMINAL_EVENTS = ("edit.succeeded", "edit.failed", "edit.canceled", "edit.expired")
 MAX_METADATA_KEYS = 16
@@ -85,7 +87,8 @@ class EditOptions:
     input_fidelity: str | None = None
     webhook_url: str | None = None
     webhook_events: tuple[str, ...] = TERMINAL_EVENTS
-    priority: str = "interactive"
+    #: None: the tenant's default priority (else interactive).
+    priority: str | None = None
     max_cost_micros: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     reuse: bool = True
@@ -280,7 +283,7 @@ def parse_options(values: dict[str, Any]) -> EditOptions:
     n = _int(values, "n")
     compression = _int(values, "output_compression")
     max_cost = _one(values, "max_cost_usd")
-    priority = _choice(_text(values, "priority"), PRIORITIES, "priority") or "interactive"
+    priority = _choice(_text(values, "priority"), PRIORITIES, "priority")
     user = _text(values, "user")
     webhook_url = _one(values, "webhook_url")
     if isinstance(webhook_url, str) and ("\r" in webhook_url or "\n" in webhook_url):
@@ -310,6 +313,11 @@ def parse_options(values: dict[str, Any]) -> EditOptions:
         reuse=_bool(values, "reuse", True),
         user=user,
     )
+
+
+def lane_of(priority: str) -> Lane:
+    """The lane a priority runs in."""
+    return Lane.ECONOMY if priority == "economy" else Lane.INTERACTIVE
 
 
 def parse_ratio(text: str) -> tuple[int, int]:
@@ -410,15 +418,19 @@ def plan_edit(
     image_count: int,
     first_image: tuple[int, int],
     unsupported_formats: tuple[str, ...] = (),
+    lane: Lane = Lane.INTERACTIVE,
 ) -> EditPlan:
-    """Validate `options` against `model` and decide exactly what to send and how to post-process."""
+    """Validate `options` against `model` and decide exactly what to send and how to post-process.
+    The economy lane sends the Batch API's JSON body, whose `size` takes the standard sizes only:
+    a ratio is then met by the nearest standard size and a crop, even on free-form models."""
     _check_counts(options, model, image_count)
     quality = _checked_quality(options, model)
     output_format = _checked_output_format(options, model, unsupported_formats)
     background = _checked_background(options, model, output_format)
     compression = _checked_compression(options, output_format)
     _check_fidelity(options, model)
-    size, crop, resize = _geometry(options, model, first_image)
+    free_sizes = model.arbitrary_sizes is not None and lane is Lane.INTERACTIVE
+    size, crop, resize = _geometry(options, model, first_image, free_sizes=free_sizes)
     return EditPlan(
         model=model.name,
         api_model=api_model,
@@ -541,14 +553,22 @@ def _prompt_with_strength(options: EditOptions, model: Model) -> str:
 
 
 def _geometry(
-    options: EditOptions, model: Model, first_image: tuple[int, int]
+    options: EditOptions, model: Model, first_image: tuple[int, int], *, free_sizes: bool
 ) -> tuple[str, tuple[int, int] | None, tuple[int, int] | None]:
-    """The size to request, the ratio to crop to and the dimensions to resize to."""
+    """The size to request, the ratio to crop to and the dimensions to resize to. Without
+    `free_sizes` only the model's listed sizes are asked for."""
     width, height = first_image
     resize = (width, height) if options.output_size == "input" else None
     if options.size is not None:
         if options.aspect_ratio is not None:
             raise InvalidRequest("conflicting_options", "give size or aspect_ratio, not both", "aspect_ratio")
+        if model.arbitrary_sizes is not None and not free_sizes and options.size not in model.sizes:
+            raise InvalidRequest(
+                "economy_unsupported",
+                f"priority=economy goes through the Batch API, whose edit body takes size "
+                f"{', '.join(model.sizes)} only; use aspect_ratio (met by a crop) or priority=interactive",
+                "size",
+            )
         check_size(model, options.size)
         if resize is not None:
             return options.size, _reduced(width, height), resize
@@ -572,11 +592,11 @@ def _geometry(
         raise InvalidRequest(
             "invalid_aspect_ratio", "aspect ratio must be between 1:3 and 3:1", "aspect_ratio"
         )
-    size = _arbitrary_for(model, ratio) if model.arbitrary_sizes else _closest_standard(ratio)
-    if model.arbitrary_sizes is None and size not in model.sizes:
+    size = _arbitrary_for(model, ratio) if free_sizes else _closest_standard(ratio)
+    if not free_sizes and size not in model.sizes:
         raise InvalidRequest("unsupported_size", f"{model.name} has no size for that ratio", "aspect_ratio")
     dims = parse_size(size)
-    if model.arbitrary_sizes is not None and dims is not None and Fraction(*dims) == ratio:
+    if free_sizes and dims is not None and Fraction(*dims) == ratio:
         crop = None  # the provider is asked for the exact ratio: nothing to crop
     return size, crop, resize
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from editq.catalogue import Lane
 from editq.cost import usd
 from editq.job import Job, Status, iso
 
@@ -131,6 +132,11 @@ class EditJob(Public):
     options: EchoedOptions
     provider_request: ProviderRequest
     priority: str
+    #: `interactive` (one call as soon as the limiter allows) or `economy` (a line of a provider
+    #: Batch API file, at the batch price); an economy job can be moved to the interactive lane.
+    lane: Lane
+    #: The provider's batch that runs or ran the job (economy lane), else null.
+    provider_batch_id: str | None
     metadata: dict[str, str]
     webhook: WebhookTarget | None
     sources: list[SourceInfo]
@@ -219,6 +225,8 @@ def edit_job(job: Job, output_url: OutputUrl, queue_position: int | None = None)
         options=EchoedOptions(**_pick(job.options, tuple(EchoedOptions.model_fields))),
         provider_request=ProviderRequest(**_pick(job.plan, tuple(ProviderRequest.model_fields))),
         priority=job.priority,
+        lane=job.lane,
+        provider_batch_id=job.provider_batch_id,
         metadata=job.metadata,
         webhook=WebhookTarget(url=job.webhook_url, events=job.webhook_events) if job.webhook_url else None,
         sources=[SourceInfo(**_pick(s, tuple(SourceInfo.model_fields))) for s in job.sources],

@@ -95,6 +95,27 @@ class Settings(BaseSettings):
     #: Credit, in images, a tenant gets when it becomes active again after being idle.
     fair_burst_images: int = Field(10, ge=1, validation_alias=_env("EDITQ_FAIR_BURST"))
 
+    # --- Economy lane: jobs with priority=economy go through the provider's Batch API ------------
+    #: Accept priority=economy (needs EDITQ_PROVIDER=openai: Azure's batch service differs).
+    economy_enabled: bool = Field(True, validation_alias=_env("EDITQ_ECONOMY"))
+    #: Most jobs in one batch file (OpenAI takes up to 50,000 requests per file).
+    economy_max_jobs: int = Field(50_000, ge=1, le=50_000, validation_alias=_env("EDITQ_ECONOMY_MAX_JOBS"))
+    #: Most bytes in one batch file (OpenAI takes up to 200 MB).
+    economy_max_bytes: int = Field(
+        200_000_000, ge=1_000_000, le=200_000_000, validation_alias=_env("EDITQ_ECONOMY_MAX_BYTES")
+    )
+    #: A batch is sent this many seconds after the oldest job waiting for one was queued, or at
+    #: once when EDITQ_ECONOMY_MAX_JOBS jobs wait.
+    economy_window_seconds: float = Field(300.0, ge=0, validation_alias=_env("EDITQ_ECONOMY_WINDOW"))
+    #: How often a submitted batch is asked for its status.
+    economy_poll_seconds: float = Field(60.0, gt=0, validation_alias=_env("EDITQ_ECONOMY_POLL_SECONDS"))
+    #: How a batch line references its images: `file` uploads each source once per batch to the
+    #: provider's Files API (works with any S3); `url` sends presigned S3 URLs (the provider must
+    #: be able to fetch them: public S3 only).
+    economy_sources: Literal["file", "url"] = Field("file", validation_alias=_env("EDITQ_ECONOMY_SOURCES"))
+    #: Batches a job may go through that fail or expire before the job fails.
+    economy_max_batches: int = Field(3, ge=1, validation_alias=_env("EDITQ_ECONOMY_MAX_BATCHES"))
+
     # --- Models ------------------------------------------------------------------------------
     #: The model for jobs that name none. Unset: the catalogue's default chain (gpt-image-1-mini
     #: while it is live and served, then its successor, and so on). A configured default that
@@ -283,6 +304,11 @@ class Settings(BaseSettings):
     @property
     def clock(self) -> Clock:
         return Clock(self.clock_offset_seconds)
+
+    @property
+    def economy_available(self) -> bool:
+        """Whether priority=economy is accepted (enabled, on a provider with the Batch API)."""
+        return self.economy_enabled and self.provider == "openai"
 
     @property
     def worker_drain_seconds(self) -> float:

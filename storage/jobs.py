@@ -328,6 +328,8 @@ def commit(
         json.dumps(body),
         mode,
         reused_from,
+        int(db.settings.economy_window_seconds * 1000),
+        db.settings.economy_max_jobs,
     )
     return bool(result[0] == "ok")
 

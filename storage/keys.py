@@ -56,6 +56,11 @@ TEMPLATES: dict[str, str] = {
     "workers": "workers",
     "worker_slots": "workers:slots",
     "wake": "wake",
+    "econ_pending": "econ:pending",
+    "econ_batches": "econ:batches",
+    "econ_batch": "econ:b:{batch_id}",
+    "econ_batch_jobs": "econ:b:{batch_id}:jobs",
+    "econ_batch_files": "econ:b:{batch_id}:files",
     "turn": "{name}",
 }
 
@@ -212,6 +217,27 @@ class Keys:
     @property
     def wake(self) -> str:
         return self.build("wake")
+
+    @property
+    def econ_pending(self) -> str:
+        """Economy jobs waiting to be put in a batch (slots, scored by when they joined)."""
+        return self.build("econ_pending")
+
+    @property
+    def econ_batches(self) -> str:
+        """Economy batches not yet done (ids, scored by when they were opened)."""
+        return self.build("econ_batches")
+
+    def econ_batch(self, batch_id: str) -> str:
+        return self.build("econ_batch", batch_id)
+
+    def econ_batch_jobs(self, batch_id: str) -> str:
+        """The batch's jobs: job id -> tenant."""
+        return self.build("econ_batch_jobs", batch_id)
+
+    def econ_batch_files(self, batch_id: str) -> str:
+        """Sources uploaded to the provider for the batch: `tenant/sha256` -> file id."""
+        return self.build("econ_batch_files", batch_id)
 
     def turn(self, name: str) -> str:
         """A once-per-interval marker (`swept`, `trimmed`, ...)."""

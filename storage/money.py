@@ -158,6 +158,7 @@ def ledger(
             "day": fields.get("day"),
             "at": int(fields.get("at", 0)),
             "note": fields.get("note") or None,
+            "lane": fields.get("lane") or "interactive",
             "credits": _int_or_none(fields.get("credits")),
             "credits_released": _int_or_none(fields.get("credits_released")),
         }

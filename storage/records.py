@@ -1,7 +1,8 @@
 """Record formats stored as sorted-set members, defined once for Python and Lua.
 
 Schedule entries (`<kind>|<part>|...`) name work due at a time: a retry, a job event waiting
-for its delivery, a delivery attempt, and (in the retention set) outputs to delete. Slots
+for its delivery, a delivery attempt, an economy batch to build or poll, the economy lane's next
+collection, and (in the retention set) outputs to delete. Slots
 (`tenant/job`) name a job in the in-flight and deadline sets. Usage fields (`model|kind`)
 count a tenant's spend per model in its per-day usage hash. `lua_builders` renders the same
 formats into the Lua table `R` (`R.retry(t, id)`, `R.slot(t, id)`), so scripts build the members
@@ -22,6 +23,8 @@ class Kind(StrEnum):
     EVENT = "evt"
     DELIVERY = "dlv"
     OUTPUTS = "out"
+    BATCH = "bat"  #: an economy batch to move on (build, send, poll, ingest)
+    COLLECT = "col"  #: economy jobs waiting to be put in a batch
 
 
 #: Each kind's parts after the kind, in order; the last part may itself contain separators.
@@ -30,9 +33,18 @@ PARTS: dict[Kind, tuple[str, ...]] = {
     Kind.EVENT: ("tenant", "job_id", "event"),
     Kind.DELIVERY: ("delivery_id",),
     Kind.OUTPUTS: ("tenant", "job_id"),
+    Kind.BATCH: ("batch_id",),
+    Kind.COLLECT: (),
 }
 #: The Lua builder's name for each kind.
-LUA_NAMES = {Kind.RETRY: "retry", Kind.EVENT: "event", Kind.DELIVERY: "delivery", Kind.OUTPUTS: "outputs"}
+LUA_NAMES = {
+    Kind.RETRY: "retry",
+    Kind.EVENT: "event",
+    Kind.DELIVERY: "delivery",
+    Kind.OUTPUTS: "outputs",
+    Kind.BATCH: "batch",
+    Kind.COLLECT: "collect",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class Entry:
     job_id: str = ""
     event: str = ""
     delivery_id: str = ""
+    batch_id: str = ""
 
     @classmethod
     def retry(cls, tenant: str, job_id: str) -> Entry:
@@ -62,6 +75,8 @@ class Entry:
         except ValueError:
             return None
         names = PARTS[kind]
+        if not names:
+            return cls(kind) if member == kind.value else None
         parts = rest.split(SEPARATOR, len(names) - 1)
         if len(parts) != len(names) or not all(parts):
             return None
@@ -108,7 +123,7 @@ def lua_builders() -> str:
     `R.usage_field(model, kind)`."""
     lines = ["local R = {}"]
     for kind, names in PARTS.items():
-        body = f" .. '{SEPARATOR}' .. ".join([f"'{kind.value}'", *names])
+        body = f" .. '{SEPARATOR}' .. ".join([f"'{kind.value}'", *names]) if names else f"'{kind.value}'"
         lines.append(f"function R.{LUA_NAMES[kind]}({', '.join(names)}) return {body} end")
     lines.append(f"function R.slot(tenant, job_id) return tenant .. '{SLOT_SEPARATOR}' .. job_id end")
     lines.append(f"function R.usage_field(model, kind) return model .. '{SEPARATOR}' .. kind end")

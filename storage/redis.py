@@ -33,6 +33,8 @@ SCRIPTS = (
     "idempotency",
     "claim",
     "reprice",
+    "econ_take",
+    "econ_return",
     "tenant_create",
     "plan_create",
     "tenant_plan",

@@ -25,6 +25,8 @@ MAX_WEIGHT = 1000
 MAX_RUNNING = 100_000
 #: Largest budget in micro-dollars ($1,000,000,000): Lua's arithmetic stays exact far beyond it.
 MAX_BUDGET_MICROS = 10**15
+#: What a tenant's jobs run at when they name no priority ("": interactive).
+DEFAULT_PRIORITIES = ("", "interactive", "batch", "economy")
 
 
 class TenantError(ValueError):
@@ -52,6 +54,8 @@ class Tenant:
     created_at: int
     #: The credit plan the tenant's new jobs are priced on (None: plain provider dollars).
     plan: str | None = None
+    #: The priority of jobs that name none (None: interactive).
+    default_priority: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -62,6 +66,7 @@ class Tenant:
                 period: None if amount is None else usd(amount) for period, amount in self.budgets.items()
             },
             "plan": self.plan,
+            "default_priority": self.default_priority,
             "created_at": self.created_at,
         }
 
@@ -88,8 +93,12 @@ def check(
     weight: int | None = None,
     max_running: int | None = None,
     budgets: dict[str, int | None] | None = None,
+    default_priority: str | None = None,
 ) -> None:
     """Refuse values a tenant may not have (the admin API checks them first, with its codes)."""
+    if default_priority is not None and default_priority not in DEFAULT_PRIORITIES:
+        choices = ", ".join(p for p in DEFAULT_PRIORITIES if p)
+        raise TenantError(f"a default priority is one of {choices}")
     if name is not None and not NAME.fullmatch(name):
         raise TenantError("tenant names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
     if weight is not None and not 1 <= weight <= MAX_WEIGHT:
@@ -111,9 +120,12 @@ def create(
     max_running: int = 0,
     budgets: dict[str, int | None] | None = None,
     exist_ok: bool = False,
+    default_priority: str = "",
 ) -> Tenant:
     """A new tenant with its first webhook signing secret, written at once (one script)."""
-    check(name=name, weight=weight, max_running=max_running, budgets=budgets)
+    check(
+        name=name, weight=weight, max_running=max_running, budgets=budgets, default_priority=default_priority
+    )
     now = int(db.clock.time())
     mapping: dict[str, str] = {
         "name": name,
@@ -127,6 +139,8 @@ def create(
     for period, amount in (budgets or {}).items():
         if amount is not None:
             mapping[f"budget_{period}"] = str(amount)
+    if default_priority:
+        mapping["default_priority"] = default_priority
     created = db.scripts.run("tenant_create", name, *(part for item in mapping.items() for part in item))
     if not created and not exist_ok:
         raise TenantExists(f"tenant {name!r} already exists")
@@ -142,13 +156,15 @@ def update(
     weight: int | None = None,
     max_running: int | None = None,
     budgets: dict[str, int | None] | None = None,
+    default_priority: str | None = None,
 ) -> Tenant:
-    """Change what is given (a budget of None is cleared), all at once."""
-    check(weight=weight, max_running=max_running, budgets=budgets)
+    """Change what is given (a budget of None is cleared; `default_priority=""` goes back to
+    interactive), all at once."""
+    check(weight=weight, max_running=max_running, budgets=budgets, default_priority=default_priority)
     key = db.keys.tenant(name)
     if not db.redis.exists(key):
         raise NoSuchTenant(f"no tenant {name!r}")
-    changes = {"weight": weight, "max_running": max_running}
+    changes = {"weight": weight, "max_running": max_running, "default_priority": default_priority}
     pipe = db.redis.pipeline()
     for field, value in changes.items():
         if value is not None:
@@ -175,6 +191,7 @@ def get(db: Backend, name: str) -> Tenant | None:
         budgets={p: int(h[f"budget_{p}"]) if h.get(f"budget_{p}") else None for p in BUDGET_PERIODS},
         created_at=int(h.get("created_at", "0")),
         plan=h.get("plan") or None,
+        default_priority=h.get("default_priority") or None,
     )
 
 

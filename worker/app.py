@@ -3,7 +3,8 @@
 Early acks and prefetch 1; a visibility timeout far above any call, so Redis never hands live
 work to a second worker; no result backend (job state lives in editq's own records); task
 events on for Flower. Queues: `editq.edits` (provider
-calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping).
+calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping, and the
+economy lane's batches).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TASK_ROUTES = {
     "editq.edit": {"queue": EDITS},
     "editq.deliver": {"queue": WEBHOOKS},
     "editq.housekeeping": {"queue": OPS},
+    "editq.economy": {"queue": OPS},
 }
 
 

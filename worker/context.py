@@ -21,7 +21,8 @@ from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 from editq.storage.models import AvailabilityCache
 from editq.worker import probes
-from editq.worker.provider import openai
+from editq.worker.provider import batches, openai
+from editq.worker.provider.batches import BatchClient
 from editq.worker.provider.openai import Provider
 
 log = logging.getLogger("editq.worker")
@@ -85,6 +86,9 @@ class Context:
     webhook_http: httpx.Client
     slots: int
     worker_id: str
+    #: The provider's Files and Batch APIs (economy lane); None when it has none editq speaks.
+    batches: BatchClient | None = None
+    batch_http: httpx.Client | None = None
     leases: LeaseKeeper = field(init=False)
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
 
@@ -97,6 +101,8 @@ class Context:
             limiter.unregister(self.db, self.worker_id)
         self.http.close()
         self.webhook_http.close()
+        if self.batch_http is not None:
+            self.batch_http.close()
         self.db.close()
 
 
@@ -106,6 +112,7 @@ _lock = threading.Lock()
 
 def build(settings: Settings, slots: int) -> Context:
     http = openai.http_client(settings, pool=slots + 4)
+    batch_http = batches.http_client(settings)
     return Context(
         settings=settings,
         db=Backend.connect(settings),
@@ -121,6 +128,8 @@ def build(settings: Settings, slots: int) -> Context:
         ),
         slots=slots,
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        batches=batches.build(settings, batch_http),
+        batch_http=batch_http,
     )
 
 

@@ -18,6 +18,7 @@ from editq.errors import EditqError
 from editq.job import Status
 from editq.storage import jobs, limiter, schedule
 from editq.storage.backend import Backend
+from editq.storage.economy import CLAIM_MS
 from editq.storage.errors import StorageError
 from editq.storage.limiter import Outcome
 from editq.storage.records import Entry, Kind
@@ -55,8 +56,9 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
 
 
 def drain_schedule(db: Backend, publish: Publish, materialize: Materialize, lease_ms: int) -> float | None:
-    """Due retries back into their queues; events into deliveries; deliveries to the workers.
-    Returns seconds until the next entry is due (None: the schedule is empty)."""
+    """Due retries back into their queues; events into deliveries; deliveries, economy
+    collections and economy batch polls to the workers (each claimed for a while, so one
+    worker has it). Returns seconds until the next entry is due (None: the schedule is empty)."""
     next_due = schedule.next_due_ms(db)
     if next_due is None or next_due > 0:
         return None if next_due is None else next_due / 1000
@@ -69,6 +71,9 @@ def drain_schedule(db: Backend, publish: Publish, materialize: Materialize, leas
         elif entry.kind is Kind.DELIVERY and schedule.claim(db, entry, lease_ms):
             delivery = entry.delivery_id
             publish("editq.deliver", [delivery], f"{delivery}.{schedule.now_ms(db)}")
+        elif entry.kind in (Kind.BATCH, Kind.COLLECT) and schedule.claim(db, entry, CLAIM_MS):
+            action = "advance" if entry.kind is Kind.BATCH else "collect"
+            publish("editq.economy", [action, entry.batch_id], f"{entry.format()}.{schedule.now_ms(db)}")
     next_due = schedule.next_due_ms(db)
     return None if next_due is None else next_due / 1000
 

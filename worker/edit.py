@@ -109,7 +109,7 @@ def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
 def _run(ctx: Context, job: Job) -> Outcome:
     routed = _route(ctx, job)
     if isinstance(routed, dict):
-        return _fail(ctx, job, routed)
+        return fail(ctx, job, routed)
     job = routed
     plan = EditPlan.from_dict(job.plan)
     attempts = job.attempts - job.rate_limited  # calls that were not turned away with a 429
@@ -118,11 +118,11 @@ def _run(ctx: Context, job: Job) -> Outcome:
     except StorageUnavailable as exc:
         error = {"code": "storage_unavailable", "message": str(exc)}
         if attempts >= ctx.settings.provider_max_attempts:
-            return _fail(ctx, job, error | {"attempts": attempts})
+            return fail(ctx, job, error | {"attempts": attempts})
         return _retry(ctx, job, error, _backoff(ctx, attempts))
     except StorageError as exc:
         missing = {"code": "source_missing", "message": f"a source image is no longer stored: {exc}"}
-        return _fail(ctx, job, missing)
+        return fail(ctx, job, missing)
     if not jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT):
         # canceled while its sources loaded, or no longer this run's: no call, nothing charged
         canceled = {"code": "canceled", "message": "canceled"}
@@ -138,7 +138,7 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
         return _failed_call(ctx, job, exc, attempts)
     _answered(ctx, job, result)
     limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
-    return _succeed(ctx, job, plan, result)
+    return complete(ctx, job, plan, result)
 
 
 def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> Outcome:
@@ -148,9 +148,9 @@ def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> O
     if isinstance(exc, Retryable):
         _observe_headers(ctx, exc)
         if attempts >= ctx.settings.provider_max_attempts:
-            return _fail(ctx, job, exc.to_error() | {"attempts": attempts})
+            return fail(ctx, job, exc.to_error() | {"attempts": attempts})
         return _retry(ctx, job, exc.to_error(), exc.retry_after or _backoff(ctx, attempts))
-    return _fail(ctx, job, _permanent_error(ctx, job, exc))
+    return fail(ctx, job, _permanent_error(ctx, job, exc))
 
 
 def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> Outcome:
         ctx.db, Signal.RATE_LIMITED, images=job.images, retry_after_ms=int(wait * 1000), headers=exc.rate
     )
     if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited:
-        return _fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})
+        return fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})
     delay = wait + random.uniform(0, 0.5)  # noqa: S311 - jitter
     jobs.requeue(
         ctx.db,
@@ -209,21 +209,25 @@ def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> Outco
     return Outcome.RETRY
 
 
-def _fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> Outcome:
+def fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> Outcome:
+    """End the run failed, charging what `usage` (if any) costs in the job's lane."""
     actual = _price(ctx, job, usage)
     return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=error, usage=usage, actual=actual))
 
 
 def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
+    """What `usage` costs at the prices of the job's lane (economy: batch prices)."""
     if not usage:
         return 0
     model = ctx.catalogue.models.get(job.model)
-    if model is None or not model.prices.complete:
+    if model is None:
         return 0
-    return cost.price_usage(model.prices, cost.Usage.from_api(usage))
+    return cost.charge(model, job.lane, usage)
 
 
-def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outcome:
+def complete(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outcome:
+    """A billed answer: shape the outputs, store them, settle. A job canceled meanwhile is
+    settled without storing anything."""
     try:
         shaped = [
             shape_output(
@@ -236,7 +240,7 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outc
             for data in result.images
         ]
     except ValueError as exc:
-        return _fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
+        return fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
     stored: list[dict[str, Any]] = []
     if jobs.status(ctx.db, job.tenant, job.id) is Status.RUNNING:
         try:
@@ -248,7 +252,7 @@ def _succeed(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outc
                 "code": "output_storage_failed",
                 "message": f"the edit ran but its outputs could not be stored: {exc}",
             }
-            return _fail(ctx, job, error, result.usage)
+            return fail(ctx, job, error, result.usage)
     return _settle(ctx, job, stored, result)
 
 

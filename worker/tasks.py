@@ -10,7 +10,7 @@ from celery import signals
 
 from editq.settings import get_settings
 from editq.storage import limiter
-from editq.worker import context, dispatcher, edit, housekeeping, models, probes, webhooks
+from editq.worker import context, dispatcher, economy, edit, housekeeping, models, probes, webhooks
 from editq.worker.app import app
 
 log = logging.getLogger("editq.worker")
@@ -30,6 +30,16 @@ def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
 @app.task(name="editq.deliver", ignore_result=True)
 def deliver_task(delivery_id: str) -> str:
     return webhooks.deliver(context.current(), delivery_id)
+
+
+@app.task(name="editq.economy", ignore_result=True)
+def economy_task(action: str, batch_id: str) -> str:
+    """`collect`: open and send the next economy batch; `advance`: move batch `batch_id` on."""
+    ctx = context.current()
+    if action == "collect":
+        return economy.collect(ctx) or ""
+    economy.advance(ctx, batch_id)
+    return batch_id
 
 
 @app.task(name="editq.housekeeping", ignore_result=True)

@@ -79,6 +79,7 @@ def create_tenant(db: DB, new: Annotated[TenantCreate, Depends(body(TenantCreate
             weight=new.weight,
             max_running=new.max_running or 0,
             budgets=new.budgets(),
+            default_priority=new.default_priority or "",
         )
     except tenants.TenantExists:
         raise Conflict("tenant_exists", f"tenant {new.name!r} already exists", "name") from None
@@ -127,6 +128,7 @@ def update_tenant(
             weight=patch.weight if "weight" in sent else None,
             max_running=(patch.max_running or 0) if "max_running" in sent else None,
             budgets=patch.budgets(),
+            default_priority=(patch.default_priority or "") if "default_priority" in sent else None,
         )
     except tenants.NoSuchTenant:
         raise NotFound("tenant_not_found", f"no tenant {name!r}", "name") from None

@@ -32,6 +32,7 @@ def answer(db: Backend, prepared: Prepared) -> Estimate:
         provider_size=prepared.plan.size,
         quality=prepared.plan.quality,
         n=prepared.plan.n,
+        lane=prepared.lane,
         estimated_usd=None if prepared.estimate is None else usd(prepared.estimate.micros),
         budget_remaining_usd={period: b["remaining_usd"] for period, b in budgets.items()},
         credits=None
@@ -55,9 +56,10 @@ async def estimate(
 ) -> Estimate:
     """The same body as `POST /v1/edits`; answers what that submit would run and may cost.
 
-    `estimated_usd` is the upper bound a submit would reserve (null for a model without confirmed
-    prices); `budget_remaining_usd` is what each budget period (`day`, `month`, `total`) has left
-    before this job, null where the tenant has no limit."""
+    `estimated_usd` is the upper bound a submit would reserve, at the prices of its `lane` (the
+    economy lane pays batch prices; null for a model without confirmed prices);
+    `budget_remaining_usd` is what each budget period (`day`, `month`, `total`) has left before
+    this job, null where the tenant has no limit."""
     options, sources, mask = await inputs.read_edit(request, db, tenant, content_type, uploads)
 
     def run() -> Estimate:

@@ -138,6 +138,8 @@ def _tenants_on_api(api: Any, args: argparse.Namespace) -> int:
         fields["weight"] = args.weight
     if getattr(args, "max_running", None) is not None:
         fields["max_running"] = args.max_running
+    if getattr(args, "default_priority", None) is not None:
+        fields["default_priority"] = args.default_priority
     if args.action == "create":
         _print(dumps(api.create_tenant(args.name, **fields)))
     elif args.action == "update":
@@ -167,8 +169,24 @@ def _tenants_on_redis(db: Any, args: argparse.Namespace) -> int:
     if plan.get("plan") and credits.get_plan(db, str(plan["plan"])) is None:
         return _fail(f"no plan {plan['plan']!r}")
     if args.action in ("create", "update"):
-        change = tenants.create if args.action == "create" else tenants.update
-        tenant = change(db, args.name, weight=args.weight, max_running=args.max_running, budgets=budgets)
+        if args.action == "create":
+            tenant = tenants.create(
+                db,
+                args.name,
+                weight=args.weight,
+                max_running=args.max_running,
+                budgets=budgets,
+                default_priority=args.default_priority or "",
+            )
+        else:
+            tenant = tenants.update(
+                db,
+                args.name,
+                weight=args.weight,
+                max_running=args.max_running,
+                budgets=budgets,
+                default_priority=args.default_priority,
+            )
         if plan:
             credits.assign(db, args.name, plan["plan"])
         shown = {**tenant.public(), **plan}
@@ -349,6 +367,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None,
         clock_offset=args.clock_offset,
+        batch_delay=args.batch_delay,
     )
     _print(f"editq simulator (not a generative model) on http://{args.host}:{args.port}/v1")
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning", access_log=False)
@@ -486,6 +505,11 @@ def _add_tenants_command(sub: Subcommands) -> None:
         p.add_argument("--weight", type=int, default=1 if action == "create" else None)
         p.add_argument("--max-running", type=int, default=0 if action == "create" else None)
         p.add_argument("--plan", help="credit plan for the jobs submitted from now on")
+        p.add_argument(
+            "--default-priority",
+            choices=["interactive", "batch", "economy"],
+            help="priority of jobs that name none (economy: the provider's Batch API, half price)",
+        )
         if action == "update":
             p.add_argument("--clear-budget", action="append", choices=["day", "month", "total"])
             p.add_argument("--clear-plan", action="store_true", help="take the tenant off its plan")
@@ -565,6 +589,9 @@ def _add_sim_command(sub: Subcommands) -> None:
         "--models", help="comma-separated models it serves (default: every catalogued model not retired)"
     )
     p.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to its clock (retirements)")
+    p.add_argument(
+        "--batch-delay", type=float, default=0.5, help="seconds a Batch API batch runs before its results"
+    )
     p.set_defaults(func=cmd_sim)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import shutil
@@ -507,6 +508,112 @@ def _latency_rows(seq: Sequential, base: dict[str, Any]) -> list[tuple[str, str,
     ]
 
 
+def _lane_run(
+    editq: Editq, tenant: str, jobs: int, image: bytes, priority: str
+) -> tuple[list[dict[str, str]], float]:
+    """`jobs` edits at `priority` by a tenant of their own; their records and the seconds from
+    the first submit to the last finish."""
+    key = editq.tenant(tenant)
+    began = time.monotonic()
+    with editq.client(key) as client:
+        ids = editq.submit_backlog(client, jobs, image, priority=priority)
+    records = editq.wait(tenant, ids, timeout=600)
+    return records, time.monotonic() - began
+
+
+def _billed(records: list[dict[str, str]]) -> tuple[int, int, int]:
+    """Jobs that succeeded, the micro-dollars they were charged and the tokens they used."""
+    ok = [r for r in records if r.get("status") == "succeeded"]
+    tokens = 0
+    for record in ok:
+        usage = json.loads(record.get("usage") or "{}")
+        tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    return len(ok), sum(int(r.get("actual") or 0) for r in ok), tokens
+
+
+Run = tuple[list[dict[str, str]], float]
+
+
+def _both_lanes(
+    services: Services, jobs: int, per_batch: int, image: bytes
+) -> tuple[Run, Run, dict[str, Any]]:
+    """The same `jobs` edits in the interactive lane, then in the economy lane; the simulator's
+    stats after both."""
+    sim, sim_url = services.sim("--batch-delay", "1")
+    try:
+        editq = _deploy(
+            services,
+            sim_url,
+            ipm=UNLIMITED,
+            inflight=64,
+            EDITQ_ECONOMY_MAX_JOBS=str(per_batch),
+            EDITQ_ECONOMY_WINDOW="1",
+            EDITQ_ECONOMY_POLL_SECONDS="0.5",
+        )
+        try:
+            editq.start_workers(WORKERS, CONCURRENCY)
+            interactive = _lane_run(editq, "lane-interactive", jobs, image, "interactive")
+            economy = _lane_run(editq, "lane-economy", jobs, image, "economy")
+        finally:
+            editq.stop()
+        return interactive, economy, sim_stats(sim_url)
+    finally:
+        sim.stop()
+
+
+def economy(services: Services, jobs: int) -> Result:
+    image = source_image()
+    per_batch = max(1, jobs // 4)
+    result = Result(
+        "5. Economy lane",
+        f"{jobs} edits (gpt-image-1-mini, low quality, 1024x1024 JPEG) run twice by the same editq on the same "
+        f"simulator: once in the interactive lane, once with priority=economy through the simulator's Batch API "
+        f"(up to {per_batch} jobs per batch, collection window 1 s, polls every 0.5 s, 1 s batch delay); "
+        f"{WORKERS} worker processes x {CONCURRENCY} threads.",
+    )
+    (interactive, interactive_s), (economy_records, economy_s), stats = _both_lanes(
+        services, jobs, per_batch, image
+    )
+    done_i, cost_i, tokens_i = _billed(interactive)
+    done_e, cost_e, tokens_e = _billed(economy_records)
+    per_1000_i = cost_i / max(1, done_i) * 1000 / 1_000_000
+    per_1000_e = cost_e / max(1, done_e) * 1000 / 1_000_000
+    ratio = cost_e / max(1, cost_i)
+    batches = len({r.get("provider_batch") for r in economy_records if r.get("provider_batch")})
+    result.rows += [
+        ("cost per 1,000 edits", f"${per_1000_e:.4f}", f"${per_1000_i:.4f} (interactive lane)", "half"),
+        (
+            "economy cost / interactive cost",
+            f"{ratio:.4f}",
+            "",
+            "0.50 (rounding: +1 micro-dollar a job at most)",
+        ),
+        ("tokens billed", f"{tokens_e:,}", f"{tokens_i:,}", "equal"),
+        (
+            "jobs finished, submit of the first -> end of the last",
+            f"{done_e} of {jobs} in {economy_s:.0f} s, {batches} batches",
+            f"{done_i} of {jobs} in {interactive_s:.0f} s",
+            "economy: within 24 h",
+        ),
+        (
+            "simulator: interactive calls, batch lines",
+            f"{stats.get('batch_lines', 0)} batch lines",
+            f"{stats['requests']} calls",
+            "",
+        ),
+    ]
+    exact = done_e == done_i == jobs and tokens_e == tokens_i and cost_i / 2 <= cost_e <= cost_i / 2 + done_e
+    result.verdicts.append("met" if exact else "MISSED")
+    result.notes.append(
+        "Both lanes are charged from the simulator's `usage`, the economy lane at the catalogue's batch prices "
+        "(half of each token price); the cost per 1,000 edits is what the ledger charged. The economy lane's "
+        "time here is the simulator's: OpenAI finishes a batch within its 24-hour window, usually sooner, so "
+        "plan on hours, not seconds. How many batches it takes depends on how fast the jobs arrive: a batch "
+        "is sent once its oldest job has waited the collection window, or once it is full."
+    )
+    return result
+
+
 def machine() -> list[str]:
     cpu = "unknown"
     try:
@@ -529,26 +636,72 @@ def machine() -> list[str]:
     ]
 
 
-def write(results: list[Result], path: Path, seconds: float) -> None:
-    lines = [
-        "# editq benchmarks",
-        "",
-        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {seconds / 60:.1f} minutes. "
-        "Every figure is beside a baseline measured in the same run, on the same machine, against the same simulator.",
-        "",
-        "## Machine",
-        "",
-        *machine(),
-        "",
-        "All processes (Redis, the S3 server, the simulator, the API, the workers, the baselines) share these cores.",
-        "",
-    ]
-    for result in results:
-        lines += [f"## {result.title}: {', '.join(result.verdicts)}", "", result.setup, ""]
-        lines += ["| metric | editq | baseline | target |", "|---|---|---|---|"]
-        lines += [f"| {m} | {e} | {b} | {t} |" for m, e, b, t in result.rows]
-        lines += [""] + [f"{n}" for n in result.notes] + [""]
+def _render(result: Result) -> list[str]:
+    lines = [f"## {result.title}: {', '.join(result.verdicts)}", "", result.setup, ""]
+    lines += ["| metric | editq | baseline | target |", "|---|---|---|---|"]
+    lines += [f"| {m} | {e} | {b} | {t} |" for m, e, b, t in result.rows]
+    return lines + [""] + [f"{n}" for n in result.notes] + [""]
+
+
+def _earlier(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The report already at `path`: its head (title, run, machine) and its sections by number."""
+    if not path.exists():
+        return [], {}
+    head: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current: list[str] = head
+    for line in path.read_text().splitlines():
+        number = line[3:].split(".", 1)[0] if line.startswith("## ") else ""
+        if number.isdigit():
+            current = sections.setdefault(number, [])
+        current.append(line)
+    return head, sections
+
+
+def write(results: list[Result], path: Path, seconds: float, *, partial: bool = False) -> None:
+    """The report; a partial run (`--only`) rewrites its own sections and keeps the others, and
+    the head of the report they came with."""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    fresh = {result.title.split(".", 1)[0]: _render(result) for result in results}
+    head, sections = _earlier(path) if partial else ([], {})
+    if head:
+        names = ", ".join(sorted(fresh, key=int))
+        head = [
+            head[0],
+            "",
+            f"Section {names} rewritten alone (`make bench` with `--only`) on {stamp} in {seconds / 60:.1f} "
+            "minutes, on this machine:",
+            "",
+            *machine(),
+            "",
+            "The other sections are from the run below.",
+            *head[1:],
+        ]
+    else:
+        head = [
+            "# editq benchmarks",
+            "",
+            f"Written by `make bench` on {stamp} in {seconds / 60:.1f} minutes. "
+            "Every figure is beside a baseline measured in the same run, on the same machine, against the same simulator.",
+            "",
+            "## Machine",
+            "",
+            *machine(),
+            "",
+            "All processes (Redis, the S3 server, the simulator, the API, the workers, the baselines) share these cores.",
+            "",
+        ]
+    sections.update(fresh)
+    lines = [*_trimmed(head), ""]
+    for number in sorted(sections, key=int):
+        lines += [*_trimmed(sections[number]), ""]
     path.write_text("\n".join(lines))
+
+
+def _trimmed(lines: list[str]) -> list[str]:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
 
 
 def main() -> None:
@@ -558,7 +711,7 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
     quick = args.quick
-    chosen = set(args.only or [1, 2, 3, 4])
+    chosen = set(args.only or [1, 2, 3, 4, 5])
     root = Path(tempfile.mkdtemp(prefix="editq-bench-"))
     services = Services.start(root)
     started = time.monotonic()
@@ -576,9 +729,12 @@ def main() -> None:
         if 4 in chosen:
             results.append(overhead(services, 30 if quick else 100, 100 if quick else 200))
             print(results[-1].rows, flush=True)
+        if 5 in chosen:
+            results.append(economy(services, 200 if quick else 1000))
+            print(results[-1].rows, flush=True)
     finally:
         services.stop()
-    write(results, Path(args.out), time.monotonic() - started)
+    write(results, Path(args.out), time.monotonic() - started, partial=args.only is not None)
     print(f"wrote {args.out}", flush=True)
 
 

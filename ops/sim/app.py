@@ -1,4 +1,5 @@
-"""The simulator's HTTP app: `POST /v1/images/edits` as the OpenAI spec extract describes it.
+"""The simulator's HTTP app: `POST /v1/images/edits` as the OpenAI spec extract describes it,
+and the Files and Batch APIs that run the same edits in batches (`batches`).
 
 Same multipart fields, same response and error shapes, `usage` from the catalogue's token
 table, rate limits with `x-ratelimit-*` headers, configurable latency and injected faults.
@@ -32,6 +33,8 @@ from editq.catalogue import Catalogue, Model
 from editq.clock import Clock
 from editq.errors import InvalidRequest
 from editq.ops.sim import effects
+from editq.ops.sim.batches import ROUTES as BATCH_ROUTES
+from editq.ops.sim.batches import BatchStore, Fetch
 from editq.ops.sim.limits import Limits
 from editq.options import check_size
 
@@ -86,6 +89,15 @@ class SimConfig:
     clock_offset: float = 0.0
     #: Share of the input text tokens reported as `cached_tokens`.
     cached_share: float = 0.0
+    #: Seconds a batch stays in progress before its results are written.
+    batch_delay: float = 0.5
+    #: The next this many batches fail validation.
+    batch_fail_next: int = 0
+    #: The next this many batches expire, after answering `batch_expire_after` of their lines.
+    batch_expire_next: int = 0
+    batch_expire_after: int = 0
+    #: Share of batch lines answered 500 (in the error file).
+    batch_line_fail_rate: float = 0.0
 
 
 @dataclass
@@ -119,8 +131,13 @@ def _error(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(_error_body(message, kind, param, code), status_code=status, headers=headers)
+
+
+def _error_body(
+    message: str, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 class Simulator:
@@ -131,6 +148,7 @@ class Simulator:
         self.stats = Stats()
         self.rng = random.Random(config.seed)
         self.cache: OrderedDict[str, bytes] = OrderedDict()
+        self.batch_store = BatchStore(lambda body, fetch: edit_json(self, body, fetch), config)
 
     def reconfigure(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(SimConfig)}
@@ -298,6 +316,54 @@ async def _edit(sim: Simulator, form: Any) -> Response:
     return await _edited(sim, request, datas, images, mask_image, headers)
 
 
+#: Fields of the JSON edit body (`EditImageBodyJsonParam`): images and mask by reference, and
+#: `moderation`, which only the JSON body takes.
+JSON_FIELDS = (FIELDS - {"image", "image[]", "response_format"}) | {"images", "moderation"}
+
+
+async def edit_json(sim: Simulator, body: dict[str, Any], fetch: Fetch) -> tuple[int, dict[str, Any]]:
+    """One edit from its JSON body, as a Batch API line carries it: the status and the answer's
+    body, with the same edits and usage as the multipart endpoint (no rate limit: batches run in
+    a pool of their own)."""
+    try:
+        refs = _json_refs(body)
+        request = _checked_request(sim, body)
+        datas = [await fetch(ref, "images") for ref in refs]
+        mask = await fetch(body["mask"], "mask") if body.get("mask") is not None else None
+        datas, images, mask_image = opened(datas, mask)
+    except NotServed as exc:
+        message = f"The model '{exc}' does not exist or you do not have access to it."
+        return 404, _error_body(message, code="model_not_found")
+    except InvalidRequest as exc:
+        return 400, _error_body(exc.message, param=exc.param, code=exc.code)
+    if any(word in request.prompt.lower() for word in sim.config.moderation_words):
+        message = "Your request was rejected by the safety system. safety_violations=[violence]."
+        return 400, _error_body(message, "image_generation_user_error", code="moderation_blocked")
+    if sim.rng.random() < sim.config.batch_line_fail_rate:
+        return 500, _error_body("The server had an error processing your request.", "server_error")
+    return 200, await rendered(sim, request, datas, images, mask_image)
+
+
+def _json_refs(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The body's image references, checked; and its fields."""
+    unknown = sorted(set(body) - JSON_FIELDS)
+    if unknown:
+        raise InvalidRequest("unknown_parameter", f"Unknown parameter: '{unknown[0]}'.", unknown[0])
+    if body.get("stream"):
+        raise InvalidRequest(
+            "unsupported_value", "The simulator does not stream; set stream=false.", "stream"
+        )
+    refs = body.get("images")
+    if not isinstance(refs, list) or not 1 <= len(refs) <= 16:
+        raise InvalidRequest("invalid_value", "Invalid 'images': 1 to 16 image references.", "images")
+    for ref in [*refs, *([body["mask"]] if body.get("mask") is not None else [])]:
+        if not isinstance(ref, dict) or len(ref) != 1 or not set(ref) <= {"file_id", "image_url"}:
+            raise InvalidRequest(
+                "invalid_value", "An image reference has exactly one of file_id or image_url.", "images"
+            )
+    return refs
+
+
 def _checked_uploads(form: Any) -> list[UploadFile]:
     unknown = sorted(set(form.keys()) - FIELDS)
     if unknown:
@@ -415,11 +481,21 @@ async def _read_images(
 ) -> tuple[list[bytes], list[Image.Image], Image.Image | None]:
     """The uploaded images and mask, opened; `datas` ends with the mask's bytes when there is one."""
     datas = [await _read_file(u, "image", MAX_IMAGE_BYTES) for u in uploads]
-    images = [_open(d, "image") for d in datas]
     mask_upload = form.get("mask")
-    if not isinstance(mask_upload, UploadFile):
+    mask_data = None
+    if isinstance(mask_upload, UploadFile):
+        mask_data = await _read_file(mask_upload, "mask", MAX_MASK_BYTES)
+    return opened(datas, mask_data)
+
+
+def opened(
+    datas: list[bytes], mask_data: bytes | None
+) -> tuple[list[bytes], list[Image.Image], Image.Image | None]:
+    """The images and the mask opened and checked; `datas` ends with the mask's bytes when there
+    is one."""
+    images = [_open(d, "image") for d in datas]
+    if mask_data is None:
         return datas, images, None
-    mask_data = await _read_file(mask_upload, "mask", MAX_MASK_BYTES)
     mask_image = _open(mask_data, "mask")
     if mask_image.format != "PNG" or (
         mask_image.mode not in ("RGBA", "LA") and "transparency" not in mask_image.info
@@ -429,8 +505,7 @@ async def _read_images(
         )
     if mask_image.size != images[0].size:
         raise InvalidRequest("invalid_value", "Invalid mask: must have the same dimensions as image.", "mask")
-    datas.append(mask_data)
-    return datas, images, mask_image
+    return [*datas, mask_data], images, mask_image
 
 
 def _quota_or_rate_refusal(sim: Simulator, n: int) -> Response | None:
@@ -502,6 +577,25 @@ async def _edited(
     mask_image: Image.Image | None,
     headers: dict[str, str],
 ) -> Response:
+    body = await rendered(sim, request, datas, images, mask_image)
+    sim.stats.record(200, request.n, request.model.name)
+    headers["x-request-id"] = request_id()
+    headers["x-editq-simulator"] = "true"
+    return JSONResponse(body, headers=headers)
+
+
+def request_id() -> str:
+    return "req_sim_" + hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:24]
+
+
+async def rendered(
+    sim: Simulator,
+    request: _EditRequest,
+    datas: list[bytes],
+    images: list[Image.Image],
+    mask_image: Image.Image | None,
+) -> dict[str, Any]:
+    """The `ImagesResponse` body of an edit: its outputs and its usage."""
     model, n = request.model, request.n
     resolved_quality = "medium" if request.quality == "auto" else request.quality
     width, height = _resolve_size(model, request.size, images[0].size)
@@ -532,8 +626,7 @@ async def _edited(
         n,
         sim.config.cached_share,
     )
-    sim.stats.record(200, n, model.name)
-    body = {
+    return {
         "created": int(time.time()),
         "data": [{"b64_json": base64.b64encode(o).decode()} for o in outputs],
         "background": resolved_background,
@@ -542,9 +635,6 @@ async def _edited(
         "quality": resolved_quality,
         "usage": usage,
     }
-    headers["x-request-id"] = "req_sim_" + hashlib.sha256(f"{time.time_ns()}".encode()).hexdigest()[:24]
-    headers["x-editq-simulator"] = "true"
-    return JSONResponse(body, headers=headers)
 
 
 def _render_all(
@@ -630,6 +720,8 @@ async def stats(request: Request) -> Response:
             "images": s.images,
             "by_model": dict(s.by_model),
             "timeline": timeline,
+            "batches": dict(sim.batch_store.finished),
+            "batch_lines": sim.batch_store.lines,
         }
     )
 
@@ -638,6 +730,8 @@ async def reset(request: Request) -> Response:
     sim: Simulator = request.app.state.sim
     sim.stats = Stats()
     sim.limits = Limits(sim.config.rpm, sim.config.ipm, start_full=sim.config.start_full)
+    sim.batch_store.finished.clear()
+    sim.batch_store.lines = 0
     return JSONResponse({"reset": True})
 
 
@@ -658,6 +752,7 @@ def create_app(config: SimConfig | None = None, catalogue: Catalogue | None = No
             Route("/_sim/config", set_config, methods=["POST"]),
             Route("/_sim/stats", stats, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),
+            *BATCH_ROUTES,
         ]
     )
     app.state.sim = Simulator(config or SimConfig(), catalogue or catalogue_module.load())

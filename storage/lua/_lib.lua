@@ -113,6 +113,12 @@ local function emit(t, id, job, status, now, reason)
   end
 end
 
+-- The lane a job's money moves in: 'economy' (batch prices) or 'interactive'.
+local function lane_of(job)
+  if job['lane'] == 'economy' then return 'economy' end
+  return 'interactive'
+end
+
 -- A tenant's credits: the balance (top-ups less charges) and what its jobs hold of it.
 local function credit_state(t)
   local c = redis.call('HMGET', K.credits(t), 'balance', 'reserved')
@@ -132,8 +138,9 @@ local function settle_credits(t, job, charged)
 end
 
 -- Move a job's reservation out of its budget buckets (and its credits' hold, on a plan) and
--- record what was spent. kind: 'settled' (actual > 0 or the call was made) or 'released'
--- (nothing billed). credits: what the job is charged on its plan (0 unless it succeeded).
+-- record what was spent, at the prices of the job's lane. kind: 'settled' (actual > 0 or the
+-- call was made) or 'released' (nothing billed). credits: what the job is charged on its plan
+-- (0 unless it succeeded).
 local function settle(t, id, job, actual, kind, usage, now, note, credits)
   local reserved = tonumber(job['reserved'] or '0') or 0
   if (job['settled'] or '') == '1' then return 0 end
@@ -153,7 +160,7 @@ local function settle(t, id, job, actual, kind, usage, now, note, credits)
   end
   local entry = {'job', id, 'kind', kind, 'amount', int(actual), 'released', int(reserved),
                  'model', model, 'usage', usage or '', 'day', job['budget_day'], 'at', int(now),
-                 'note', note or ''}
+                 'note', note or '', 'lane', lane_of(job)}
   if held then
     for _, v in ipairs({'credits', int(charged), 'credits_released', int(held)}) do
       entry[#entry + 1] = v
@@ -187,7 +194,7 @@ local function lost_call(t, id, job, now)
   end
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
              'released', '0', 'model', model, 'usage', usage, 'day', job['budget_day'] or '',
-             'at', int(now), 'note', note)
+             'at', int(now), 'note', note, 'lane', lane_of(job))
   redis.call('HDEL', K.job(t, id), 'calling', 'call_usage', 'call_actual')
 end
 
@@ -198,4 +205,25 @@ end
 local function retain(t, id, job)
   local ttl = tonumber(job['retention_s'] or '0') or 0
   if ttl > 0 then redis.call('EXPIRE', K.job(t, id), ttl) end
+end
+
+-- Put job t/id in the economy lane's collection and make sure a collection is scheduled: when
+-- the oldest waiting job has waited `window` ms, or at once when `max_jobs` wait.
+local function econ_enqueue(t, id, now, window, max_jobs)
+  redis.call('ZADD', K.econ_pending(), 'NX', int(now), R.slot(t, id))
+  local oldest = redis.call('ZRANGE', K.econ_pending(), 0, 0, 'WITHSCORES')
+  local due = tonumber(oldest[2]) + window
+  if redis.call('ZCARD', K.econ_pending()) >= max_jobs then due = now end
+  local current = tonumber(redis.call('ZSCORE', K.schedule(), R.collect()) or '')
+  if not current or due < current then redis.call('ZADD', K.schedule(), int(due), R.collect()) end
+end
+
+-- A job of economy batch b no longer waits for its result (canceled or expired). Once none
+-- does, the batch's poller is due at once: it cancels the batch at the provider.
+local function econ_left(b, now)
+  local key = K.econ_batch(b)
+  if redis.call('EXISTS', key) == 0 then return end
+  if redis.call('HINCRBY', key, 'open', -1) <= 0 then
+    redis.call('ZADD', K.schedule(), int(now), R.batch(b))
+  end
 end

@@ -1,6 +1,7 @@
 -- Cancel a job (or expire it at its deadline).
 -- A queued job ends at once and its reservation is released. A running job is marked
--- canceled; its worker settles what the call cost when it returns.
+-- canceled; its worker settles what the call cost when it returns. An economy job running in
+-- a provider batch ends at once, free: its result, if it comes, is discarded.
 -- ARGV: prefix, tenant, job_id, mode ('canceled' | 'expired')
 -- Returns {'ok', status} | {'finished', status} | {'missing'} | {'not_due'}
 local t, id, mode = ARGV[2], ARGV[3], ARGV[4]
@@ -13,6 +14,17 @@ if mode == 'expired' then
   local deadline = tonumber(job['deadline'] or '')
   if status ~= 'queued' or not deadline or deadline > now then return {'not_due'} end
 end
+local in_batch = (job['ebatch'] or '') ~= ''
+if status == 'running' and mode == 'canceled' and in_batch then
+  redis.call('HSET', key, 'status', 'canceled', 'finished_at', int(now), 'updated_at', int(now),
+             'error', cjson.encode({code = 'canceled', message = 'canceled in its economy batch; ' ..
+             'its result is discarded and nothing is charged'}))
+  settle(t, id, job, 0, 'released', '', now, 'canceled in its economy batch', 0)
+  econ_left(job['ebatch'], now)
+  emit(t, id, job, 'canceled', now, 'in its economy batch')
+  retain(t, id, job)
+  return {'ok', 'canceled'}
+end
 if status == 'running' and mode == 'canceled' then
   redis.call('HSET', key, 'status', 'canceled', 'finished_at', int(now), 'updated_at', int(now),
              'error', cjson.encode({code = 'canceled', message = 'canceled while running; ' ..
@@ -24,6 +36,7 @@ end
 if status ~= 'queued' then return {'finished', status} end
 redis.call('LREM', K.queue(t, K.lane('interactive')), 0, id)
 redis.call('LREM', K.queue(t, K.lane('batch')), 0, id)
+redis.call('ZREM', K.econ_pending(), R.slot(t, id))
 redis.call('ZREM', K.schedule(), R.retry(t, id))
 redis.call('ZREM', K.deadlines(), R.slot(t, id))
 drop_slot(t, id)

@@ -1,12 +1,15 @@
 -- Turn a hold into a job: record, reservation, pending queue, idempotency answer, all at once.
+-- An economy job joins the economy lane's collection instead of a fair queue.
 -- ARGV: prefix, tenant, job_id, hold_id, fields (JSON object of job hash fields),
 --       idem_key ('' for none), idem_ttl_s, response_status, response_body,
---       mode ('queue' | 'reused'), reuse_source_job ('' unless reused)
+--       mode ('queue' | 'reused'), reuse_source_job ('' unless reused),
+--       economy_window_ms, economy_max_jobs
 -- Returns {'ok'} or {'hold_lost'}.
 local t, id, hold = ARGV[2], ARGV[3], ARGV[4]
 local fields = cjson.decode(ARGV[5])
 local idem, idem_ttl = ARGV[6], tonumber(ARGV[7])
 local status, body, mode = ARGV[8], ARGV[9], ARGV[10]
+local econ_window, econ_max = tonumber(ARGV[12]), tonumber(ARGV[13])
 local now = now_ms()
 local h = hget_all(K.hold(hold))
 if not h['tenant'] or h['tenant'] ~= t then return {'hold_lost'} end
@@ -28,7 +31,7 @@ local job = hget_all(key)
 redis.call('ZADD', K.jobs(t), job['created_at'], id)
 local entry = {'job', id, 'kind', 'reserved', 'amount', h['amount'], 'released', '0',
                'model', job['model'] or '', 'usage', '', 'day', h['day'], 'at', int(now),
-               'note', ''}
+               'note', '', 'lane', lane_of(job)}
 if on_plan then
   entry[#entry + 1] = 'credits'
   entry[#entry + 1] = h['credits'] or '0'
@@ -45,7 +48,12 @@ else
   redis.call('HSET', key, 'status', 'queued')
   local deadline = tonumber(job['deadline'] or '')
   if deadline then redis.call('ZADD', K.deadlines(), int(deadline), R.slot(t, id)) end
-  enqueue(t, id, K.lane(job['priority']), false)
+  if job['lane'] == 'economy' then
+    econ_enqueue(t, id, now, econ_window, econ_max)
+    wake()
+  else
+    enqueue(t, id, K.lane(job['priority']), false)
+  end
   emit(t, id, job, 'queued', now, '')
 end
 if idem ~= '' then

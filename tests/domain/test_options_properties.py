@@ -140,7 +140,7 @@ def test_valid_options_round_trip(values: dict[str, Any]) -> None:
     assert options.prompt == values["prompt"].strip()
     assert options.n == values.get("n", 1)
     assert options.strength == values.get("strength")
-    assert options.priority == values.get("priority", "interactive")
+    assert options.priority == values.get("priority")  # none given: the tenant's default decides
     assert options.metadata == values.get("metadata", {})
     assert list(options.webhook_events) == values.get("webhook_events", list(options.webhook_events))
     assert parse_options(_as_form(values)) == options

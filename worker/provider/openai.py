@@ -218,31 +218,48 @@ def _parse(response: httpx.Response, expected: int) -> EditResult:
         raise BadResponse(
             "the provider answered with something other than JSON", status=response.status_code
         ) from None
+    return parse_images(
+        body,
+        expected,
+        status=response.status_code,
+        request_id=response.headers.get("x-request-id"),
+        headers=response.headers,
+    )
+
+
+def parse_images(
+    body: Any,
+    expected: int,
+    *,
+    status: int,
+    request_id: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> EditResult:
+    """The images and usage of an `ImagesResponse` body (a call's answer, or a batch line's)."""
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list) or not data:
-        raise BadResponse("the provider answered without images", status=response.status_code)
+        raise BadResponse("the provider answered without images", status=status)
     images = []
     for item in data:
         encoded = item.get("b64_json") if isinstance(item, dict) else None
         if not isinstance(encoded, str):
-            raise BadResponse("an image in the answer has no b64_json", status=response.status_code)
+            raise BadResponse("an image in the answer has no b64_json", status=status)
         try:
             images.append(base64.b64decode(encoded, validate=True))
         except (binascii.Error, ValueError):
-            raise BadResponse(
-                "an image in the answer is not valid base64", status=response.status_code
-            ) from None
+            raise BadResponse("an image in the answer is not valid base64", status=status) from None
     if len(images) > expected:
         images = images[:expected]
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
     echo = {k: body.get(k) for k in ("size", "quality", "output_format", "background") if body.get(k)}
+    headers = headers or {}
     return EditResult(
         images=images,
         usage=usage,
         echo=echo,
-        rate=rate_headers(response.headers),
-        request_id=response.headers.get("x-request-id"),
-        headers={k: v for k, v in response.headers.items() if k.startswith("x-ratelimit")},
+        rate=rate_headers(headers),
+        request_id=request_id,
+        headers={k: v for k, v in headers.items() if k.startswith("x-ratelimit")},
     )
 
 

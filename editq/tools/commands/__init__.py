@@ -52,7 +52,7 @@ def _edit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-compression", type=int, help="0-100 (jpeg, webp)")
     p.add_argument("--background", choices=["transparent", "opaque", "auto"])
     p.add_argument("--input-fidelity", choices=["low", "high"])
-    p.add_argument("--priority", help="interactive (default) or batch")
+    p.add_argument("--priority", help="interactive (default), batch or economy (the Batch API, half price)")
     p.add_argument("--max-cost-usd", help="refuse if the estimate is above this")
     p.add_argument("--metadata", help='a JSON object echoed on the job, e.g. \'{"sku": "A1"}\'')
     p.add_argument("--webhook-url")
