@@ -116,6 +116,10 @@ class EditJob(Answer):
     options: dict[str, Any] = Field(default_factory=dict)
     provider_request: dict[str, Any] = Field(default_factory=dict)
     priority: str | None = None
+    #: `interactive`, or `economy` (through the provider's Batch API, at the batch price).
+    lane: str | None = None
+    #: The provider's batch that runs or ran the job (economy lane), else None.
+    provider_batch_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: dict[str, Any] | None = None
     sources: list[dict[str, Any]] = Field(default_factory=list)
@@ -191,6 +195,8 @@ class Estimate(Answer):
     model: str
     model_called: str | None = None
     model_note: str | None = None
+    #: The lane the job would run in; `estimated_usd` is at that lane's prices.
+    lane: str | None = None
     provider_size: str | None = None
     quality: str | None = None
     n: int | None = None
