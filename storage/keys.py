@@ -53,6 +53,7 @@ TEMPLATES: dict[str, str] = {
     "workers": "workers",
     "worker_slots": "workers:slots",
     "wake": "wake",
+    "metrics": "metrics",
     "turn": "{name}",
 }
 
@@ -198,6 +199,10 @@ class Keys:
     @property
     def wake(self) -> str:
         return self.build("wake")
+
+    @property
+    def metrics(self) -> str:
+        return self.build("metrics")
 
     def turn(self, name: str) -> str:
         """A once-per-interval marker (`swept`, `trimmed`, ...)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
+from editq.logs import configure
 from editq.settings import Settings, get_settings
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
@@ -88,6 +89,12 @@ def _beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.housekeeping_seconds},
         },
     }
+
+
+@signals.setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Celery leaves logging to editq: every record goes through editq's one handler."""
+    configure(get_settings())
 
 
 app = make_app()

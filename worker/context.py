@@ -16,7 +16,7 @@ from editq import catalogue
 from editq.catalogue import Catalogue
 from editq.job import Job
 from editq.settings import Settings, get_settings
-from editq.storage import jobs, limiter
+from editq.storage import jobs, limiter, metrics
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 from editq.storage.models import AvailabilityCache
@@ -46,7 +46,7 @@ class LeaseKeeper(threading.Thread):
 
     def beat(self) -> None:
         ctx = self.ctx
-        limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds)
+        limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds, ctx.recorder)
         with self.lock:
             held = list(self.running.items())
         for (tenant, job_id), token in held:
@@ -76,12 +76,16 @@ class Context:
     worker_id: str
     leases: LeaseKeeper = field(init=False)
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
+    #: Provider calls counted here go to Redis with each heartbeat (and at shutdown).
+    recorder: metrics.Recorder = field(default_factory=metrics.Recorder)
 
     def __post_init__(self) -> None:
         self.leases = LeaseKeeper(self)
 
     def close(self) -> None:
         self.leases.stop()
+        with contextlib.suppress(StorageError):
+            metrics.flush(self.db, self.recorder)
         with contextlib.suppress(StorageError):
             limiter.unregister(self.db, self.worker_id)
         self.http.close()
