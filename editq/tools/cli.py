@@ -361,6 +361,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(
         [
+            "--quiet",  # no banner on stdout: every line the worker writes is a log record
             "worker",
             "-P",
             "threads",
@@ -386,7 +387,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure(settings)
-    app.start(["beat", "-s", args.schedule, "-l", settings.log_level])
+    app.start(["--quiet", "beat", "-s", args.schedule, "-l", settings.log_level])
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
