@@ -100,6 +100,9 @@ JOBS_FINISHED = Family(
 PROVIDER_CALLS = Family(
     "editq_provider_calls", Kind.COUNTER, "Provider calls by how they ended", ("model", "outcome")
 )
+PROVIDER_IMAGES = Family(
+    "editq_provider_images", Kind.COUNTER, "Images the provider returned (what IPM limits count)", ("model",)
+)
 PROVIDER_CALL_SECONDS = Family(
     "editq_provider_call_seconds",
     Kind.HISTOGRAM,
@@ -139,6 +142,7 @@ RETRIES = Family(
 RECORDED = (
     JOBS_FINISHED,
     PROVIDER_CALLS,
+    PROVIDER_IMAGES,
     PROVIDER_CALL_SECONDS,
     JOB_QUEUE_SECONDS,
     JOB_DURATION_SECONDS,

@@ -22,7 +22,7 @@ from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
 from editq.storage.limiter import Signal
-from editq.telemetry import PROVIDER_CALL_SECONDS, PROVIDER_CALLS, ProviderOutcome
+from editq.telemetry import PROVIDER_CALL_SECONDS, PROVIDER_CALLS, PROVIDER_IMAGES, ProviderOutcome
 from editq.worker import models as worker_models
 from editq.worker.context import Context
 from editq.worker.provider.failures import (
@@ -147,6 +147,7 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
         _measure(ctx, job, started, exc.outcome, status=exc.status, code=exc.code, request=exc.request_id)
         return _failed_call(ctx, job, exc, attempts)
     _measure(ctx, job, started, ProviderOutcome.OK, status=200, request=result.request_id)
+    ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
     _answered(ctx, job, result)
     limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
     return _succeed(ctx, job, plan, result)

@@ -23,6 +23,13 @@ MODEL = "gpt-image-1-mini"
 TOKEN = "metrics-token-for-the-observability-test"
 BUDGET_MICROS = 5_000_000
 
+#: Series the check sums over every label.
+UNLABELLED = (
+    "editq_provider_call_seconds_count",
+    "editq_job_queue_seconds_count",
+    "editq_provider_images_total",
+)
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -62,6 +69,7 @@ def _expected(
         ("editq_provider_calls_total", "rate_limited"): calls.get("429", 0),
         ("editq_provider_calls_total", "moderation"): calls.get("400", 0),
         ("editq_provider_call_seconds_count", ""): sim["requests"],
+        ("editq_provider_images_total", ""): sim["images"],
         ("editq_job_queue_seconds_count", ""): 4,
         ("editq_job_duration_seconds_count", "succeeded"): 3,
         ("editq_job_duration_seconds_count", "failed"): 1,
@@ -84,7 +92,7 @@ def _observed(samples: Samples) -> dict[tuple[str, str], float]:
     found: dict[tuple[str, str], float] = {}
     for (name, labels), v in samples.items():
         key = (name, dict(labels).get(label[name], "")) if name in label else (name, "")
-        if name in label or name in ("editq_provider_call_seconds_count", "editq_job_queue_seconds_count"):
+        if name in label or name in UNLABELLED:
             found[key] = found.get(key, 0) + v
     return found
 
