@@ -43,13 +43,19 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 _REDACTED = "[redacted]"
 _SIGNATURE = r"(?i)\b(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"'<>]+"
 _HEADER = r"(?i)\b(authorization|api-key|x-api-key)(\"?'?\s*[:=]\s*\"?'?)(?:(bearer|basic)\s+)?[^\s\"',}]+"
-_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (re.compile(_SIGNATURE), r"\1=" + _REDACTED),
-    (re.compile(_HEADER), lambda m: f"{m[1]}{m[2]}{m[3] + ' ' if m[3] else ''}{_REDACTED}"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=:-]{8,}"), r"\1 " + _REDACTED),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), "whsec_" + _REDACTED),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + _REDACTED),
-    (re.compile(r"\beq_[A-Za-z0-9_-]{6,}"), "eq_" + _REDACTED),
+#: (a lowercase text that must occur for the pattern to match, pattern, replacement): the cheap
+#: substring checks keep lines without anything secret-shaped off the regular expressions.
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (("signature=", "credential=", "security-token="), re.compile(_SIGNATURE), r"\1=" + _REDACTED),
+    (
+        ("authorization", "api-key"),
+        re.compile(_HEADER),
+        lambda m: f"{m[1]}{m[2]}{m[3] + ' ' if m[3] else ''}{_REDACTED}",
+    ),
+    (("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=:-]{8,}"), r"\1 " + _REDACTED),
+    (("whsec_",), re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), "whsec_" + _REDACTED),
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + _REDACTED),
+    (("eq_",), re.compile(r"\beq_[A-Za-z0-9_-]{6,}"), "eq_" + _REDACTED),
 )
 
 
@@ -68,8 +74,10 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
+        lowered = text.lower()
+        for triggers, pattern, replacement in _PATTERNS:
+            if any(t in lowered for t in triggers):
+                text = pattern.sub(replacement, text)
         return text
 
 

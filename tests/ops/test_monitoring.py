@@ -137,3 +137,16 @@ def test_flowers_metrics_need_the_token_and_its_logs_are_json(services: Services
         assert {"timestamp", "level", "event"} <= set(json.loads(line)), line
     assert "flower-password" not in log.read_text()
     assert "flower-metrics-token" not in log.read_text()
+
+
+def test_the_run_banner_prints_the_scrape_set() -> None:
+    from editq.settings import Settings
+    from editq.telemetry import GAUGES, RECORDED
+
+    text = "\n".join(launcher.metrics_banner(Settings.from_env({"EDITQ_API_PORT": "8123"})))
+    assert "http://127.0.0.1:8123/metrics" in text
+    assert "max without(instance)" in text
+    assert all(family.name in text for family in (*RECORDED, *GAUGES))
+    guarded = "\n".join(launcher.metrics_banner(Settings.from_env({"EDITQ_METRICS_TOKEN": "t0ken-value"})))
+    assert "Bearer $EDITQ_METRICS_TOKEN" in guarded
+    assert "t0ken-value" not in guarded
