@@ -81,7 +81,15 @@ def test_the_metrics_token() -> None:
     assert missing is not None
     assert missing[0] == "missing_metrics_token"
     assert metrics_refusal("", "s3cret") == missing
-    for header in ("Bearer wrong", "Basic s3cret", "s3cret", "Bearer s3cret2"):
+    hostile = (
+        "Bearer " + "s" * 10_000,
+        "Bearer s3crét",
+        "Bearer",
+        "Bearer ",
+        "Bearer s3cret\x00",
+        "\u00a0s3cret",
+    )
+    for header in ("Bearer wrong", "Basic s3cret", "s3cret", "Bearer s3cret2", *hostile):
         refusal = metrics_refusal(header, "s3cret")
         assert refusal is not None
         assert refusal[0] == "invalid_metrics_token"

@@ -221,3 +221,17 @@ def test_metrics_need_no_token_when_none_is_set(stack: Universe) -> None:
     response = httpx.get(f"{stack.api_url}/metrics", timeout=10)
     assert response.status_code == 200
     assert "# TYPE editq_jobs_finished_total counter" in response.text
+
+
+def test_request_ids_are_kept_when_plain_and_replaced_when_not(stack: Universe) -> None:
+    def answer(given: str | bytes | None) -> str:
+        raw = given.encode() if isinstance(given, str) else given
+        headers = {b"X-Request-ID": raw} if raw is not None else {}
+        return httpx.get(f"{stack.api_url}/healthz", headers=headers, timeout=10).headers["x-request-id"]
+
+    assert answer("client-req.42:a_b") == "client-req.42:a_b"
+    for hostile in ("", "x" * 65, '"}{"level": "error', "a b", "ünïcode".encode()):
+        made = answer(hostile)
+        assert made.startswith("req_"), hostile
+        assert len(made) == 20
+    assert answer(None) != answer(None)
