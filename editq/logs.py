@@ -36,9 +36,14 @@ DEMOTED = (
     "celery.beat",  # "Scheduler: Sending due task housekeeping"
     "flower.inspector",  # "Inspect method … failed" whenever a worker is slow to answer
     "flower.command",
+    "httpx",  # "HTTP Request: POST …": editq logs each provider call and webhook attempt itself
 )
 #: Record attributes that are not fields of the event.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's message with terminal colours
+}
 
 _REDACTED = "[redacted]"
 _SIGNATURE = r"(?i)\b(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"'<>]+"

@@ -63,8 +63,12 @@ def test_housekeeping_noise_is_shown_at_debug_only(capsys: pytest.CaptureFixture
     logging.getLogger("flower.inspector").warning("Inspect method stats failed")
     logging.getLogger("celery.beat").info("Scheduler: Sending due task housekeeping")
     logging.getLogger("celery.app.trace").info("Task editq.housekeeping[1] succeeded")
+    logging.getLogger("httpx").info('HTTP Request: POST http://sim/v1/images/edits "HTTP/1.1 200 OK"')
+    logging.getLogger("uvicorn.error").info("Started", extra={"color_message": "\x1b[1mStarted"})
     logging.getLogger("celery.app.trace").error("Task editq.edit[2] raised")
-    assert [line["event"] for line in _lines(capsys)] == ["Task editq.edit[2] raised"]
+    lines = _lines(capsys)
+    assert [line["event"] for line in lines] == ["Started", "Task editq.edit[2] raised"]
+    assert "color_message" not in lines[0]
     logs.setup("DEBUG", "json")
     logging.getLogger("flower.inspector").warning("Inspect method stats failed")
     (line,) = _lines(capsys)
