@@ -160,9 +160,8 @@ class Settings(BaseSettings):
     task_events: bool = Field(True, validation_alias=_env("EDITQ_TASK_EVENTS"))
     housekeeping_seconds: float = Field(5.0, gt=0, validation_alias=_env("EDITQ_HOUSEKEEPING_SECONDS"))
 
-    # --- The `editq` command as a client of the API ---------------------------------------------
-    client_api_url: str = Field("", validation_alias=_env("EDITQ_API_URL"))
-    client_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_API_KEY"))
+    # The `editq` client commands read EDITQ_API_URL and EDITQ_API_KEY themselves (editq.client.config):
+    # they are installed without these settings.
 
     # --- Flower ------------------------------------------------------------------------------
     flower_port: int = Field(5555, validation_alias=_env("EDITQ_FLOWER_PORT"))

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from editq.ops import launcher
+from tests import images
 from tests.support.stack import PINNED_OFFSET, PrivateSim, Services, Universe, universe
 
 
@@ -62,6 +63,18 @@ def stack(services: Services) -> Iterator[Universe]:
         u.stop()
 
 
+@pytest.fixture(scope="session")
+def idle(services: Services) -> Iterator[Universe]:
+    """An API without workers, shared by the session: its jobs stay queued (to be waited on and
+    canceled)."""
+    u = universe(services)
+    try:
+        u.start_api()
+        yield u
+    finally:
+        u.stop()
+
+
 @pytest.fixture
 def make_stack(services: Services) -> Iterator[Callable[..., Universe]]:
     """A private stack with its own settings (and its own Redis prefix), stopped after the test."""
@@ -96,6 +109,14 @@ def tenant(stack: Universe) -> tuple[str, str]:
 def client(stack: Universe, tenant: tuple[str, str]) -> Iterator[httpx.Client]:
     with stack.client(tenant[1]) as c:
         yield c
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A 320x240 PNG on disk."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(images.scene(320, 240))
+    return path
 
 
 @pytest.fixture

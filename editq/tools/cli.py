@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from editq.tools.commands import add_client_commands
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+#: Packages of the server's install (`pip install 'editq[server]'`), imported by the commands that
+#: run the service or talk to Redis directly; the client commands need none of them.
+SERVER_PACKAGES = frozenset(
+    {
+        "boto3",
+        "botocore",
+        "celery",
+        "cryptography",
+        "fastapi",
+        "flower",
+        "kombu",
+        "multipart",
+        "PIL",
+        "prometheus_client",
+        "pydantic_settings",
+        "python_multipart",
+        "redis",
+        "starlette",
+        "uvicorn",
+    }
+)
 
 
 def _print(text: str) -> None:
@@ -30,184 +49,6 @@ def _usd(value: str | None) -> int | None:
     from editq.options import usd_to_micros
 
     return None if value is None else usd_to_micros(value, "budget")
-
-
-class Progress:
-    """A progress bar on stderr; plain lines when stderr is not a terminal."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def advance(self, step: int = 1) -> None:
-        self.done += step
-        now = time.monotonic()
-        if self.tty:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            sys.stderr.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-            )
-            if self.done >= self.total:
-                sys.stderr.write("\n")
-        elif self.done >= self.total or now - self.last > 2:
-            sys.stderr.write(f"{self.label}: {self.done}/{self.total}\n")
-            self.last = now
-        sys.stderr.flush()
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from editq.settings import get_settings
-    from editq.tools.client import Client
-
-    settings = get_settings()
-    url = args.api or settings.client_api_url or settings.api_base_url
-    key = args.key or (settings.client_api_key.get_secret_value() if settings.client_api_key else None)
-    key = key or (settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None)
-    if key is None:
-        local = settings.state_dir / "dev-api-key"
-        key = local.read_text().strip() if local.exists() else None
-    if key is None:
-        raise SystemExit("editq: set EDITQ_API_KEY or pass --key")
-    return Client(url, key)
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "model": args.model,
-        "n": args.n,
-        "size": args.size,
-        "aspect_ratio": args.aspect_ratio,
-        "strength": args.strength,
-        "quality": args.quality,
-        "output_format": args.output_format,
-        "priority": args.priority,
-        "webhook_url": args.webhook_url,
-    }
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from editq.tools.client import ApiError
-
-    paths = [Path(p) for p in args.images]
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        return _fail(f"no such file or folder: {missing[0]}")
-    files = _image_files(paths)
-    if not files:
-        return _fail("no images found")
-    with _client(args) as client:
-        try:
-            jobs = _submit_files(client, files, paths, args)
-        except ApiError as exc:
-            return _fail(str(exc))
-        if not args.wait:
-            _print_submitted(jobs)
-            return 0
-        finished = _wait_for_jobs(client, jobs, args)
-        _print_finished(finished)
-        return 0 if all(j["status"] == "succeeded" for j in finished) else 2
-
-
-def _image_files(paths: list[Path]) -> list[Path]:
-    """The files named, and the images in the folders named (any file when only one is named)."""
-    files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
-    return [f for f in files if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or len(paths) == 1)]
-
-
-def _submit_files(
-    client: Any, files: list[Path], paths: list[Path], args: argparse.Namespace
-) -> list[dict[str, Any]]:
-    """One job for all the files named, or a batch of one job per image when a folder is named."""
-    if len(files) > 1 and any(p.is_dir() for p in paths):
-        return _submit_folder(client, files, args)
-    job = client.submit(
-        files,
-        args.prompt,
-        mask=Path(args.mask) if args.mask else None,
-        options=_options(args),
-        idempotency_key=str(uuid.uuid4()),
-    )
-    return [job]
-
-
-def _print_submitted(jobs: list[dict[str, Any]]) -> None:
-    from editq.tools.client import dumps
-
-    for job in jobs:
-        _print(dumps(job) if len(jobs) == 1 else f"{job['id']} {job['status']}")
-
-
-def _wait_for_jobs(client: Any, jobs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Each job once finished, its outputs downloaded into `--out` when it succeeded."""
-    progress = Progress(len(jobs), "editing")
-    finished = []
-    for job in jobs:
-        final = client.wait(job["id"], timeout=args.timeout)
-        finished.append(final)
-        progress.advance()
-        if args.out and final["status"] == "succeeded":
-            for path in client.download(final, Path(args.out)):
-                _print(str(path))
-    return finished
-
-
-def _print_finished(finished: list[dict[str, Any]]) -> None:
-    from editq.tools.client import dumps
-
-    if len(finished) == 1:
-        _print(dumps(finished[0]))
-    else:
-        for final in finished:
-            _print(f"{final['id']} {final['status']}")
-
-
-def _submit_folder(client: Any, files: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]:
-    progress = Progress(len(files), "uploading")
-    items = []
-    for path in files:
-        image = client.upload(path)
-        item = {
-            "image_ids": [image["id"]],
-            "prompt": args.prompt,
-            **{k: v for k, v in _options(args).items() if v is not None},
-        }
-        items.append(item)
-        progress.advance()
-    jobs = []
-    for start in range(0, len(items), 1000):
-        answer = client.batch(items[start : start + 1000], idempotency_key=str(uuid.uuid4()))
-        for result in answer["items"]:
-            if "job" in result:
-                jobs.append(result["job"])
-            else:
-                error = result["error"]
-                sys.stderr.write(f"item {start + result['index']}: {error['code']}: {error['message']}\n")
-    return jobs
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from editq.tools.client import ApiError, dumps
-
-    with _client(args) as client:
-        try:
-            _print(dumps(client.get(args.id)))
-        except ApiError as exc:
-            return _fail(str(exc))
-    return 0
-
-
-def cmd_usage(args: argparse.Namespace) -> int:
-    from editq.tools.client import ApiError, dumps
-
-    params = {k: v for k, v in {"from": args.from_, "to": args.to, "group_by": args.group_by}.items() if v}
-    with _client(args) as client:
-        try:
-            _print(dumps(client.usage(**params)))
-        except ApiError as exc:
-            return _fail(str(exc))
-    return 0
 
 
 def _db() -> Any:
@@ -405,55 +246,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="editq", description="Asynchronous, cost-aware image edits.")
     sub = top.add_subparsers(dest="command", required=True)
-    _add_client_commands(sub)
+    add_client_commands(sub)
     _add_tenants_command(sub)
     _add_keys_command(sub)
     _add_provider_command(sub)
     _add_sim_command(sub)
     _add_service_commands(sub)
     return top
-
-
-def _add_client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--api", help="API base URL (EDITQ_API_URL)")
-    p.add_argument("--key", help="API key (EDITQ_API_KEY)")
-
-
-def _add_client_commands(sub: Subcommands) -> None:
-    """`submit`, `status` and `usage`: the commands that call the API over HTTP."""
-    _add_submit_command(sub)
-    p = sub.add_parser("status", help="show a job")
-    p.add_argument("id")
-    _add_client_args(p)
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("usage", help="spend, reservations and budgets")
-    p.add_argument("--from", dest="from_")
-    p.add_argument("--to")
-    p.add_argument("--group-by", choices=["day", "model"])
-    _add_client_args(p)
-    p.set_defaults(func=cmd_usage)
-
-
-def _add_submit_command(sub: Subcommands) -> None:
-    p = sub.add_parser("submit", help="submit images (files, or a folder as a batch)")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--mask")
-    p.add_argument("--model")
-    p.add_argument("--n", type=int)
-    p.add_argument("--size")
-    p.add_argument("--aspect-ratio")
-    p.add_argument("--strength", choices=["low", "medium", "high"])
-    p.add_argument("--quality")
-    p.add_argument("--output-format")
-    p.add_argument("--priority", choices=["interactive", "batch"])
-    p.add_argument("--webhook-url")
-    p.add_argument("--wait", action="store_true", help="wait for the results")
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--out", help="folder to save outputs into (with --wait)")
-    _add_client_args(p)
-    p.set_defaults(func=cmd_submit)
 
 
 def _add_tenants_command(sub: Subcommands) -> None:
@@ -541,7 +340,16 @@ def _add_service_commands(sub: Subcommands) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in SERVER_PACKAGES:
+            raise
+        return _fail(
+            f"`editq {args.command}` needs the server's packages ({missing} is not installed): "
+            "pip install 'editq[server]'"
+        )
     return result
 
 

@@ -153,13 +153,11 @@ def test_cli_admin_and_client(stack: Universe, tmp_path: Path) -> None:
     source.write_bytes(images.scene())
     out = tmp_path / "out"
     result = _editq(
-        "submit", str(source), "--prompt", "make it vintage", "--wait", "--out", str(out), env=env
+        "submit", str(source), "--prompt", "make it vintage", "--wait", "--out", str(out), "--json", env=env
     )
     assert list(out.glob("*.png"))
-    job_id = next(line for line in result.stdout.splitlines() if line.strip().startswith('"id"')).split('"')[
-        3
-    ]
-    status = json.loads(_editq("status", job_id, env=env).stdout)
+    job_id = json.loads(result.stdout)["id"]
+    status = json.loads(_editq("status", job_id, "--json", env=env).stdout)
     assert status["status"] == "succeeded"
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -167,7 +165,7 @@ def test_cli_admin_and_client(stack: Universe, tmp_path: Path) -> None:
         (folder / f"{i}.png").write_bytes(images.scene(200 + i, 150))
     batch = _editq("submit", str(folder), "--prompt", "black and white", "--wait", env=env)
     assert batch.stdout.count("succeeded") == 3
-    usage = json.loads(_editq("usage", "--group-by", "model", env=env).stdout)
+    usage = json.loads(_editq("usage", "--group-by", "model", "--json", env=env).stdout)
     assert usage["groups"][0]["model"] == "gpt-image-1-mini"
     assert usage["groups"][0]["jobs_settled"] == 4
     shown = json.loads(_editq("tenants", "show", name, env=env).stdout)

@@ -1,9 +1,11 @@
-"""A webhook receiver for tests: records every request and answers as it is told."""
+"""A webhook receiver for tests: records every request and answers as it is told (also a
+stand-in API for the client's retry tests)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +17,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:
@@ -23,9 +26,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """`answer(n)` gives the status for the n-th request (0-based)."""
+    """`answer(n)` gives the status for the n-th request (0-based); `reply(n)`, when set, the
+    status, headers and body instead."""
 
     answer: Callable[[int], int] = lambda n: 200
+    reply: Callable[[int], tuple[int, dict[str, str], bytes]] | None = None
     port: int = 0
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -43,14 +48,18 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver.lock:
-                    status = receiver.answer(len(receiver.received))
+                    count = len(receiver.received)
+                    status, headers, payload = (
+                        receiver.reply(count) if receiver.reply else (receiver.answer(count), {}, b"ok")
+                    )
                     receiver.received.append(
                         Received({k.lower(): v for k, v in self.headers.items()}, body, status)
                     )
                 self.send_response(status)
-                self.send_header("content-length", "2")
+                for name, value in {**headers, "content-length": str(len(payload))}.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(payload)
 
             def log_message(self, *args: object) -> None:
                 return
