@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from editq import __version__, catalogue, logs
 from editq.api import error_handlers, metrics, schemas
 from editq.api.guard import RequestGuard, UploadSlots
-from editq.api.routes import account, batch, edits, estimate, health, studio
+from editq.api.routes import account, admin, batch, edits, estimate, health, plans, studio
 from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
 from editq.storage import tenants
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas.document_webhooks(app)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
     routers = (edits.router, estimate.router, stream_router, batch.router, account.router, health.router)
-    for router in (*routers, studio.router):
+    for router in (*routers, admin.router, plans.router, studio.router):
         app.include_router(router)
     app.mount("/studio", studio.assets(), name="studio")
 

@@ -42,15 +42,20 @@ Events = Annotated[EventFeed, Depends(event_feed)]
 Uploads = Annotated[UploadSlots, Depends(upload_slots)]
 
 
-async def tenant(request: Request, db: DB) -> str:
-    """The tenant of the bearer API key."""
+def bearer(request: Request) -> str:
+    """The key of `Authorization: Bearer <key>`, or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:
         raise Unauthorized("missing_api_key", "send Authorization: Bearer <API key>")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("invalid_api_key", "Authorization must be 'Bearer <API key>'")
-    found = await anyio.to_thread.run_sync(tenants.authenticate, db, key.strip())
+    return key.strip()
+
+
+async def tenant(request: Request, db: DB) -> str:
+    """The tenant of the bearer API key."""
+    found = await anyio.to_thread.run_sync(tenants.authenticate, db, bearer(request))
     if found is None:
         raise Unauthorized("invalid_api_key", "unknown or revoked API key")
     logs.bind(tenant=found)

@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from fastapi import FastAPI
 from pydantic import ConfigDict, Field
 
+from editq.api.credit_schemas import CreditBalance, CreditEstimate
 from editq.public import EditJob, EventType, Public, WebhookEvent
 
 
@@ -155,6 +156,7 @@ class Usage(Public):
     to: str
     group_by: Literal["day", "model"]
     budgets: dict[str, Budget]
+    credits: CreditBalance
     spent_usd: str
     groups: list[UsageByDay] | list[UsageByModel]
 
@@ -171,6 +173,10 @@ class LedgerEntry(Public):
     day: str | None
     at: int
     note: str | None
+    credits: int | None = Field(
+        description="on a credit plan: credits reserved, charged, or topped up (kind `topup`)"
+    )
+    credits_released: int | None = Field(description="on a credit plan: the job's credit hold given back")
 
 
 class Ledger(Public):
@@ -270,6 +276,7 @@ class Estimate(Public):
     n: int
     estimated_usd: str | None
     budget_remaining_usd: dict[str, str | None]
+    credits: CreditEstimate | None
 
 
 class Health(Public):

@@ -18,12 +18,14 @@ from typing import Any
 
 from editq import cost, ids, lifecycle, logs, ssrf
 from editq.catalogue import Catalogue, Model, Resolution
+from editq.credits import Quote, quote
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
 from editq.images import SourceImage
 from editq.job import Job
 from editq.lifecycle import Availability, Choice
 from editq.options import EditOptions, EditPlan, plan_edit
 from editq.public import edit_job
+from editq.storage import credits as credit_store
 from editq.storage import idempotency, images, money, outputs
 from editq.storage import jobs as job_store
 from editq.storage import models as model_store
@@ -68,6 +70,8 @@ class Prepared:
     choice: Choice
     plan: EditPlan
     estimate: cost.Estimate | None
+    #: On a credit plan: the job's terms and the most it may be charged.
+    credits: Quote | None
     sources: list[Source]
     mask: Source | None
     deadline_ms: int | None
@@ -115,6 +119,7 @@ def prepare(
     _check_webhook(db, tenant, options)
     estimate = _priced_estimate(db, tenant, options, resolution.model, plan, sources, mask)
     _check_max_cost(options, estimate)
+    credits = _credit_quote(db, tenant, plan, estimate)
     deadline_ms = None
     if cancel_after_s is not None:
         deadline_ms = int((db.clock.time() + cancel_after_s) * 1000)
@@ -126,6 +131,7 @@ def prepare(
         choice=choice,
         plan=plan,
         estimate=estimate,
+        credits=credits,
         sources=sources,
         mask=mask,
         deadline_ms=deadline_ms,
@@ -187,6 +193,16 @@ def _priced_estimate(
             "model",
         )
     return None
+
+
+def _credit_quote(db: Backend, tenant: str, plan: EditPlan, estimate: cost.Estimate | None) -> Quote | None:
+    """On a credit plan: the job's terms and the credits it reserves (400 `not_in_plan` when a
+    price list has no price for it)."""
+    credit_plan = credit_store.plan_of(db, tenant)
+    if credit_plan is None:
+        return None
+    bound = None if estimate is None else estimate.micros
+    return quote(credit_plan, plan.model, plan.size, plan.quality, plan.n, bound)
 
 
 def _check_max_cost(options: EditOptions, estimate: cost.Estimate | None) -> None:
@@ -326,9 +342,14 @@ def _hold_and_store(
     if copied is None:
         earlier = None
     amount = 0 if earlier is not None or p.estimate is None else p.estimate.micros
-    attempt.hold = money.hold(db, p.tenant, amount)
+    credits = 0 if earlier is not None or p.credits is None else p.credits.credits
+    attempt.hold = money.hold(
+        db, p.tenant, amount, plan=p.credits.terms.plan if p.credits else "", credits=credits
+    )
     fields = _fields(p, job_id, db.clock.ms(), _reusable(p))
     fields["retention_s"] = str(settings.job_retention_seconds)
+    if p.credits is not None:
+        fields["credit_terms"] = p.credits.terms.to_json()
     _store_sources(db, p)
     mode, status = "queue", 202
     if earlier is not None:
@@ -339,7 +360,7 @@ def _hold_and_store(
             estimate=json.dumps({"estimated_usd": "0.000000", "reused": True}),
         )
         mode, status = "reused", 200
-    body = _public_body(db, p, fields, amount, reused=mode == "reused")
+    body = _public_body(db, p, fields, attempt.hold, reused=mode == "reused")
     attempt.sent = Answer(status, body, _headers(p, job_id), job_id)
     committed = job_store.commit(
         db,
@@ -379,7 +400,7 @@ def _store_sources(db: Backend, p: Prepared) -> None:
 
 
 def _public_body(
-    db: Backend, p: Prepared, fields: dict[str, str], amount: int, *, reused: bool
+    db: Backend, p: Prepared, fields: dict[str, str], hold: money.Hold, *, reused: bool
 ) -> dict[str, Any]:
     """The job as the client sees it right after the submit: succeeded when reused, else queued
     with its queue position."""
@@ -387,9 +408,11 @@ def _public_body(
         {
             **fields,
             "status": "succeeded" if reused else "queued",
-            "reserved": str(amount),
+            "reserved": str(hold.amount),
             "settled": "1" if reused else "",
             "actual": "0",
+            "credits_reserved": str(hold.credits),
+            "credits_charged": "0",
         }
     )
     position = None if reused else job_store.queue_length(db, p.tenant, p.options.priority)

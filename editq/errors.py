@@ -5,6 +5,7 @@
     │   └── UnsupportedMedia        415  a file editq cannot accept
     ├── Unauthorized                401  missing or wrong API key
     ├── PaymentRequired             402  budget or max_cost_usd would be exceeded
+    ├── Forbidden                   403  a valid key without the right (a tenant key on the admin API)
     ├── NotFound                    404  missing, or owned by another tenant
     ├── RequestTimeout              408  the body did not arrive in time
     ├── Conflict                    409  state does not allow it (finished job, key in use)
@@ -61,6 +62,12 @@ class PaymentRequired(EditqError):
     """The job would exceed a budget or its own max_cost_usd."""
 
     status = 402
+
+
+class Forbidden(EditqError):
+    """The key is valid but may not do this (a tenant key on the admin API)."""
+
+    status = 403
 
 
 class NotFound(EditqError):

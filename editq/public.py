@@ -86,6 +86,16 @@ class Cost(Public):
     usage: dict[str, Any] | None
 
 
+class JobCredits(Public):
+    """A job on a credit plan: the most it may cost (`estimated`, held until it ends) and what it
+    was charged once it ended (`charged`: 0 unless it succeeded)."""
+
+    plan: str
+    estimated: int
+    reserved: int
+    charged: int | None
+
+
 class Output(Public):
     url: str
     content_type: str
@@ -126,6 +136,7 @@ class EditJob(Public):
     sources: list[SourceInfo]
     mask: MaskInfo | None
     cost: Cost
+    credits: JobCredits | None
     outputs: list[Output]
     error: JobError | None
     last_error: JobError | None
@@ -153,6 +164,20 @@ def _cost(job: Job) -> Cost:
         reserved_usd=usd(job.reserved) if job.actual is None else usd(0),
         actual_usd=None if job.actual is None else usd(job.actual),
         usage=job.usage,
+    )
+
+
+def _credits(job: Job) -> JobCredits | None:
+    terms = _json_field(job, "credit_terms")
+    held = job.raw.get("credits_reserved")
+    if terms is None or not held:
+        return None
+    charged = job.raw.get("credits_charged")
+    return JobCredits(
+        plan=terms["plan"],
+        estimated=int(held),
+        reserved=int(held) if job.actual is None else 0,
+        charged=int(charged) if charged and job.actual is not None else None,
     )
 
 
@@ -199,6 +224,7 @@ def edit_job(job: Job, output_url: OutputUrl, queue_position: int | None = None)
         sources=[SourceInfo(**_pick(s, tuple(SourceInfo.model_fields))) for s in job.sources],
         mask=None if job.mask is None else MaskInfo(**_pick(job.mask, tuple(MaskInfo.model_fields))),
         cost=_cost(job),
+        credits=_credits(job),
         outputs=_outputs(job, output_url),
         error=None if job.error is None else JobError(**job.error),
         last_error=None if job.terminal else _last_error(job),

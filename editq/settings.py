@@ -6,6 +6,8 @@ import base64
 import binascii
 import functools
 import json
+import tempfile
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +21,12 @@ from editq.clock import Clock
 #: 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 DEFAULT_WEBHOOK_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
+#: Seconds a draining worker gets after its last provider call ends: outputs to S3, settlement.
+DRAIN_MARGIN_SECONDS = 30.0
+
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
+#: Shortest EDITQ_ADMIN_API_KEY accepted: it opens every tenant's settings.
+MIN_ADMIN_KEY_CHARS = 16
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -44,6 +51,9 @@ class Settings(BaseSettings):
     # --- Redis and S3 ------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("EDITQ_REDIS_URL"))
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("EDITQ_S3_ENDPOINT_URL"))
+    #: The S3 endpoint as clients reach it, used only to sign presigned output URLs (reads and
+    #: writes keep `EDITQ_S3_ENDPOINT_URL`). Unset: presigned URLs name the internal endpoint.
+    s3_public_endpoint_url: str | None = Field(None, validation_alias=_env("EDITQ_S3_PUBLIC_ENDPOINT_URL"))
     s3_bucket: str = Field("editq", validation_alias=_env("EDITQ_S3_BUCKET"))
     s3_region: str = Field("us-east-1", validation_alias=_env("EDITQ_S3_REGION", "AWS_REGION"))
     aws_access_key_id: str = Field("editq", validation_alias=_env("AWS_ACCESS_KEY_ID"))
@@ -104,6 +114,8 @@ class Settings(BaseSettings):
 
     # --- Tenants, keys, budgets ------------------------------------------------------------------
     bootstrap_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_BOOTSTRAP_API_KEY"))
+    #: Key for `/v1/admin/*` (tenants, keys, budgets). Unset or blank: the admin API is off.
+    admin_api_key: SecretStr | None = Field(None, validation_alias=_env("EDITQ_ADMIN_API_KEY"))
     idempotency_ttl_seconds: int = Field(86400, validation_alias=_env("EDITQ_IDEMPOTENCY_TTL"))
     reuse_window_seconds: int = Field(86400, validation_alias=_env("EDITQ_REUSE_WINDOW"))
 
@@ -159,6 +171,10 @@ class Settings(BaseSettings):
     #: false saves each job the CPU of three event messages when nobody does).
     task_events: bool = Field(True, validation_alias=_env("EDITQ_TASK_EVENTS"))
     housekeeping_seconds: float = Field(5.0, gt=0, validation_alias=_env("EDITQ_HOUSEKEEPING_SECONDS"))
+    #: Where workers and beat keep the state file `editq probe` reads (one per process name).
+    probe_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "editq-probe", validation_alias=_env("EDITQ_PROBE_DIR")
+    )
 
     # The `editq` client commands read EDITQ_API_URL and EDITQ_API_KEY themselves (editq.client.config):
     # they are installed without these settings.
@@ -181,9 +197,22 @@ class Settings(BaseSettings):
     #: When set, every `/metrics` editq serves (the API's, Flower's) needs `Authorization: Bearer` it.
     metrics_token: SecretStr | None = Field(None, validation_alias=_env("EDITQ_METRICS_TOKEN"))
 
-    @field_validator("default_model", "log_format", "metrics_token", mode="before")
+    @field_validator(
+        "default_model",
+        "s3_public_endpoint_url",
+        "secrets_key",
+        "bootstrap_api_key",
+        "log_format",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("azure_deployments", "model_aliases", mode="before")
@@ -208,6 +237,28 @@ class Settings(BaseSettings):
             return tuple(float(part) for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("s3_public_endpoint_url")
+    @classmethod
+    def _public_endpoint(cls, value: str | None) -> str | None:
+        """An http(s) address clients open: no credentials, query or fragment."""
+        if value is None:
+            return None
+        text = value.strip()
+        url = urllib.parse.urlsplit(text)
+        if (
+            any(c.isspace() or not c.isprintable() for c in text)
+            or url.scheme not in ("http", "https")
+            or not url.hostname
+            or url.port == 0
+            or "@" in url.netloc
+            or url.query
+            or url.fragment
+        ):
+            raise ValueError(
+                "EDITQ_S3_PUBLIC_ENDPOINT_URL must be an http(s) URL, like https://s3.example.com"
+            )
+        return url.geturl().rstrip("/")
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if not self.webhook_schedule:
@@ -215,6 +266,11 @@ class Settings(BaseSettings):
         key = self.bootstrap_api_key
         if key is not None and key.get_secret_value().lower() in _PLACEHOLDERS:
             raise ValueError("EDITQ_BOOTSTRAP_API_KEY is a placeholder; set a real key")
+        admin = self.admin_api_key.get_secret_value() if self.admin_api_key else None
+        if admin is not None and (admin.lower() in _PLACEHOLDERS or len(admin) < MIN_ADMIN_KEY_CHARS):
+            raise ValueError(
+                f"EDITQ_ADMIN_API_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_CHARS} characters"
+            )
         if self.provider == "azure" and not self.azure_endpoint:
             raise ValueError("EDITQ_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT")
         if self.reuse_window_seconds > self.output_retention_seconds:
@@ -237,6 +293,12 @@ class Settings(BaseSettings):
     @property
     def clock(self) -> Clock:
         return Clock(self.clock_offset_seconds)
+
+    @property
+    def worker_drain_seconds(self) -> float:
+        """How long a worker may take to finish its calls after SIGTERM (warm shutdown): a whole
+        provider call, then storing its outputs and settling it. Grace periods exceed it."""
+        return self.provider_connect_timeout + self.provider_read_timeout + DRAIN_MARGIN_SECONDS
 
     @property
     def api_base_url(self) -> str:

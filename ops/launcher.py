@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import logging
+import enum
 import os
 import secrets
 import shutil
@@ -31,7 +31,6 @@ from editq.storage.keys import Keys
 from editq.storage.redis import connect
 
 PYTHON = sys.executable
-log = logging.getLogger("editq.run")
 
 
 def free_port() -> int:
@@ -80,13 +79,21 @@ class Proc:
 
     def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
         if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(sig)
+            self.signal(sig)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(5)
+        self.drained()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(sig)
+
+    def drained(self) -> None:
+        """After it exited: the rest of its output is copied."""
         if self.pump is not None:
             self.pump.join(2)
 
@@ -135,6 +142,9 @@ def spawn(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        # its own session: a terminal's Ctrl-C reaches the launcher alone, which then stops
+        # every process in order (Redis must outlive the workers finishing their calls)
+        start_new_session=True,
     )
     assert popen.stdout is not None
     log_file = log.open("ab") if log is not None else None
@@ -266,12 +276,29 @@ RESTART_BACKOFF = (1.0, 30.0)
 RESTART_RESET_SECONDS = 60.0
 
 
+class Stage(enum.IntEnum):
+    """When `editq run` stops a process: lowest first, each stage once the one before ended."""
+
+    API = 0  #: no new submissions
+    WORKERS = 1  #: warm shutdown: their provider calls finish, their jobs settle
+    WATCHERS = 2  #: beat and Flower
+    SIMULATOR = 3
+    STORAGE = 4  #: Redis and S3, which every stage before needed until its end
+
+
+#: Seconds a process other than a worker gets to exit after SIGTERM before it is killed.
+STOP_SECONDS = 15.0
+
+
 @dataclass
 class Supervised:
     """A process and how to start it again; restarted with backoff when it exits."""
 
     start: Callable[[], Proc]
     proc: Proc
+    stage: Stage = Stage.STORAGE
+    #: Seconds it gets to exit after SIGTERM before SIGKILL.
+    grace: float = STOP_SECONDS
     started: float = field(default_factory=time.monotonic)
     delay: float = RESTART_BACKOFF[0]
     due: float | None = None
@@ -299,12 +326,16 @@ class Supervised:
 
 @dataclass
 class Stack:
-    """The processes `editq run` started, restarted when they exit, stopped in reverse order."""
+    """The processes `editq run` started, restarted when they exit, stopped stage by stage."""
 
     units: list[Supervised] = field(default_factory=list)
+    #: Names of the processes in the order they ended when the stack stopped.
+    stopped: list[str] = field(default_factory=list)
 
-    def add(self, start: Callable[[], Proc]) -> Proc:
-        unit = Supervised(start, start())
+    def add(
+        self, start: Callable[[], Proc], stage: Stage = Stage.STORAGE, grace: float = STOP_SECONDS
+    ) -> Proc:
+        unit = Supervised(start, start(), stage, grace)
         self.units.append(unit)
         return unit.proc
 
@@ -317,9 +348,29 @@ class Stack:
         for unit in self.units:
             unit.check(now, say)
 
-    def stop(self) -> None:
-        for unit in reversed(self.units):
-            unit.proc.stop()
+    def stop(self, say: Callable[[str], None] = lambda _: None, hurry: threading.Event | None = None) -> None:
+        """SIGTERM stage by stage; the next stage starts once every process of this one ended
+        (or was killed after its grace). `hurry` set (a second Ctrl-C): kill what still runs."""
+        hurry = hurry or threading.Event()
+        for stage in sorted({unit.stage for unit in self.units}):
+            units = [unit for unit in self.units if unit.stage == stage and unit.proc.alive()]
+            for unit in units:
+                say(f"stopping {unit.proc.name} (up to {unit.grace:.0f} s)")
+                unit.proc.signal()
+            for unit in units:
+                self._await(unit, say, hurry)
+
+    def _await(self, unit: Supervised, say: Callable[[str], None], hurry: threading.Event) -> None:
+        proc, deadline = unit.proc, time.monotonic() + unit.grace
+        while proc.alive() and time.monotonic() < deadline and not hurry.is_set():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(0.2)
+        if proc.alive():
+            say(f"{proc.name} still running: killed")
+            proc.kill()
+        proc.drained()
+        self.stopped.append(proc.name)
+        say(f"stopped {proc.name} (exit {proc.popen.returncode})")
 
 
 def _persistent_secret(path: Path, make: str) -> str:
@@ -331,9 +382,11 @@ def _persistent_secret(path: Path, make: str) -> str:
 
 
 @contextlib.contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
+def _signals(stop: threading.Event, hurry: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM stops the stack in order; a second one hurries it."""
+
     def handler(signum: int, frame: object) -> None:
-        stop.set()
+        (hurry if stop.is_set() else stop).set()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -368,34 +421,33 @@ def run() -> int:
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     stack = Stack()
-    stop = threading.Event()
+    stop, hurry = threading.Event(), threading.Event()
     out = sys.stdout
 
     def say(text: str) -> None:
         out.write(text + "\n")
         out.flush()
 
-    def report(text: str) -> None:
-        log.warning(text)
-
-    with _signals(stop):
+    with _signals(stop, hurry):
         try:
             env = _start_backing_services(settings, stack, state, say)
             key, flower_auth = _local_secrets(settings, state, env)
             if "log_format" not in settings.model_fields_set and sys.stderr.isatty():
                 env["EDITQ_LOG_FORMAT"] = "console"  # the children write to pipes, read by a person
             full = {**os.environ, **env}
-            stack.add(lambda: api(full, settings.api_port))
-            stack.add(lambda: worker(full, concurrency=settings.worker_concurrency))
-            stack.add(lambda: beat(full, state / "beat"))
-            stack.add(lambda: flower(full, settings.flower_port, flower_auth))
+            stack.add(lambda: api(full, settings.api_port), Stage.API)
+            drain = settings.worker_drain_seconds
+            stack.add(lambda: worker(full, concurrency=settings.worker_concurrency), Stage.WORKERS, drain)
+            stack.add(lambda: beat(full, state / "beat"), Stage.WATCHERS)
+            stack.add(lambda: flower(full, settings.flower_port, flower_auth), Stage.WATCHERS)
             _print_banner(say, settings, full, key, flower_auth)
             while not stop.wait(1.0):
-                stack.supervise(report)
+                stack.supervise(say)
             return 0
         finally:
-            say("stopping editq ...")
-            stack.stop()
+            say("stopping editq: the API first, then the workers finish their calls (Ctrl-C again: kill)")
+            stack.stop(say, hurry)
+            say("editq stopped")
 
 
 def _start_backing_services(
@@ -410,18 +462,18 @@ def _start_backing_services(
     if "redis_url" in given:
         say(f"using Redis at {settings.redis_url}")
     else:
-        stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"))
+        stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"), Stage.STORAGE)
         env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
     if "s3_endpoint_url" in given:
         say(f"using S3 at {settings.s3_endpoint_url}")
     else:
         port = settings.local_s3_port
-        stack.add(lambda: s3_server(port, state / "s3", access_key=access, secret_key=secret))
+        stack.add(lambda: s3_server(port, state / "s3", access_key=access, secret_key=secret), Stage.STORAGE)
         env["EDITQ_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
     if settings.openai_api_key is not None:
         say(f"calling the provider at {settings.openai_base_url}")
     else:
-        stack.add(lambda: simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]))
+        stack.add(lambda: simulator(settings.local_sim_port, args=["--latency", "0.5-1.5"]), Stage.SIMULATOR)
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{settings.local_sim_port}/v1"
         env["OPENAI_API_KEY"] = "sk-editq-simulator"
     return env

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from editq.credits import Quote
 from editq.job import Job, Status
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
@@ -33,7 +34,8 @@ class Refused:
 
 @dataclass(frozen=True)
 class OverBudget:
-    """A reservation that would overshoot the tenant's budget for `period` (day, month, total)."""
+    """A reservation that would overshoot the tenant's budget for `period` (day, month, total),
+    or (`period` "credits") its credit balance."""
 
     period: str
 
@@ -193,9 +195,11 @@ def finish(
     usage: dict[str, Any] | None = None,
     actual: int = 0,
     reuse_key: str = "",
+    credits: int = 0,
 ) -> Status | Refused:
-    """Settle a run (`outcome`: succeeded or failed). Returns the status the job ended in
-    (canceled if it was canceled during the call), or why it was not this run's to settle."""
+    """Settle a run (`outcome`: succeeded or failed; `credits`: what a succeeded job on a credit
+    plan is charged, at most what it holds). Returns the status the job ended in (canceled if it
+    was canceled during the call), or why it was not this run's to settle."""
     settings = db.settings
     result = db.scripts.run(
         "finish",
@@ -210,6 +214,7 @@ def finish(
         reuse_key,
         settings.reuse_window_seconds,
         settings.output_retention_seconds,
+        credits,
     )
     return Status(result[1]) if result[0] == "ok" else _refused(result)
 
@@ -261,12 +266,26 @@ def reprice(
     estimate: dict[str, Any],
     amount: int,
     note: str,
+    credits: Quote | None = None,
 ) -> Job | Refused | OverBudget:
-    """Move a running job to another model and resize its reservation to the new estimate.
-    Returns the job as moved, or why not."""
+    """Move a running job to another model and resize its reservation to the new estimate (and,
+    on a credit plan, its credits to `credits`, under the plan it was reserved on). Returns the
+    job as moved, or why not."""
     result = db.scripts.run(
-        "reprice", job.tenant, job.id, job.token, model, json.dumps(plan), json.dumps(estimate), amount, note
+        "reprice",
+        job.tenant,
+        job.id,
+        job.token,
+        model,
+        json.dumps(plan),
+        json.dumps(estimate),
+        amount,
+        note,
+        "" if credits is None else credits.credits,
+        "" if credits is None else credits.terms.to_json(),
     )
+    if result[0] == "insufficient_credits":
+        return OverBudget("credits")
     if result[0] == "budget_exceeded":
         return OverBudget(str(result[1]))
     if result[0] != "ok":

@@ -30,6 +30,9 @@ TEMPLATES: dict[str, str] = {
     "budget_total": "budget:{tenant}:total",
     "usage": "usage:{tenant}:{day}",
     "ledger": "ledger:{tenant}",
+    "credits": "credits:{tenant}",
+    "plan": "plan:{name}",
+    "plans": "plans",
     "reuse": "reuse:{tenant}:{fingerprint}",
     "idempotency": "idem:{tenant}:{key_hash}",
     "hold": "hold:{hold_id}",
@@ -138,6 +141,17 @@ class Keys:
 
     def ledger(self, tenant: str) -> str:
         return self.build("ledger", tenant)
+
+    def credits(self, tenant: str) -> str:
+        """A tenant's credit balance and the credits its jobs hold."""
+        return self.build("credits", tenant)
+
+    def plan(self, name: str) -> str:
+        return self.build("plan", name)
+
+    @property
+    def plans(self) -> str:
+        return self.build("plans")
 
     def reuse(self, tenant: str, fingerprint: str) -> str:
         return self.build("reuse", tenant, fingerprint)

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from editq.cost import usd
-from editq.errors import PaymentRequired
+from editq.errors import Conflict, PaymentRequired
 from editq.storage.backend import Backend
 from editq.storage.records import UsageField
 
@@ -28,12 +28,30 @@ class Hold:
     amount: int
     day: str
     month: str
+    credits: int = 0
 
 
-def hold(db: Backend, tenant: str, amount: int) -> Hold:
-    """Reserve `amount` micro-dollars against every budget, or refuse with 402."""
+def hold(db: Backend, tenant: str, amount: int, *, plan: str = "", credits: int = 0) -> Hold:
+    """Reserve `amount` micro-dollars against every budget and, when the tenant is on `plan`,
+    `credits` against its balance; or refuse: 402 over a budget or the balance, 409 when the
+    tenant's plan is no longer `plan` (the job was priced on another)."""
     hold_id = secrets.token_hex(12)
-    result = db.scripts.run("hold", tenant, hold_id, amount, HOLD_TTL_MS)
+    result = db.scripts.run("hold", tenant, hold_id, amount, HOLD_TTL_MS, plan, credits)
+    if result[0] == "plan_changed":
+        raise Conflict(
+            "plan_changed", "the tenant's credit plan changed while this job was priced; retry", None
+        )
+    if result[0] == "insufficient_credits":
+        balance, available = int(result[1]), int(result[2])
+        raise PaymentRequired(
+            "insufficient_credits",
+            f"this job may cost up to {credits} credits; {available} of the balance of {balance} "
+            "are available",
+            None,
+            balance=balance,
+            available=available,
+            estimated_credits=credits,
+        )
     if result[0] == "budget_exceeded":
         period, limit, remaining = str(result[1]), int(result[2]), int(result[3])
         raise PaymentRequired(
@@ -46,7 +64,7 @@ def hold(db: Backend, tenant: str, amount: int) -> Hold:
             remaining_usd=usd(remaining),
             estimated_usd=usd(amount),
         )
-    return Hold(hold_id, amount, str(result[1]), str(result[2]))
+    return Hold(hold_id, amount, str(result[1]), str(result[2]), credits)
 
 
 def release_hold(db: Backend, hold_id: str) -> bool:
@@ -118,6 +136,10 @@ def usage(db: Backend, tenant: str, first: date, last: date, group_by: str) -> l
     ]
 
 
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
 def ledger(
     db: Backend, tenant: str, *, start: str = "-", end: str = "+", count: int = 1000
 ) -> list[dict[str, Any]]:
@@ -136,6 +158,8 @@ def ledger(
             "day": fields.get("day"),
             "at": int(fields.get("at", 0)),
             "note": fields.get("note") or None,
+            "credits": _int_or_none(fields.get("credits")),
+            "credits_released": _int_or_none(fields.get("credits_released")),
         }
         for entry_id, fields in entries
     ]

@@ -33,6 +33,10 @@ SCRIPTS = (
     "idempotency",
     "claim",
     "reprice",
+    "tenant_create",
+    "plan_create",
+    "tenant_plan",
+    "credits_topup",
 )
 
 Redis = redis.Redis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +19,14 @@ if TYPE_CHECKING:
 
 _UNAVAILABLE = (EndpointConnectionError, BotoCoreError)
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+#: The ID of editq's expiry rule among the bucket's lifecycle rules (others are left alone).
+LIFECYCLE_RULE_ID = "editq-output-retention"
+log = logging.getLogger("editq.storage")
 T = TypeVar("T")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _server_error(exc: ClientError) -> bool:
@@ -27,7 +35,7 @@ def _server_error(exc: ClientError) -> bool:
 
 def _fail(exc: Exception) -> StorageError:
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = _code(exc)
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
             return StorageUnavailable(f"s3: {code or status}")
@@ -63,38 +71,78 @@ class ObjectStore:
                 max_pool_connections=64,
             ),
         )
+        #: Signs presigned URLs for the endpoint clients reach (it never sends a request).
+        self.presigner: S3Client = (
+            self.client
+            if not settings.s3_public_endpoint_url
+            else boto3.client(
+                "s3",
+                endpoint_url=settings.s3_public_endpoint_url,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.aws_access_key_id,
+                aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
+                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+            )
+        )
 
     def ensure_bucket(self, retention_days: int | None = None) -> None:
-        """Create the bucket if missing, with an expiry rule for outputs where supported."""
+        """Create the bucket if missing (in `EDITQ_S3_REGION`), and, given `retention_days`, keep
+        editq's expiry rule for outputs among the bucket's lifecycle rules where supported."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) not in _MISSING:
+            if _code(exc) not in _MISSING:
                 raise _fail(exc) from exc
-            try:
-                self.client.create_bucket(Bucket=self.bucket)
-            except ClientError as create_exc:
-                code = str(create_exc.response.get("Error", {}).get("Code"))
-                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                    raise _fail(create_exc) from create_exc
+            self._create_bucket()
         except _UNAVAILABLE as exc:
             raise _fail(exc) from exc
         if retention_days:
             self._lifecycle(retention_days)
 
+    def _create_bucket(self) -> None:
+        region = self.settings.s3_region
+        try:
+            if region == "us-east-1":  # the one region that refuses a LocationConstraint
+                self.client.create_bucket(Bucket=self.bucket)
+            else:
+                where: Any = {"LocationConstraint": region}
+                self.client.create_bucket(Bucket=self.bucket, CreateBucketConfiguration=where)
+        except ClientError as exc:
+            # another process created it between our HEAD and this call
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise _fail(exc) from exc
+        except _UNAVAILABLE as exc:
+            raise _fail(exc) from exc
+
     def _lifecycle(self, days: int) -> None:
-        rule: Any = {
-            "ID": "editq-output-retention",
+        """Add or replace editq's rule (by its ID) and keep every other rule the bucket has."""
+        ours: Any = {
+            "ID": LIFECYCLE_RULE_ID,
             "Filter": {"Prefix": "t/"},
             "Status": "Enabled",
             "Expiration": {"Days": days},
         }
         try:
+            current: dict[str, Any] = dict(self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket))
+        except ClientError as exc:
+            if _code(exc) != "NoSuchLifecycleConfiguration":
+                log.info("s3: no lifecycle rules on this endpoint (%s); beat deletes old outputs", _code(exc))
+                return
+            current = {"Rules": []}
+        except _UNAVAILABLE as exc:
+            log.warning("s3: lifecycle rules not read (%s); beat deletes old outputs", exc)
+            return
+        rules: list[Any] = current.get("Rules", [])
+        if ours in rules:
+            return
+        merged = [rule for rule in rules if rule.get("ID") != LIFECYCLE_RULE_ID] + [ours]
+        extra = {k: current[k] for k in ("TransitionDefaultMinimumObjectSize",) if k in current}
+        try:
             self.client.put_bucket_lifecycle_configuration(
-                Bucket=self.bucket, LifecycleConfiguration={"Rules": [rule]}
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": merged}, **extra
             )
-        except (ClientError, *_UNAVAILABLE):
-            return  # not every S3 endpoint has lifecycle rules; beat's cleanup covers them
+        except (ClientError, *_UNAVAILABLE) as exc:
+            log.warning("s3: lifecycle rule not written (%s); beat deletes old outputs", exc)
 
     def _call(self, call: Callable[[], T]) -> T:
         for attempt in range(self.server_retries + 1):
@@ -161,7 +209,8 @@ class ObjectStore:
             raise _fail(exc) from exc
 
     def presign(self, key: str, seconds: int) -> str:
-        return self.client.generate_presigned_url(
+        """A GET URL for `key`, signed for `EDITQ_S3_PUBLIC_ENDPOINT_URL` when set."""
+        return self.presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
         )
 

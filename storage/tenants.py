@@ -16,13 +16,31 @@ from editq.storage import sealing
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 KEY_PREFIX = "eq"
 BUDGET_PERIODS = ("day", "month", "total")
+#: Highest weight a tenant may have (fair admission divides by it).
+MAX_WEIGHT = 1000
+#: Highest cap on a tenant's running jobs (0 means no cap).
+MAX_RUNNING = 100_000
+#: Largest budget in micro-dollars ($1,000,000,000): Lua's arithmetic stays exact far beyond it.
+MAX_BUDGET_MICROS = 10**15
 
 
 class TenantError(ValueError):
     """A tenant or key command that cannot be carried out (the message says why)."""
+
+
+class TenantExists(TenantError):
+    """A tenant by that name exists already."""
+
+
+class NoSuchTenant(TenantError):
+    """No tenant by that name."""
+
+
+class NoSuchKey(TenantError):
+    """No live key by that id."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,8 @@ class Tenant:
     max_running: int
     budgets: dict[str, int | None]
     created_at: int
+    #: The credit plan the tenant's new jobs are priced on (None: plain provider dollars).
+    plan: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -41,8 +61,17 @@ class Tenant:
             "budgets_usd": {
                 period: None if amount is None else usd(amount) for period, amount in self.budgets.items()
             },
+            "plan": self.plan,
             "created_at": self.created_at,
         }
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A live API key, without the key: its id and when it was made (unix seconds)."""
+
+    id: str
+    created_at: int
 
 
 def _digest(key: str) -> str:
@@ -51,6 +80,27 @@ def _digest(key: str) -> str:
 
 def _new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check(
+    *,
+    name: str | None = None,
+    weight: int | None = None,
+    max_running: int | None = None,
+    budgets: dict[str, int | None] | None = None,
+) -> None:
+    """Refuse values a tenant may not have (the admin API checks them first, with its codes)."""
+    if name is not None and not NAME.fullmatch(name):
+        raise TenantError("tenant names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
+    if weight is not None and not 1 <= weight <= MAX_WEIGHT:
+        raise TenantError(f"weight is 1 to {MAX_WEIGHT}")
+    if max_running is not None and not 0 <= max_running <= MAX_RUNNING:
+        raise TenantError(f"max_running is 0 (no cap) to {MAX_RUNNING}")
+    for period, amount in (budgets or {}).items():
+        if period not in BUDGET_PERIODS:
+            raise TenantError(f"budget periods are {', '.join(BUDGET_PERIODS)}")
+        if amount is not None and not 0 <= amount <= MAX_BUDGET_MICROS:
+            raise TenantError(f"a budget is $0 to ${usd(MAX_BUDGET_MICROS)}")
 
 
 def create(
@@ -62,30 +112,24 @@ def create(
     budgets: dict[str, int | None] | None = None,
     exist_ok: bool = False,
 ) -> Tenant:
-    if not NAME.match(name):
-        raise TenantError("tenant names are 1-63 of a-z, 0-9, '-' and '_', starting alphanumeric")
-    if weight < 1 or max_running < 0:
-        raise TenantError("weight is at least 1 and max_running at least 0")
-    key = db.keys.tenant(name)
-    if not db.redis.sadd(db.keys.tenants, name):
-        if exist_ok:
-            found = get(db, name)
-            assert found is not None
-            return found
-        raise TenantError(f"tenant {name!r} already exists")
+    """A new tenant with its first webhook signing secret, written at once (one script)."""
+    check(name=name, weight=weight, max_running=max_running, budgets=budgets)
+    now = int(db.clock.time())
     mapping: dict[str, str] = {
         "name": name,
         "weight": str(weight),
         "max_running": str(max_running),
-        "created_at": str(int(db.clock.time())),
+        "created_at": str(now),
         "webhook_secrets": _seal_secrets(
-            db, [{"secret": _new_secret(), "created_at": int(db.clock.time()), "expires_at": None}]
+            db, [{"secret": _new_secret(), "created_at": now, "expires_at": None}]
         ),
     }
     for period, amount in (budgets or {}).items():
         if amount is not None:
             mapping[f"budget_{period}"] = str(amount)
-    db.redis.hset(key, mapping=mapping)
+    created = db.scripts.run("tenant_create", name, *(part for item in mapping.items() for part in item))
+    if not created and not exist_ok:
+        raise TenantExists(f"tenant {name!r} already exists")
     found = get(db, name)
     assert found is not None
     return found
@@ -99,20 +143,22 @@ def update(
     max_running: int | None = None,
     budgets: dict[str, int | None] | None = None,
 ) -> Tenant:
+    """Change what is given (a budget of None is cleared), all at once."""
+    check(weight=weight, max_running=max_running, budgets=budgets)
     key = db.keys.tenant(name)
     if not db.redis.exists(key):
-        raise TenantError(f"no tenant {name!r}")
-    if weight is not None:
-        if weight < 1:
-            raise TenantError("weight is at least 1")
-        db.redis.hset(key, "weight", str(weight))
-    if max_running is not None:
-        db.redis.hset(key, "max_running", str(max_running))
+        raise NoSuchTenant(f"no tenant {name!r}")
+    changes = {"weight": weight, "max_running": max_running}
+    pipe = db.redis.pipeline()
+    for field, value in changes.items():
+        if value is not None:
+            pipe.hset(key, field, str(value))
     for period, amount in (budgets or {}).items():
         if amount is None:
-            db.redis.hdel(key, f"budget_{period}")
+            pipe.hdel(key, f"budget_{period}")
         else:
-            db.redis.hset(key, f"budget_{period}", str(amount))
+            pipe.hset(key, f"budget_{period}", str(amount))
+    pipe.execute()
     found = get(db, name)
     assert found is not None
     return found
@@ -128,6 +174,7 @@ def get(db: Backend, name: str) -> Tenant | None:
         max_running=int(h.get("max_running", "0")),
         budgets={p: int(h[f"budget_{p}"]) if h.get(f"budget_{p}") else None for p in BUDGET_PERIODS},
         created_at=int(h.get("created_at", "0")),
+        plan=h.get("plan") or None,
     )
 
 
@@ -135,14 +182,19 @@ def names(db: Backend) -> list[str]:
     return sorted(db.redis.smembers(db.keys.tenants))
 
 
-def create_key(db: Backend, tenant: str) -> str:
-    """A new API key for `tenant`, returned once; only its SHA-256 is kept."""
+def issue_key(db: Backend, tenant: str) -> tuple[str, str]:
+    """A new API key for `tenant` as (id, key); the key is shown once, only its SHA-256 kept."""
     if not db.redis.exists(db.keys.tenant(tenant)):
-        raise TenantError(f"no tenant {tenant!r}")
+        raise NoSuchTenant(f"no tenant {tenant!r}")
     key_id = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     store_key(db, tenant, key, key_id)
-    return key
+    return key_id, key
+
+
+def create_key(db: Backend, tenant: str) -> str:
+    """A new API key for `tenant`, returned once; only its SHA-256 is kept."""
+    return issue_key(db, tenant)[1]
 
 
 def store_key(db: Backend, tenant: str, key: str, key_id: str) -> None:
@@ -184,28 +236,45 @@ def authenticate(db: Backend, key: str) -> str | None:
     return str(found["tenant"])
 
 
+def revoke(db: Backend, tenant: str, key_id: str) -> None:
+    """Revoke `tenant`'s key `key_id`: it stops working with the next request."""
+    digest = db.redis.hget(db.keys.tenant_keys(tenant), key_id)
+    if not digest:
+        raise NoSuchKey(f"tenant {tenant!r} has no key {key_id!r}")
+    pipe = db.redis.pipeline()
+    pipe.hset(db.keys.api_key(digest), "revoked_at", str(int(db.clock.time())))
+    pipe.hdel(db.keys.tenant_keys(tenant), key_id)
+    if not pipe.execute()[1]:
+        raise NoSuchKey(f"tenant {tenant!r} has no key {key_id!r}")
+
+
 def revoke_key(db: Backend, key_or_id: str) -> str:
     """Revoke by the full key or by its id (the part after `eq_`). Returns the tenant."""
     found = db.redis.hgetall(db.keys.api_key(_digest(key_or_id)))
     if found:
-        digest = _digest(key_or_id)
-    else:
-        key_id = key_or_id.split("_")[1] if key_or_id.startswith(f"{KEY_PREFIX}_") else key_or_id
-        digest = ""
-        for tenant in names(db):
-            digest = db.redis.hget(db.keys.tenant_keys(tenant), key_id) or ""
-            if digest:
-                break
-        if not digest:
-            raise TenantError("no such key")
-        found = db.redis.hgetall(db.keys.api_key(digest))
-    db.redis.hset(db.keys.api_key(digest), "revoked_at", str(int(db.clock.time())))
-    db.redis.hdel(db.keys.tenant_keys(found["tenant"]), found["key_id"])
-    return str(found["tenant"])
+        revoke(db, found["tenant"], found["key_id"])
+        return str(found["tenant"])
+    key_id = key_or_id.split("_")[1] if key_or_id.startswith(f"{KEY_PREFIX}_") else key_or_id
+    for tenant in names(db):
+        if db.redis.hexists(db.keys.tenant_keys(tenant), key_id):
+            revoke(db, tenant, key_id)
+            return tenant
+    raise NoSuchKey("no such key")
 
 
 def list_keys(db: Backend, tenant: str) -> list[str]:
     return sorted(db.redis.hkeys(db.keys.tenant_keys(tenant)))
+
+
+def keys_of(db: Backend, tenant: str) -> list[KeyInfo]:
+    """`tenant`'s live keys, oldest first."""
+    ids = db.redis.hgetall(db.keys.tenant_keys(tenant))
+    pipe = db.redis.pipeline(transaction=False)
+    for digest in ids.values():
+        pipe.hget(db.keys.api_key(digest), "created_at")
+    made = pipe.execute()
+    found = [KeyInfo(key_id, int(at or 0)) for key_id, at in zip(ids, made, strict=True)]
+    return sorted(found, key=lambda k: (k.created_at, k.id))
 
 
 def _seal_secrets(db: Backend, items: list[dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from celery import Celery, signals
 
 from editq.logs import configure
 from editq.settings import Settings, get_settings
+from editq.worker.probes import LoopProbe
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
 TASK_ROUTES = {
@@ -64,8 +65,10 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_default_queue=OPS,
         task_routes=TASK_ROUTES,
         beat_schedule=_beat_schedule(settings),
+        beat_scheduler="editq.worker.probes:ProbedScheduler",
         timezone="UTC",
     )
+    app.steps["worker"].add(LoopProbe)
     return app
 
 

@@ -20,6 +20,7 @@ from editq.storage import jobs, limiter, metrics
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 from editq.storage.models import AvailabilityCache
+from editq.worker import probes
 from editq.worker.provider import openai
 from editq.worker.provider.openai import Provider
 
@@ -35,6 +36,7 @@ class LeaseKeeper(threading.Thread):
         self.running: dict[tuple[str, str], str] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
+        self.draining = threading.Event()
 
     def hold(self, job: Job) -> None:
         with self.lock:
@@ -45,8 +47,12 @@ class LeaseKeeper(threading.Thread):
             self.running.pop((job.tenant, job.id), None)
 
     def beat(self) -> None:
+        """Renew the leases held here and, unless draining, advertise the free slots."""
         ctx = self.ctx
-        limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds, ctx.recorder)
+        if not self.draining.is_set():
+            limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds, ctx.recorder)
+        else:
+            metrics.flush(ctx.db, ctx.recorder)
         with self.lock:
             held = list(self.running.items())
         for (tenant, job_id), token in held:
@@ -58,7 +64,14 @@ class LeaseKeeper(threading.Thread):
             try:
                 self.beat()
             except StorageError as exc:
+                probes.redis_reached(False)
                 log.warning("lease renewal failed: %s", exc)
+            else:
+                probes.redis_reached(True)
+
+    def drain(self) -> None:
+        """Warm shutdown: keep the running jobs' leases, stop offering slots for new ones."""
+        self.draining.set()
 
     def stop(self) -> None:
         self.stopped.set()

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from editq import cost, logs
+from editq.credits import Terms
 from editq.images import EXTENSIONS, Output, inspect_output, shape_output
 from editq.job import Job, Status
 from editq.options import EditPlan
@@ -331,6 +332,8 @@ def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditRe
     if result.request_id:
         usage.setdefault("provider_request_id", result.request_id)
     actual = _price(ctx, job, result.usage)
+    terms = Terms.from_json(job.raw.get("credit_terms", ""))
+    credits = (terms.credits(actual, len(stored)) or 0) if terms else 0
     reuse_key = job.fingerprint if job.reusable else ""
     deadline = time.monotonic() + SETTLE_RETRY_SECONDS
     while True:
@@ -343,6 +346,7 @@ def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditRe
                 usage=usage or None,
                 actual=actual,
                 reuse_key=reuse_key,
+                credits=credits,
             )
         except StorageUnavailable:
             if time.monotonic() > deadline:

@@ -7,10 +7,12 @@ import logging
 import threading
 
 from editq import cost, lifecycle
+from editq.credits import Quote, Terms, quote
 from editq.errors import InvalidRequest
 from editq.job import Job
 from editq.lifecycle import Availability
-from editq.options import EditOptions, plan_edit
+from editq.options import EditOptions, EditPlan, plan_edit
+from editq.storage import credits as credit_store
 from editq.storage import jobs
 from editq.storage import models as model_store
 from editq.storage.errors import StorageError
@@ -91,6 +93,32 @@ def options_of(job: Job) -> EditOptions:
     )
 
 
+def _requote(ctx: Context, job: Job, plan: EditPlan, estimate: cost.Estimate) -> Quote | None:
+    """A job on a credit plan, priced on another model under the plan it was reserved on."""
+    terms = Terms.from_json(job.raw.get("credit_terms", ""))
+    if terms is None:
+        return None
+    held_under = credit_store.get_plan(ctx.db, terms.plan)
+    if held_under is None:
+        raise InvalidRequest("not_in_plan", f"the plan {terms.plan!r} is gone", "model")
+    return quote(held_under, plan.model, plan.size, plan.quality, plan.n, estimate.micros)
+
+
+def _does_not_fit(unavailable: str, successor: str, period: str) -> dict[str, str]:
+    """The error of a job whose estimate on `successor` does not fit a budget or the balance."""
+    if period == "credits":
+        return {
+            "code": "insufficient_credits",
+            "message": f"{unavailable} is unavailable and the job's credits on {successor} do not fit "
+            "the tenant's balance",
+        }
+    return {
+        "code": "budget_exceeded",
+        "message": f"{unavailable} is unavailable and the job's estimate on {successor} does not fit "
+        f"the {period} budget",
+    }
+
+
 def reroute(ctx: Context, job: Job, availability: Availability) -> Job | dict[str, str]:
     """Move a job whose default model is unavailable to the successor; the moved job, or the
     error to fail it with."""
@@ -120,6 +148,7 @@ def reroute(ctx: Context, job: Job, availability: Availability) -> Job | dict[st
             [(int(s["width"]), int(s["height"])) for s in job.sources],
             (int(job.mask["width"]), int(job.mask["height"])) if job.mask else None,
         )
+        credits = _requote(ctx, job, plan, estimate)
     except InvalidRequest as exc:
         return unavailable | {
             "message": f"{job.model} is unavailable and {model.name} cannot run this job: {exc}"
@@ -132,13 +161,10 @@ def reroute(ctx: Context, job: Job, availability: Availability) -> Job | dict[st
         estimate=estimate.to_dict(),
         amount=estimate.micros,
         note=choice.note or "",
+        credits=credits,
     )
     if isinstance(moved, jobs.OverBudget):
-        return {
-            "code": "budget_exceeded",
-            "message": f"{job.model} is unavailable and the job's estimate on {model.name} does not fit "
-            f"the {moved.period} budget",
-        }
+        return _does_not_fit(job.model, model.name, moved.period)
     if isinstance(moved, jobs.Refused):
         return {"code": "stale", "message": "the job changed while it was being moved"}
     log.warning("job %s moved from %s to %s", job.id, job.model, model.name)

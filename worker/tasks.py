@@ -10,7 +10,7 @@ from celery import signals
 
 from editq.settings import get_settings
 from editq.storage import limiter
-from editq.worker import context, dispatcher, edit, housekeeping, models, webhooks
+from editq.worker import context, dispatcher, edit, housekeeping, models, probes, webhooks
 from editq.worker.app import app
 
 log = logging.getLogger("editq.worker")
@@ -64,6 +64,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     context.install(ctx)
     ctx.db.objects.ensure_bucket()
     ctx.leases.beat()
+    probes.redis_reached(True)
     ctx.leases.start()
     _dispatcher = dispatcher.Dispatcher(
         ctx.db,
@@ -73,17 +74,24 @@ def _start(sender: Any = None, **_: Any) -> None:
     )
     _dispatcher.start()
     limiter.wake(ctx.db)
+    probes.phase("ready")
     log.info("editq worker %s ready with %d edit slots", ctx.worker_id, ctx.slots)
 
 
 @signals.worker_shutting_down.connect
 def _stop(**_: Any) -> None:
+    """SIGTERM (warm shutdown): admit nothing more, keep the running jobs' leases alive while
+    Celery lets them finish (it waits for the pool's threads), and stop offering slots."""
+    probes.phase("stopping")
     if _dispatcher is not None:
         _dispatcher.stop()
     ctx = context.current()
+    ctx.leases.drain()
     limiter.unregister(ctx.db, ctx.worker_id)
+    log.info("editq worker %s stopping: finishing the jobs it runs", ctx.worker_id)
 
 
 @signals.worker_shutdown.connect
 def _closed(**_: Any) -> None:
     context.shutdown()
+    probes.finish()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from editq.api import inputs
+from editq.api.credit_schemas import CreditBalance
 from editq.api.deps import DB, Models, Tenant
 from editq.api.lifecycle import model_report
 from editq.api.schemas import (
@@ -24,6 +25,7 @@ from editq.api.schemas import (
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
 from editq.job import iso
+from editq.storage import credits as credit_store
 from editq.storage import deliveries, money, tenants
 from editq.storage import models as model_store
 
@@ -65,6 +67,7 @@ def usage(
         to=last.isoformat(),
         group_by=group_by,
         budgets=money.budgets(db, tenant, found.budgets),
+        credits=CreditBalance(**credit_store.balance(db, tenant).public()),
         spent_usd=usd(total),
         groups=groups,
     )

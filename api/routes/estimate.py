@@ -9,10 +9,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 
 from editq.api import inputs
+from editq.api.credit_schemas import CreditEstimate
 from editq.api.deps import DB, Models, Tenant, Uploads
 from editq.api.schemas import Estimate, errors
 from editq.api.submit import Prepared, prepare
 from editq.cost import usd
+from editq.storage import credits as credit_store
 from editq.storage import money
 from editq.storage import tenants as tenant_store
 from editq.storage.backend import Backend
@@ -32,6 +34,13 @@ def answer(db: Backend, prepared: Prepared) -> Estimate:
         n=prepared.plan.n,
         estimated_usd=None if prepared.estimate is None else usd(prepared.estimate.micros),
         budget_remaining_usd={period: b["remaining_usd"] for period, b in budgets.items()},
+        credits=None
+        if prepared.credits is None
+        else CreditEstimate(
+            plan=prepared.credits.terms.plan,
+            estimated=prepared.credits.credits,
+            available=credit_store.balance(db, prepared.tenant).available,
+        ),
     )
 
 

@@ -71,6 +71,34 @@ class JobError(Answer):
     message: str = ""
 
 
+class JobCredits(Answer):
+    """A job on a credit plan: the most it may cost (`estimated`, held until it ends) and what it
+    was charged (`charged`, once it ended)."""
+
+    plan: str
+    estimated: int
+    reserved: int = 0
+    charged: int | None = None
+
+
+class CreditBalance(Answer):
+    """The tenant's credits in `GET /v1/usage`: top-ups less charges (`balance`), what unfinished
+    jobs hold (`reserved`) and what a new job may reserve (`available`); `plan` null off any plan."""
+
+    plan: str | None = None
+    balance: int = 0
+    reserved: int = 0
+    available: int = 0
+
+
+class CreditEstimate(Answer):
+    """On a credit plan: the credits a submit would reserve, and what the balance has available."""
+
+    plan: str
+    estimated: int
+    available: int
+
+
 class EditJob(Answer):
     """One edit job (`GET /v1/edits/{id}`)."""
 
@@ -93,6 +121,7 @@ class EditJob(Answer):
     sources: list[dict[str, Any]] = Field(default_factory=list)
     mask: dict[str, Any] | None = None
     cost: Cost = Field(default_factory=Cost)
+    credits: JobCredits | None = None
     outputs: list[Output] = Field(default_factory=list)
     error: JobError | None = None
     last_error: JobError | None = None
@@ -152,6 +181,7 @@ class Usage(Answer):
     budgets: dict[str, Budget] = Field(default_factory=dict)
     spent_usd: Decimal
     groups: list[UsageGroup] = Field(default_factory=list)
+    credits: CreditBalance | None = None
 
 
 class Estimate(Answer):
@@ -166,6 +196,7 @@ class Estimate(Answer):
     n: int | None = None
     estimated_usd: Decimal | None = None
     budget_remaining_usd: dict[str, Decimal | None] = Field(default_factory=dict)
+    credits: CreditEstimate | None = None
 
 
 class Image(Answer):

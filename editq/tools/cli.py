@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from editq.tools.commands import add_client_commands
@@ -58,77 +60,259 @@ def _db() -> Any:
     return Backend.connect(get_settings())
 
 
-def cmd_tenants(args: argparse.Namespace) -> int:
-    from editq.storage import money, tenants
-    from editq.tools.client import dumps
+def _admin_api(args: argparse.Namespace) -> Any:
+    """The admin API client when pointed at an API (`--api` or EDITQ_API_URL) with
+    EDITQ_ADMIN_API_KEY set; None to work on Redis directly."""
+    from editq.settings import get_settings
+    from editq.tools.admin import AdminClient
+
+    settings = get_settings()
+    url = args.api or os.environ.get("EDITQ_API_URL")
+    if args.api and settings.admin_api_key is None:
+        raise SystemExit("editq: --api needs EDITQ_ADMIN_API_KEY (the admin API's key)")
+    if not url or settings.admin_api_key is None:
+        return None
+    return AdminClient(url, settings.admin_api_key.get_secret_value())
+
+
+def _budget_args(args: argparse.Namespace) -> dict[str, str | None]:
+    """The budgets given on the command line, as typed; `--clear-budget` ones as None."""
+    given = {p: getattr(args, f"budget_usd_{p}", None) for p in ("day", "month", "total")}
+    changes: dict[str, str | None] = {p: v for p, v in given.items() if v is not None}
+    for period in getattr(args, "clear_budget", None) or []:
+        changes[period] = None
+    return changes
+
+
+def _through_api(api: Any, step: Any, args: argparse.Namespace) -> int:
+    """Run `step(api, args)`, a refusal or an unreachable API reported as an error."""
+    import httpx
+
+    from editq.client import EditqError
+
+    with api:
+        try:
+            result: int = step(api, args)
+        except EditqError as exc:
+            return _fail(str(exc))
+        except httpx.TransportError as exc:
+            return _fail(f"cannot reach the admin API at {api.http.base_url}: {exc}")
+    return result
+
+
+def _on_redis(step: Any, args: argparse.Namespace) -> int:
+    """Run `step(db, args)` on Redis directly, a refusal reported as an error."""
+    from editq.errors import EditqError
+    from editq.storage.tenants import TenantError
 
     db = _db()
-    budgets = {
-        "day": _usd(getattr(args, "budget_usd_day", None)),
-        "month": _usd(getattr(args, "budget_usd_month", None)),
-        "total": _usd(getattr(args, "budget_usd_total", None)),
-    }
     try:
-        if args.action == "create":
-            tenant = tenants.create(
-                db, args.name, weight=args.weight, max_running=args.max_running, budgets=budgets
-            )
-            _print(
-                dumps({**tenant.public(), "webhook_secret": tenants.secrets_of(db, args.name)[0]["secret"]})
-            )
-        elif args.action == "update":
-            changes: dict[str, int | None] = {k: v for k, v in budgets.items() if v is not None}
-            for period in args.clear_budget or []:
-                changes[period] = None
-            tenant = tenants.update(
-                db, args.name, weight=args.weight, max_running=args.max_running, budgets=changes
-            )
-            _print(dumps(tenant.public()))
-        elif args.action == "show":
-            found = tenants.get(db, args.name)
-            if found is None:
-                return _fail(f"no tenant {args.name!r}")
-            _print(
-                dumps(
-                    {
-                        **found.public(),
-                        "keys": tenants.list_keys(db, args.name),
-                        "webhook_secrets": tenants.secrets_of(db, args.name),
-                        "budgets_now": money.budgets(db, args.name, found.budgets),
-                        "disabled_webhook_urls": sorted(tenants.disabled_urls(db, args.name)),
-                    }
-                )
-            )
-        elif args.action == "list":
-            for name in tenants.names(db):
-                _print(name)
-        elif args.action == "rotate-secret":
-            _print(dumps(tenants.rotate_secret(db, args.name, db.settings.secret_overlap_seconds)))
-    except tenants.TenantError as exc:
+        result: int = step(db, args)
+    except TenantError as exc:
         return _fail(str(exc))
+    except EditqError as exc:
+        return _fail(f"{exc.code}: {exc.message}")
     finally:
         db.close()
+    return result
+
+
+def _plan_arg(args: argparse.Namespace) -> dict[str, str | None]:
+    """`{"plan": name}` for `--plan`, `{"plan": None}` for `--clear-plan`, else nothing."""
+    if getattr(args, "clear_plan", False):
+        return {"plan": None}
+    return {"plan": args.plan} if getattr(args, "plan", None) else {}
+
+
+def cmd_tenants(args: argparse.Namespace) -> int:
+    api = _admin_api(args)
+    return _on_redis(_tenants_on_redis, args) if api is None else _through_api(api, _tenants_on_api, args)
+
+
+def _tenants_on_api(api: Any, args: argparse.Namespace) -> int:
+    from editq.tools.client import dumps
+
+    fields: dict[str, Any] = {f"budget_usd_{p}": v for p, v in _budget_args(args).items()}
+    fields.update(_plan_arg(args))
+    if getattr(args, "weight", None) is not None:
+        fields["weight"] = args.weight
+    if getattr(args, "max_running", None) is not None:
+        fields["max_running"] = args.max_running
+    if args.action == "create":
+        _print(dumps(api.create_tenant(args.name, **fields)))
+    elif args.action == "update":
+        _print(dumps(api.update_tenant(args.name, **fields)))
+    elif args.action == "show":
+        found = api.tenant(args.name)
+        _print(dumps({**found, "keys": [k["id"] for k in api.keys(args.name)]}))
+    elif args.action == "list":
+        for tenant in api.tenants():
+            _print(tenant["name"])
+    elif args.action == "top-up":
+        _print(dumps(api.top_up(args.name, args.credits, args.note)))
+    else:
+        return _fail(
+            f"tenants {args.action} is not part of the admin API: run it without --api (on Redis), "
+            "or with the tenant's key (POST /v1/webhooks/secret/rotate)"
+        )
     return 0
 
 
+def _tenants_on_redis(db: Any, args: argparse.Namespace) -> int:
+    from editq.storage import credits, tenants
+    from editq.tools.client import dumps
+
+    budgets = {p: _usd(v) for p, v in _budget_args(args).items()}
+    plan = _plan_arg(args)
+    if plan.get("plan") and credits.get_plan(db, str(plan["plan"])) is None:
+        return _fail(f"no plan {plan['plan']!r}")
+    if args.action in ("create", "update"):
+        change = tenants.create if args.action == "create" else tenants.update
+        tenant = change(db, args.name, weight=args.weight, max_running=args.max_running, budgets=budgets)
+        if plan:
+            credits.assign(db, args.name, plan["plan"])
+        shown = {**tenant.public(), **plan}
+        if args.action == "create":
+            shown["webhook_secret"] = tenants.secrets_of(db, args.name)[0]["secret"]
+        _print(dumps(shown))
+    elif args.action == "show":
+        return _show_tenant(db, args.name)
+    elif args.action == "list":
+        for name in tenants.names(db):
+            _print(name)
+    elif args.action == "rotate-secret":
+        _print(dumps(tenants.rotate_secret(db, args.name, db.settings.secret_overlap_seconds)))
+    elif args.action == "top-up":
+        _print(
+            dumps({"tenant": args.name, **credits.top_up(db, args.name, args.credits, args.note).public()})
+        )
+    return 0
+
+
+def _show_tenant(db: Any, name: str) -> int:
+    from editq.storage import credits, money, tenants
+    from editq.tools.client import dumps
+
+    found = tenants.get(db, name)
+    if found is None:
+        return _fail(f"no tenant {name!r}")
+    _print(
+        dumps(
+            {
+                **found.public(),
+                "keys": tenants.list_keys(db, name),
+                "webhook_secrets": tenants.secrets_of(db, name),
+                "budgets_now": money.budgets(db, name, found.budgets),
+                "credits": credits.balance(db, name).public(),
+                "disabled_webhook_urls": sorted(tenants.disabled_urls(db, name)),
+            }
+        )
+    )
+    return 0
+
+
+def _plan_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """A plan body from `plans create`: `--per-image` is JSON, or @FILE holding it."""
+    import json
+
+    fields: dict[str, Any] = {"credit_usd": args.credit_usd}
+    if args.markup is not None:
+        fields["markup"] = args.markup
+    if args.per_image is not None:
+        text = Path(args.per_image[1:]).read_text() if args.per_image.startswith("@") else args.per_image
+        try:
+            fields["per_image"] = json.loads(text)
+        except ValueError:
+            raise SystemExit("editq: --per-image is JSON, or @FILE holding JSON") from None
+    return fields
+
+
+def cmd_plans(args: argparse.Namespace) -> int:
+    api = _admin_api(args)
+    return _on_redis(_plans_on_redis, args) if api is None else _through_api(api, _plans_on_api, args)
+
+
+def _plans_on_api(api: Any, args: argparse.Namespace) -> int:
+    from editq.tools.client import dumps
+
+    if args.action == "create":
+        _print(dumps(api.create_plan(args.name, **_plan_fields(args))))
+    elif args.action == "show":
+        _print(dumps(api.plan(args.name)))
+    else:
+        for plan in api.plans():
+            _print(plan["name"])
+    return 0
+
+
+def _plans_on_redis(db: Any, args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from editq import catalogue
+    from editq.api.admin import refusal
+    from editq.api.admin_schemas import PlanCreate
+    from editq.storage import credits
+    from editq.tools.client import dumps
+
+    if args.action == "create":
+        try:
+            body = PlanCreate.model_validate({"name": args.name, **_plan_fields(args)})
+        except ValidationError as exc:
+            raise refusal(exc, PlanCreate.codes) from None
+        plan = body.to_plan(catalogue.load(db.settings.catalogue_path), int(db.clock.time()))
+        _print(dumps(credits.create_plan(db, plan).public()))
+    elif args.action == "show":
+        found = credits.get_plan(db, args.name)
+        if found is None:
+            return _fail(f"no plan {args.name!r}")
+        _print(dumps(found.public()))
+    else:
+        for plan in credits.plans(db):
+            _print(plan.name)
+    return 0
+
+
+def _key_id(key_or_id: str) -> str:
+    """The id of a key (`eq_<id>_<secret>`), or the id itself."""
+    return key_or_id.split("_")[1] if key_or_id.startswith("eq_") and key_or_id.count("_") >= 2 else key_or_id
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
+    api = _admin_api(args)
+    return _on_redis(_keys_on_redis, args) if api is None else _through_api(api, _keys_on_api, args)
+
+
+def _keys_on_api(api: Any, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        _print(api.create_key(args.tenant)["key"])
+        sys.stderr.write("editq: this key is shown once; store it now\n")
+    elif args.action == "revoke":
+        key_id = _key_id(args.key)
+        tenant = args.tenant or api.find_key(key_id)
+        api.revoke_key(tenant, key_id)
+        _print(f"revoked a key of {tenant}")
+    elif args.action == "list":
+        for key in api.keys(args.tenant):
+            _print(f"eq_{key['id']}_…")
+    return 0
+
+
+def _keys_on_redis(db: Any, args: argparse.Namespace) -> int:
     from editq.storage import tenants
 
-    db = _db()
-    try:
-        if args.action == "create":
-            _print(tenants.create_key(db, args.tenant))
-            sys.stderr.write("editq: this key is shown once; store it now\n")
-        elif args.action == "revoke":
+    if args.action == "create":
+        _print(tenants.create_key(db, args.tenant))
+        sys.stderr.write("editq: this key is shown once; store it now\n")
+    elif args.action == "revoke":
+        if args.tenant:
+            tenants.revoke(db, args.tenant, _key_id(args.key))
+            tenant = args.tenant
+        else:
             tenant = tenants.revoke_key(db, args.key)
-            _print(f"revoked a key of {tenant}")
-        elif args.action == "list":
-            for key_id in tenants.list_keys(db, args.tenant):
-                _print(f"eq_{key_id}_…")
-    except tenants.TenantError as exc:
-        return _fail(str(exc))
-    finally:
-        db.close()
+        _print(f"revoked a key of {tenant}")
+    elif args.action == "list":
+        for key_id in tenants.list_keys(db, args.tenant):
+            _print(f"eq_{key_id}_…")
     return 0
 
 
@@ -237,6 +421,41 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return run(args.port, args.address)
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 if the process is ready (live, with `--live`), 1 if not: for container probes."""
+    from editq import probe
+    from editq.settings import get_settings
+
+    settings = get_settings()
+    if args.role in ("api", "flower"):
+        port = args.port or (settings.api_port if args.role == "api" else settings.flower_port)
+        route = {"api": "/healthz" if args.live else "/readyz", "flower": "/healthcheck"}[args.role]
+        healthy, reason = _http_probe(f"http://127.0.0.1:{port}{route}", args.timeout)
+    else:
+        verdict = probe.check(
+            probe.path(settings.probe_dir, args.role, args.name),
+            ready=not args.live,
+            max_age=args.max_age or probe.LIVE_SECONDS,
+            ready_age=probe.ready_seconds(settings, args.role),
+        )
+        healthy, reason = verdict.healthy, verdict.reason
+    _print(f"{'ok' if healthy else 'unhealthy'}: {args.role}: {reason}")
+    return 0 if healthy else 1
+
+
+def _http_probe(url: str, timeout: float) -> tuple[bool, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - a loopback URL built here
+            return True, f"{url} answered {answer.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"{url} answered {exc.code}: {exc.read(300).decode('utf-8', 'replace')}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"{url}: {exc}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from editq.ops.launcher import run
 
@@ -249,10 +468,19 @@ def parser() -> argparse.ArgumentParser:
     add_client_commands(sub)
     _add_tenants_command(sub)
     _add_keys_command(sub)
+    _add_plans_command(sub)
     _add_provider_command(sub)
     _add_sim_command(sub)
     _add_service_commands(sub)
     return top
+
+
+def _add_admin_api_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api",
+        help="go through this API's admin API (EDITQ_API_URL), with EDITQ_ADMIN_API_KEY; "
+        "without either, work on Redis directly",
+    )
 
 
 def _add_tenants_command(sub: Subcommands) -> None:
@@ -265,26 +493,60 @@ def _add_tenants_command(sub: Subcommands) -> None:
         p.add_argument("--budget-usd-total")
         p.add_argument("--weight", type=int, default=1 if action == "create" else None)
         p.add_argument("--max-running", type=int, default=0 if action == "create" else None)
+        p.add_argument("--plan", help="credit plan for the jobs submitted from now on")
         if action == "update":
             p.add_argument("--clear-budget", action="append", choices=["day", "month", "total"])
+            p.add_argument("--clear-plan", action="store_true", help="take the tenant off its plan")
+        _add_admin_api_arg(p)
         p.set_defaults(func=cmd_tenants)
     for action in ("show", "rotate-secret"):
         p = tenants.add_parser(action)
         p.add_argument("name")
+        _add_admin_api_arg(p)
         p.set_defaults(func=cmd_tenants)
-    tenants.add_parser("list").set_defaults(func=cmd_tenants)
+    p = tenants.add_parser("list")
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_tenants)
+    p = tenants.add_parser("top-up", help="add credits to the tenant's balance")
+    p.add_argument("name")
+    p.add_argument("credits", type=int)
+    p.add_argument("--note", default="", help="recorded in the ledger (an invoice number, say)")
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_tenants)
+
+
+def _add_plans_command(sub: Subcommands) -> None:
+    plans = sub.add_parser("plans", help="credit plans").add_subparsers(dest="action", required=True)
+    p = plans.add_parser("create", help="a new plan (plans never change)")
+    p.add_argument("name")
+    p.add_argument("--credit-usd", required=True, help="what one credit is worth, in USD")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--markup", help="on the provider's cost: 0.25 charges cost x 1.25")
+    how.add_argument(
+        "--per-image", help='price list as JSON ({"model": {"size": {"quality": credits}}}) or @FILE'
+    )
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_plans)
+    p = plans.add_parser("show")
+    p.add_argument("name")
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_plans)
+    p = plans.add_parser("list")
+    _add_admin_api_arg(p)
+    p.set_defaults(func=cmd_plans)
 
 
 def _add_keys_command(sub: Subcommands) -> None:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
-    p = keys.add_parser("create")
-    p.add_argument("tenant")
-    p.set_defaults(func=cmd_keys)
-    p = keys.add_parser("list")
-    p.add_argument("tenant")
-    p.set_defaults(func=cmd_keys)
+    for action in ("create", "list"):
+        p = keys.add_parser(action)
+        p.add_argument("tenant")
+        _add_admin_api_arg(p)
+        p.set_defaults(func=cmd_keys)
     p = keys.add_parser("revoke")
     p.add_argument("key", help="the key, or its id")
+    p.add_argument("--tenant", help="the tenant holding it (else every tenant is searched)")
+    _add_admin_api_arg(p)
     p.set_defaults(func=cmd_keys)
 
 
@@ -336,6 +598,34 @@ def _add_service_commands(sub: Subcommands) -> None:
     p.set_defaults(func=cmd_beat)
 
     sub.add_parser("run", help="run the whole stack locally (make run)").set_defaults(func=cmd_run)
+    _add_probe_command(sub)
+
+
+def _add_probe_command(sub: Subcommands) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="health of a local process, for container probes (exit 0: healthy)",
+        description="worker and beat: the state file the process keeps (no Redis round trip); "
+        "api: GET /readyz (/healthz with --live); flower: GET /healthcheck.",
+    )
+    p.add_argument("role", choices=["api", "worker", "beat", "flower"])
+    p.add_argument("--live", action="store_true", help="liveness only (default: readiness)")
+    p.add_argument("--name", default="editq", help="the worker's --name")
+    p.add_argument("--max-age", type=_seconds, help="seconds a main loop may stand still (default 60)")
+    p.add_argument("--port", type=int, help="api or flower port (default: EDITQ_API_PORT, EDITQ_FLOWER_PORT)")
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="HTTP timeout (api, flower)")
+    p.set_defaults(func=cmd_probe)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse says what is wrong otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"seconds must be above 0 and below a day: {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -152,9 +152,28 @@ local function emit(t, id, job, status, now, reason)
   end
 end
 
--- Move a job's reservation out of its budget buckets and record what was spent.
--- kind: 'settled' (actual > 0 or the call was made) or 'released' (nothing billed).
-local function settle(t, id, job, actual, kind, usage, now, note)
+-- A tenant's credits: the balance (top-ups less charges) and what its jobs hold of it.
+local function credit_state(t)
+  local c = redis.call('HMGET', K.credits(t), 'balance', 'reserved')
+  return tonumber(c[1] or '0') or 0, tonumber(c[2] or '0') or 0
+end
+
+-- Give back a job's credit reservation and charge `charged` of it, never more than it held,
+-- so the balance cannot go below what other jobs hold. Returns charged, held (nil, nil for a
+-- job on no plan).
+local function settle_credits(t, job, charged)
+  local held = tonumber(job['credits_reserved'] or '')
+  if not held then return nil, nil end
+  local take = math.min(math.max(charged or 0, 0), held)
+  redis.call('HINCRBY', K.credits(t), 'reserved', int(-held))
+  if take > 0 then redis.call('HINCRBY', K.credits(t), 'balance', int(-take)) end
+  return take, held
+end
+
+-- Move a job's reservation out of its budget buckets (and its credits' hold, on a plan) and
+-- record what was spent. kind: 'settled' (actual > 0 or the call was made) or 'released'
+-- (nothing billed). credits: what the job is charged on its plan (0 unless it succeeded).
+local function settle(t, id, job, actual, kind, usage, now, note, credits)
   local reserved = tonumber(job['reserved'] or '0') or 0
   if (job['settled'] or '') == '1' then return 0 end
   local keys = bucket_keys(t, job['budget_day'], job['budget_month'])
@@ -170,9 +189,20 @@ local function settle(t, id, job, actual, kind, usage, now, note)
   end
   redis.call('HINCRBY', ukey, R.usage_field(model, kind), 1)
   redis.call('EXPIRE', ukey, 400 * 86400)
-  redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),
-             'released', int(reserved), 'model', model, 'usage', usage or '', 'day',
-             job['budget_day'], 'at', int(now), 'note', note or '')
+  local charged, held = settle_credits(t, job, credits)
+  if held and (credits or 0) > held then
+    note = (note or '') .. (note and note ~= '' and '; ' or '') .. 'credits capped at the reservation'
+  end
+  local entry = {'job', id, 'kind', kind, 'amount', int(actual), 'released', int(reserved),
+                 'model', model, 'usage', usage or '', 'day', job['budget_day'], 'at', int(now),
+                 'note', note or ''}
+  if held then
+    for _, v in ipairs({'credits', int(charged), 'credits_released', int(held)}) do
+      entry[#entry + 1] = v
+    end
+    redis.call('HSET', K.job(t, id), 'credits_charged', int(charged))
+  end
+  redis.call('XADD', K.ledger(t), '*', unpack(entry))
   redis.call('HSET', K.job(t, id), 'settled', '1', 'actual', int(actual))
   return actual
 end

@@ -31,7 +31,7 @@ local message = 'canceled before it started; nothing was charged'
 if mode == 'expired' then message = 'not started before its Cancel-After deadline; nothing was charged' end
 redis.call('HSET', key, 'status', mode, 'finished_at', int(now), 'updated_at', int(now), 'token', '',
            'error', cjson.encode({code = mode, message = message}))
-settle(t, id, job, 0, 'released', '', now, mode)
+settle(t, id, job, 0, 'released', '', now, mode, 0)
 emit(t, id, job, mode, now, '')
 retain(t, id, job)
 wake()

@@ -2,11 +2,13 @@
 -- A job canceled while its call was in flight stays canceled; what the call cost is charged.
 -- ARGV: prefix, tenant, job_id, token, outcome ('succeeded'|'failed'), outputs (JSON),
 --       error (JSON or ''), usage (JSON or ''), actual (micro-dollars), reuse_key ('' for none),
---       reuse_ttl_s, output_retention_s
+--       reuse_ttl_s, output_retention_s, credits (what the job costs on its plan if it
+--       succeeded; a failed or canceled job is charged no credits)
 -- Returns {'ok', status} or {'stale', status}.
 local t, id, token, outcome = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local outputs, err, usage, actual = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local reuse_key, reuse_ttl, out_ttl = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
+local credits = tonumber(ARGV[13] or '0') or 0
 local now = now_ms()
 local key = K.job(t, id)
 local job = hget_all(key)
@@ -18,7 +20,7 @@ call_done(t, id)
 local kind = 'settled'
 if actual == 0 and usage == '' then kind = 'released' end
 if status == 'canceled' then
-  settle(t, id, job, actual, kind, usage, now, 'canceled while running')
+  settle(t, id, job, actual, kind, usage, now, 'canceled while running', 0)
   redis.call('HSET', key, 'usage', usage, 'updated_at', int(now))
   wake()
   return {'ok', 'canceled'}
@@ -34,7 +36,8 @@ if outcome == 'succeeded' then
 else
   redis.call('HSET', key, 'error', err)
 end
-settle(t, id, job, actual, kind, usage, now, '')
+if outcome ~= 'succeeded' then credits = 0 end
+settle(t, id, job, actual, kind, usage, now, '', credits)
 emit(t, id, job, outcome, now, '')
 retain(t, id, job)
 wake()

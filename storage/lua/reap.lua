@@ -22,7 +22,7 @@ if status == 'running' then
     redis.call('HSET', key, 'status', 'failed', 'finished_at', int(now), 'updated_at', int(now),
                'token', '', 'error', cjson.encode({code = 'worker_lost', message =
                'the worker running this job stopped ' .. losses .. ' times; giving up'}))
-    settle(t, id, job, 0, 'released', '', now, 'worker lost; a provider call may have been billed')
+    settle(t, id, job, 0, 'released', '', now, 'worker lost; a provider call may have been billed', 0)
     emit(t, id, job, 'failed', now, 'worker_lost')
     retain(t, id, job)
     return {'failed'}
@@ -34,7 +34,7 @@ if status == 'running' then
   return {'requeued'}
 end
 if status == 'canceled' and (job['settled'] or '') ~= '1' then
-  settle(t, id, job, 0, 'released', '', now, 'canceled; worker lost, a call may have been billed')
+  settle(t, id, job, 0, 'released', '', now, 'canceled; worker lost, a call may have been billed', 0)
   return {'released'}
 end
 return {'freed'}

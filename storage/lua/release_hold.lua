@@ -7,5 +7,8 @@ if not h['tenant'] then return 0 end
 for _, k in ipairs(bucket_keys(h['tenant'], h['day'], h['month'])) do
   redis.call('HINCRBY', k, 'reserved', int(-tonumber(h['amount'])))
 end
+if (h['plan'] or '') ~= '' then
+  redis.call('HINCRBY', K.credits(h['tenant']), 'reserved', int(-tonumber(h['credits'] or '0')))
+end
 redis.call('DEL', K.hold(hold))
 return 1

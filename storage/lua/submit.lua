@@ -22,16 +22,23 @@ end
 redis.call('HSET', key, unpack(flat))
 redis.call('HSET', key, 'reserved', h['amount'], 'budget_day', h['day'],
            'budget_month', h['month'], 'updated_at', int(now))
+local on_plan = (h['plan'] or '') ~= ''
+if on_plan then redis.call('HSET', key, 'credits_reserved', h['credits'] or '0') end
 local job = hget_all(key)
 redis.call('ZADD', K.jobs(t), job['created_at'], id)
-redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', 'reserved', 'amount',
-           h['amount'], 'released', '0', 'model', job['model'] or '', 'usage', '', 'day',
-           h['day'], 'at', int(now), 'note', '')
+local entry = {'job', id, 'kind', 'reserved', 'amount', h['amount'], 'released', '0',
+               'model', job['model'] or '', 'usage', '', 'day', h['day'], 'at', int(now),
+               'note', ''}
+if on_plan then
+  entry[#entry + 1] = 'credits'
+  entry[#entry + 1] = h['credits'] or '0'
+end
+redis.call('XADD', K.ledger(t), '*', unpack(entry))
 
 if mode == 'reused' then
   redis.call('HSET', key, 'status', 'succeeded', 'finished_at', int(now), 'started_at', int(now))
   job['status'] = 'succeeded'
-  settle(t, id, job, 0, 'reused', '', now, 'reused ' .. ARGV[11])
+  settle(t, id, job, 0, 'reused', '', now, 'reused ' .. ARGV[11], 0)
   emit(t, id, job, 'succeeded', now, 'reused')
   retain(t, id, job)
 else

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from editq import public
-from editq.api import schemas
+from editq.api import credit_schemas, schemas
 from editq.client import models
 
 PAIRS = [
@@ -24,6 +24,9 @@ PAIRS = [
     (models.Image, schemas.Image),
     (models.BatchItem, schemas.BatchItem),
     (models.BatchAnswer, schemas.BatchAnswer),
+    (models.JobCredits, public.JobCredits),
+    (models.CreditBalance, credit_schemas.CreditBalance),
+    (models.CreditEstimate, credit_schemas.CreditEstimate),
 ]
 
 

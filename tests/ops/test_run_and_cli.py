@@ -14,6 +14,7 @@ import httpx
 
 from editq.ops import launcher
 from tests import images
+from tests.support import run
 from tests.support.stack import Universe
 
 
@@ -57,21 +58,8 @@ def _kill_worker_and_see_it_restarted(run_pid: int, log: Path) -> None:
 
 
 def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {name: launcher.free_port() for name in ("api", "flower", "redis", "s3", "sim")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDITQ_", "OPENAI_", "AWS_"))}
-    env.update(
-        EDITQ_STATE_DIR=str(tmp_path / "state"),
-        EDITQ_API_PORT=str(ports["api"]),
-        EDITQ_FLOWER_PORT=str(ports["flower"]),
-        EDITQ_LOCAL_REDIS_PORT=str(ports["redis"]),
-        EDITQ_LOCAL_S3_PORT=str(ports["s3"]),
-        EDITQ_LOCAL_SIM_PORT=str(ports["sim"]),
-        EDITQ_WORKER_CONCURRENCY="4",
-    )
-    log = (tmp_path / "run.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "editq.tools.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    ports = run.free_ports()
+    proc = run.start(tmp_path, ports)
     try:
         launcher.wait_for_http(f"http://127.0.0.1:{ports['api']}/readyz", timeout=90)
         key = (tmp_path / "state" / "dev-api-key").read_text().strip()
@@ -126,7 +114,6 @@ def test_editq_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-        log.close()
     text = (tmp_path / "run.log").read_text()
     assert "API key" in text
     assert proc.returncode == 0, text[-3000:]

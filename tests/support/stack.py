@@ -35,6 +35,9 @@ _counter = itertools.count(1)
 PINNED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PINNED_OFFSET = f"{offset_to(PINNED_AT):.3f}"
 
+#: The admin API's key in every test universe (a universe can override it, "" turns it off).
+ADMIN_KEY = "editq-admin-key-for-tests-only"
+
 #: Settings every test universe runs with: short leases and grace so reaping is quick, a
 #: scaled-down webhook schedule, private webhook receivers allowed.
 BASE_ENV = {
@@ -57,6 +60,7 @@ BASE_ENV = {
     "OPENAI_API_KEY": "sk-editq-test",
     "EDITQ_CLOCK_OFFSET": PINNED_OFFSET,
     "EDITQ_SECRETS_KEY": "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtbG9uZy1rZXk=",
+    "EDITQ_ADMIN_API_KEY": ADMIN_KEY,
 }
 
 
@@ -145,6 +149,10 @@ class Universe:
         kwargs.setdefault("timeout", 60.0)
         return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, **kwargs)
 
+    def admin(self, **kwargs: Any) -> httpx.Client:
+        """A client of the admin API, with this universe's admin key."""
+        return self.client(self.env["EDITQ_ADMIN_API_KEY"], **kwargs)
+
     def wait_job(
         self, client: httpx.Client, job_id: str, timeout: float = 60.0, until: tuple[str, ...] = ()
     ) -> dict[str, Any]:
@@ -175,6 +183,8 @@ def universe(services: Services, **overrides: str) -> Universe:
         "EDITQ_S3_BUCKET": f"{prefix}-bucket",
         "OPENAI_BASE_URL": services.sim_url,
         "EDITQ_REDIS_PREFIX": prefix,
+        # the files workers and beat keep for `editq probe`, in the session's folder
+        "EDITQ_PROBE_DIR": str(services.logs / "probe"),
         **overrides,
     }
     return Universe(services, prefix, env)
