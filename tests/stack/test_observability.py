@@ -21,6 +21,7 @@ from tests.support.stack import PrivateSim, Universe
 IMAGE = ("a.png", images.scene(320, 240), "image/png")
 MODEL = "gpt-image-1-mini"
 TOKEN = "metrics-token-for-the-observability-test"
+ADMIN = "admin-key-for-the-observability-test"
 BUDGET_MICROS = 5_000_000
 
 #: Series the check sums over every label.
@@ -112,7 +113,14 @@ def _log_lines(u: Universe) -> list[dict[str, Any]]:
 
 
 def _secrets(u: Universe, key: str, jobs: list[dict[str, Any]], client: httpx.Client) -> list[str]:
-    found = [key, TOKEN, u.env["OPENAI_API_KEY"], u.env["AWS_SECRET_ACCESS_KEY"], u.env["EDITQ_SECRETS_KEY"]]
+    found = [
+        key,
+        TOKEN,
+        ADMIN,
+        u.env["OPENAI_API_KEY"],
+        u.env["AWS_SECRET_ACCESS_KEY"],
+        u.env["EDITQ_SECRETS_KEY"],
+    ]
     found += [s["secret"] for s in client.get("/v1/webhooks/secret").json()["secrets"]]
     for job in jobs:
         for output in job["outputs"]:
@@ -131,6 +139,7 @@ def test_one_scrape_shows_what_happened_and_logs_follow_each_job(
         EDITQ_PROVIDER_IPM="600",
         EDITQ_PROVIDER_RPM="600",
         EDITQ_METRICS_TOKEN=TOKEN,
+        EDITQ_ADMIN_API_KEY=ADMIN,
         EDITQ_LOG_LEVEL="INFO",
         EDITQ_LOG_FORMAT="json",
         EDITQ_OUTPUT_URLS="presigned",
@@ -141,6 +150,10 @@ def test_one_scrape_shows_what_happened_and_logs_follow_each_job(
     wrong = httpx.get(f"{u.api_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert (missing.status_code, missing.json()["error"]["code"]) == (401, "missing_metrics_token")
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "invalid_metrics_token")
+    admin = httpx.get(
+        f"{u.api_url}/v1/admin/tenants", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10
+    )
+    assert admin.status_code == 200, admin.text
     before = scrape(u)
     assert value(before, "editq_jobs_finished_total") == 0
     try:
