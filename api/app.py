@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from editq import __version__, catalogue
+from editq import __version__, catalogue, logs
 from editq.api import error_handlers, metrics, schemas
 from editq.api.guard import RequestGuard, UploadSlots
 from editq.api.routes import account, admin, batch, edits, estimate, health, plans, studio
@@ -20,6 +22,8 @@ from editq.storage.backend import Backend
 from editq.storage.events import EventFeed
 
 log = logging.getLogger("editq.api")
+#: A client's `X-Request-ID` is kept when it looks like an id; otherwise the API makes one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,7 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
+        given = request.headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(8)}"
+        with logs.bound(request_id=request_id):
+            response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         metrics.REQUESTS.labels(request.method, name, str(response.status_code)).inc()

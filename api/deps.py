@@ -7,6 +7,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import Depends, Request
 
+from editq import logs
 from editq.api.guard import UploadSlots
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
@@ -57,6 +58,7 @@ async def tenant(request: Request, db: DB) -> str:
     found = await anyio.to_thread.run_sync(tenants.authenticate, db, bearer(request))
     if found is None:
         raise Unauthorized("invalid_api_key", "unknown or revoked API key")
+    logs.bind(tenant=found)
     return found
 
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from editq import logs
 from editq.errors import EditqError, RequestTimeout, TooManyRequests, Unavailable
 from editq.storage.errors import StorageError, StorageUnavailable
 
@@ -26,9 +27,23 @@ def envelope(status: int, code: str, message: str, param: str | None = None) -> 
     return JSONResponse({"error": {"code": code, "message": message, "param": param}}, status_code=status)
 
 
+def _refused(request: Request, status: int, code: str) -> None:
+    route = request.scope.get("route")
+    logs.event(
+        log,
+        "request.refused",
+        logging.WARNING if status >= 500 else logging.INFO,
+        status=status,
+        code=code,
+        method=request.method,
+        route=getattr(route, "path", "unmatched"),
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(EditqError)
     async def editq_error(request: Request, exc: EditqError) -> JSONResponse:
+        _refused(request, exc.status, exc.code)
         headers = {}
         if isinstance(exc, Unavailable | TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
@@ -41,6 +56,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StorageUnavailable)
     async def storage_down(request: Request, exc: StorageUnavailable) -> JSONResponse:
         log.warning("storage unavailable: %s", exc)
+        _refused(request, 503, "storage_unavailable")
         response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
         response.headers["Retry-After"] = "2"
         return response
@@ -48,6 +64,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
         log.error("storage error: %s", exc)
+        _refused(request, 503, "storage_error")
         return envelope(503, "storage_error", "storage refused the operation; retry shortly")
 
     @app.exception_handler(RequestValidationError)
@@ -55,6 +72,7 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
+        _refused(request, 400, "invalid_parameter")
         return envelope(
             400, "invalid_parameter", f"{param or 'request'}: {first.get('msg', 'invalid')}", param
         )

@@ -4,19 +4,24 @@ body, and a bound on the uploads a tenant streams at once."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from editq import logs
 from editq.errors import RequestTimeout, TooManyRequests
+
+log = logging.getLogger("editq.api")
 
 #: Headers that mean one thing only: a second copy is refused rather than guessed at.
 SINGLETON_HEADERS = (b"authorization", b"content-type", b"idempotency-key", b"prefer", b"cancel-after")
 
 
 def _error(status: int, code: str, message: str, param: str | None = None) -> tuple[Message, Message]:
+    logs.event(log, "request.refused", status=status, code=code)
     body = json.dumps({"error": {"code": code, "message": message, "param": param}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 408:

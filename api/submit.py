@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from editq import batchfile, cost, ids, lifecycle, ssrf
+from editq import batchfile, cost, ids, lifecycle, logs, ssrf
 from editq.catalogue import Catalogue, Lane, Model, Resolution
 from editq.credits import Quote, quote
 from editq.errors import EditqError, InvalidRequest, PaymentRequired, Unavailable
@@ -33,6 +34,8 @@ from editq.storage import tenants as tenant_store
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object
+
+log = logging.getLogger("editq.api")
 
 
 @dataclass(frozen=True)
@@ -404,6 +407,17 @@ def _hold_and_store(
     if not committed:
         raise Unavailable("hold_lost", "the budget hold lapsed before the job was stored; retry")
     attempt.hold = None
+    logs.event(
+        log,
+        "job.submitted",
+        job_id=job_id,
+        tenant=p.tenant,
+        model=fields.get("model"),
+        priority=fields.get("priority"),
+        status="succeeded" if mode == "reused" else "queued",
+        reused_from=earlier.id if earlier else None,
+        reserved_usd=cost.usd(amount),
+    )
     return Answer(status, body, _headers(p, job_id), job_id)
 
 

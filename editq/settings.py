@@ -213,9 +213,19 @@ class Settings(BaseSettings):
     #: Prefix of every Redis key editq writes.
     redis_prefix: str = Field("editq", validation_alias=_env("EDITQ_REDIS_PREFIX"))
     log_level: str = Field("INFO", validation_alias=_env("EDITQ_LOG_LEVEL"))
+    #: `json` (one object per line) or `console`; unset: json unless stderr is a terminal.
+    log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("EDITQ_LOG_FORMAT"))
+    #: When set, every `/metrics` editq serves (the API's, Flower's) needs `Authorization: Bearer` it.
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("EDITQ_METRICS_TOKEN"))
 
     @field_validator(
-        "default_model", "s3_public_endpoint_url", "secrets_key", "bootstrap_api_key", mode="before"
+        "default_model",
+        "s3_public_endpoint_url",
+        "secrets_key",
+        "bootstrap_api_key",
+        "log_format",
+        "metrics_token",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -23,7 +23,7 @@ from typing import IO
 
 import httpx
 
-from editq import catalogue, lifecycle
+from editq import catalogue, lifecycle, logs, telemetry
 from editq.clock import SYSTEM, Clock
 from editq.lifecycle import Availability
 from editq.settings import Settings
@@ -249,16 +249,7 @@ def flower(
     env: dict[str, str], port: int, basic_auth: str, *, echo: bool = True, log: Path | None = None
 ) -> Proc:
     """Flower reads its password from FLOWER_BASIC_AUTH, so it never shows in `ps`."""
-    argv = [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "editq.worker.app",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-    ]
+    argv = [PYTHON, "-m", "editq.tools.cli", "flower", "--port", str(port), "--address", "127.0.0.1"]
     return spawn("flower", argv, env={**env, "FLOWER_BASIC_AUTH": basic_auth}, echo=echo, log=log)
 
 
@@ -426,6 +417,7 @@ def run() -> int:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM. Services the environment
     names (EDITQ_REDIS_URL, EDITQ_S3_ENDPOINT_URL, OPENAI_API_KEY) are used, not started."""
     settings = Settings()
+    logs.configure(settings)
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     stack = Stack()
@@ -440,6 +432,8 @@ def run() -> int:
         try:
             env = _start_backing_services(settings, stack, state, say)
             key, flower_auth = _local_secrets(settings, state, env)
+            if "log_format" not in settings.model_fields_set and sys.stderr.isatty():
+                env["EDITQ_LOG_FORMAT"] = "console"  # the children write to pipes, read by a person
             full = {**os.environ, **env}
             stack.add(lambda: api(full, settings.api_port), Stage.API)
             drain = settings.worker_drain_seconds
@@ -528,4 +522,17 @@ def _print_banner(
     say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
     for line in model_banner(settings):
         say(f"  {line}")
+    for line in metrics_banner(settings):
+        say(f"  {line}")
     say("")
+
+
+def metrics_banner(settings: Settings) -> list[str]:
+    """Where Prometheus scrapes editq, and what it finds there."""
+    guarded = " (Authorization: Bearer $EDITQ_METRICS_TOKEN)" if settings.metrics_token else ""
+    lines = [f"metrics  http://127.0.0.1:{settings.api_port}/metrics{guarded}: the whole cluster,"]
+    lines.append("         the same series from every API replica (aggregate with max without(instance))")
+    names = [f.name for f in (*telemetry.RECORDED, *telemetry.GAUGES)]
+    for start in range(0, len(names), 3):
+        lines.append("         " + ", ".join(names[start : start + 3]))
+    return lines

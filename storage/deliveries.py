@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from editq.storage import metrics
 from editq.storage.backend import Backend
 from editq.storage.records import Entry
+from editq.telemetry import WEBHOOK_DELIVERIES, DeliveryOutcome
 
 
 class DeliveryStatus(StrEnum):
@@ -105,10 +107,13 @@ def record_attempt(
     attempt: dict[str, Any],
     status: DeliveryStatus,
     next_at: int | None,
+    outcome: DeliveryOutcome,
 ) -> None:
-    """Keep the attempt; move the delivery on (next attempt scheduled, or a final status)."""
+    """Keep the attempt and count its `outcome`; move the delivery on (next attempt scheduled,
+    or a final status)."""
     key = db.keys.delivery(dlv.id)
     pipe = db.redis.pipeline()
+    metrics.count(pipe, db.keys, WEBHOOK_DELIVERIES, outcome.value)
     pipe.rpush(db.keys.delivery_attempts(dlv.id), json.dumps(attempt))
     pipe.expire(db.keys.delivery_attempts(dlv.id), db.settings.job_retention_seconds)
     pipe.hincrby(key, "attempts", 1)

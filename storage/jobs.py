@@ -220,8 +220,16 @@ def finish(
 
 
 def requeue(
-    db: Backend, job: Job, *, due_ms: int = 0, counter: str = "", last_error: dict[str, Any] | None = None
+    db: Backend,
+    job: Job,
+    *,
+    due_ms: int = 0,
+    counter: str = "",
+    last_error: dict[str, Any] | None = None,
+    reason: str = "",
 ) -> bool:
+    """Put the job back in line (at `due_ms`, or now); `reason` counts it in
+    `editq_retries_total` (an error code: bounded)."""
     result = db.scripts.run(
         "requeue",
         job.tenant,
@@ -230,6 +238,7 @@ def requeue(
         due_ms,
         counter,
         json.dumps(last_error) if last_error else "",
+        reason,
     )
     return bool(result[0] == "ok")
 

@@ -61,6 +61,7 @@ TEMPLATES: dict[str, str] = {
     "econ_batch": "econ:b:{batch_id}",
     "econ_batch_jobs": "econ:b:{batch_id}:jobs",
     "econ_batch_files": "econ:b:{batch_id}:files",
+    "metrics": "metrics",
     "turn": "{name}",
 }
 
@@ -238,6 +239,8 @@ class Keys:
     def econ_batch_files(self, batch_id: str) -> str:
         """Sources uploaded to the provider for the batch: `tenant/sha256` -> file id."""
         return self.build("econ_batch_files", batch_id)
+    def metrics(self) -> str:
+        return self.build("metrics")
 
     def turn(self, name: str) -> str:
         """A once-per-interval marker (`swept`, `trimmed`, ...)."""

@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from editq.ratelimits import RateHeaders
+from editq.storage import metrics
 from editq.storage.backend import Backend
+from editq.storage.errors import StorageError
 
 
 class Outcome(StrEnum):
@@ -138,15 +140,25 @@ def resume(db: Backend) -> None:
     wake(db)
 
 
-def heartbeat(db: Backend, worker: str, slots: int, ttl_seconds: float) -> None:
-    """Register a worker's free slots for admission; they vanish if it stops beating."""
+def heartbeat(
+    db: Backend, worker: str, slots: int, ttl_seconds: float, recorder: metrics.Recorder | None = None
+) -> None:
+    """Register a worker's free slots for admission (they vanish if it stops beating), and write
+    the metrics its recorder gathered since the last beat in the same round trip."""
     expires = int((db.clock.time() + ttl_seconds) * 1000)
+    deltas = recorder.drain() if recorder is not None else {}
     pipe = db.redis.pipeline()
     pipe.zadd(db.keys.workers, {worker: expires})
     pipe.hset(db.keys.worker_slots, worker, str(slots))
     pipe.hset(db.keys.fair_cfg, "burst", str(db.settings.fair_burst_images))
     pipe.zremrangebyscore(db.keys.workers, "-inf", db.clock.ms() - 3_600_000)
-    pipe.execute()
+    metrics.add(pipe, db.keys, deltas)
+    try:
+        pipe.execute()
+    except StorageError:
+        if recorder is not None:
+            recorder.restore(deltas)
+        raise
 
 
 def unregister(db: Backend, worker: str) -> None:

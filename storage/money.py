@@ -164,3 +164,35 @@ def ledger(
         }
         for entry_id, fields in entries
     ]
+
+
+PERIODS = ("day", "month", "total")
+
+
+def used_ratios(db: Backend, top: int) -> list[tuple[str, str, float]]:
+    """(tenant, period, (reserved + spent) / limit) for the `top` budgets nearest their limits,
+    nearest first (two pipelined round trips, whatever the number of tenants)."""
+    tenants = sorted(db.redis.smembers(db.keys.tenants))
+    pipe = db.redis.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.hmget(db.keys.tenant(tenant), *(f"budget_{p}" for p in PERIODS))
+    day = db.clock.today().isoformat()
+    wanted: list[tuple[str, str, int]] = []
+    buckets = db.redis.pipeline(transaction=False)
+    for tenant, limits in zip(tenants, pipe.execute() if tenants else [], strict=True):
+        keys = (
+            db.keys.budget_day(tenant, day),
+            db.keys.budget_month(tenant, day[:7]),
+            db.keys.budget_total(tenant),
+        )
+        for period, raw, key in zip(PERIODS, limits, keys, strict=True):
+            if raw and int(raw) > 0:
+                wanted.append((tenant, period, int(raw)))
+                buckets.hmget(key, "reserved", "spent")
+    replies = buckets.execute() if wanted else []
+    ratios = [
+        (tenant, period, (int(reserved or 0) + int(spent or 0)) / limit)
+        for (tenant, period, limit), (reserved, spent) in zip(wanted, replies, strict=True)
+    ]
+    ratios.sort(key=lambda item: -item[2])
+    return ratios[:top]

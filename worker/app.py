@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
+from editq.logs import configure
 from editq.settings import Settings, get_settings
 from editq.worker.probes import LoopProbe
 
@@ -93,6 +94,12 @@ def _beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.housekeeping_seconds},
         },
     }
+
+
+@signals.setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Celery leaves logging to editq: every record goes through editq's one handler."""
+    configure(get_settings())
 
 
 app = make_app()

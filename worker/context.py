@@ -16,7 +16,7 @@ from editq import catalogue
 from editq.catalogue import Catalogue
 from editq.job import Job
 from editq.settings import Settings, get_settings
-from editq.storage import jobs, limiter
+from editq.storage import jobs, limiter, metrics
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
 from editq.storage.models import AvailabilityCache
@@ -51,7 +51,9 @@ class LeaseKeeper(threading.Thread):
         """Renew the leases held here and, unless draining, advertise the free slots."""
         ctx = self.ctx
         if not self.draining.is_set():
-            limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds)
+            limiter.heartbeat(ctx.db, ctx.worker_id, ctx.slots, ctx.settings.lease_seconds, ctx.recorder)
+        else:
+            metrics.flush(ctx.db, ctx.recorder)
         with self.lock:
             held = list(self.running.items())
         for (tenant, job_id), token in held:
@@ -91,12 +93,16 @@ class Context:
     batch_http: httpx.Client | None = None
     leases: LeaseKeeper = field(init=False)
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
+    #: Provider calls counted here go to Redis with each heartbeat (and at shutdown).
+    recorder: metrics.Recorder = field(default_factory=metrics.Recorder)
 
     def __post_init__(self) -> None:
         self.leases = LeaseKeeper(self)
 
     def close(self) -> None:
         self.leases.stop()
+        with contextlib.suppress(StorageError):
+            metrics.flush(self.db, self.recorder)
         with contextlib.suppress(StorageError):
             limiter.unregister(self.db, self.worker_id)
         self.http.close()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from editq import logs
 from editq.errors import EditqError
 from editq.job import Status
 from editq.storage import jobs, limiter, schedule
@@ -43,11 +44,13 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
         step = limiter.admit(db)
         if step.outcome is Outcome.ADMITTED:
             publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
+            logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant)
             admitted += 1
             if not step.more:
                 return admitted, IDLE_SECONDS
         elif step.outcome is Outcome.EXPIRED:
-            jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED)
+            if isinstance(jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED), Status):
+                logs.event(log, "job.expired", job_id=step.job_id, tenant=step.tenant, reason="deadline")
         elif step.outcome is Outcome.WAIT:
             return admitted, step.wait_ms / 1000
         else:  # full, empty, paused: a wake-up (new job, freed slot, resume) says when

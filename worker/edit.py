@@ -13,7 +13,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from editq import cost
+from editq import cost, logs
 from editq.credits import Terms
 from editq.images import EXTENSIONS, Output, inspect_output, shape_output
 from editq.job import Job, Status
@@ -23,6 +23,7 @@ from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
 from editq.storage.limiter import Signal
+from editq.telemetry import PROVIDER_CALL_SECONDS, PROVIDER_CALLS, PROVIDER_IMAGES, ProviderOutcome
 from editq.worker import models as worker_models
 from editq.worker.context import Context
 from editq.worker.provider.failures import (
@@ -64,14 +65,22 @@ def _ended(result: Status | jobs.Refused) -> Outcome:
 
 def run(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
     """Run the job if this message still owns it. Returns what happened, for logs and tests."""
+    with logs.bound(job_id=job_id, tenant=tenant):
+        return _claimed(ctx, tenant, job_id, token)
+
+
+def _claimed(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
     db = ctx.db
     job = jobs.start(db, tenant, job_id, token, ctx.worker_id)
     if isinstance(job, jobs.Refused):
         if job.why is jobs.Refusal.EXPIRED:
-            jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED)
+            if isinstance(jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED), Status):
+                logs.event(log, "job.expired", reason="deadline passed before it started")
             return Outcome.EXPIRED
         log.debug("run of %s skipped: %s (%s)", job_id, job.why.value, job.status)
         return Outcome.SKIPPED
+    logs.bind(model=job.model, attempt=job.attempts)
+    logs.event(log, "job.started", priority=job.priority, worker=ctx.worker_id)
     ctx.leases.hold(job)
     try:
         return _run(ctx, job)
@@ -132,13 +141,44 @@ def _run(ctx: Context, job: Job) -> Outcome:
 
 def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int) -> Outcome:
     """The provider call, and what each answer means for the job and the limiter."""
+    started = time.monotonic()
     try:
         result = ctx.provider.edit(call)
     except ProviderError as exc:
+        _measure(ctx, job, started, exc.outcome, status=exc.status, code=exc.code, request=exc.request_id)
         return _failed_call(ctx, job, exc, attempts)
+    _measure(ctx, job, started, ProviderOutcome.OK, status=200, request=result.request_id)
+    ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
     _answered(ctx, job, result)
     limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
     return complete(ctx, job, plan, result)
+
+
+def _measure(
+    ctx: Context,
+    job: Job,
+    started: float,
+    outcome: ProviderOutcome,
+    *,
+    status: int | None,
+    request: str | None,
+    code: str | None = None,
+) -> None:
+    """Count the call and its duration (flushed with the next heartbeat) and log it."""
+    seconds = time.monotonic() - started
+    ctx.recorder.count(PROVIDER_CALLS, job.model, outcome.value)
+    ctx.recorder.observe(PROVIDER_CALL_SECONDS, seconds, job.model)
+    level = logging.INFO if outcome in (ProviderOutcome.OK, ProviderOutcome.RATE_LIMITED) else logging.WARNING
+    logs.event(
+        log,
+        "provider.call",
+        level,
+        outcome=outcome.value,
+        status=status,
+        code=code,
+        duration_ms=round(seconds * 1000),
+        provider_request_id=request,
+    )
 
 
 def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> Outcome:
@@ -198,21 +238,37 @@ def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> Outcome:
         due_ms=int((ctx.db.clock.time() + delay) * 1000),
         counter="rate_limited",
         last_error=exc.to_error(),
+        reason=exc.code,
     )
+    logs.event(log, "job.retried", reason=exc.code, delay_s=round(delay, 3))
     return Outcome.RATE_LIMITED
 
 
 def _retry(ctx: Context, job: Job, error: dict[str, Any], delay: float) -> Outcome:
+    reason = str(error.get("code", "error"))
     jobs.requeue(
-        ctx.db, job, due_ms=int((ctx.db.clock.time() + delay) * 1000), counter="retries", last_error=error
+        ctx.db,
+        job,
+        due_ms=int((ctx.db.clock.time() + delay) * 1000),
+        counter="retries",
+        last_error=error,
+        reason=reason,
     )
+    logs.event(log, "job.retried", reason=reason, delay_s=round(delay, 3))
     return Outcome.RETRY
 
 
 def fail(ctx: Context, job: Job, error: dict[str, Any], usage: dict[str, Any] | None = None) -> Outcome:
     """End the run failed, charging what `usage` (if any) costs in the job's lane."""
     actual = _price(ctx, job, usage)
-    return _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=error, usage=usage, actual=actual))
+    ended = _ended(jobs.finish(ctx.db, job, outcome=Status.FAILED, error=error, usage=usage, actual=actual))
+    _log_end(ended, actual, code=str(error.get("code", "")))
+    return ended
+
+
+def _log_end(ended: Outcome, actual: int, **fields: Any) -> None:
+    level = logging.INFO if ended is not Outcome.STALE else logging.DEBUG
+    logs.event(log, f"job.{ended.value}", level, actual_usd=cost.usd(actual), **fields)
 
 
 def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
@@ -286,7 +342,7 @@ def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditRe
     deadline = time.monotonic() + SETTLE_RETRY_SECONDS
     while True:
         try:
-            ended = jobs.finish(
+            finished = jobs.finish(
                 ctx.db,
                 job,
                 outcome=Status.SUCCEEDED,
@@ -296,9 +352,12 @@ def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditRe
                 reuse_key=reuse_key,
                 credits=credits,
             )
-            return _ended(ended)
         except StorageUnavailable:
             if time.monotonic() > deadline:
                 log.exception("settling %s failed; the lease reaper will run it again", job.id)
                 raise
             time.sleep(0.5)
+            continue
+        ended = _ended(finished)
+        _log_end(ended, actual, outputs=len(stored))
+        return ended

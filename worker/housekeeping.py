@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from editq import logs
 from editq.job import Status
 from editq.storage import jobs, money, sweeps
 from editq.storage.backend import Backend
@@ -22,8 +23,12 @@ def reap_leases(db: Backend) -> dict[str, int]:
     """Slots whose lease lapsed: requeue their jobs (bounded) and free the slots."""
     counts: dict[str, int] = {}
     for slot in sweeps.lapsed_slots(db, BATCH):
-        outcome = jobs.reap(db, slot).value
-        counts[outcome] = counts.get(outcome, 0) + 1
+        outcome = jobs.reap(db, slot)
+        counts[outcome.value] = counts.get(outcome.value, 0) + 1
+        if outcome is jobs.Reaped.REQUEUED:
+            logs.event(log, "job.requeued", job_id=slot.job_id, tenant=slot.tenant, reason="lease_lapsed")
+        elif outcome is jobs.Reaped.FAILED:
+            logs.event(log, "job.failed", job_id=slot.job_id, tenant=slot.tenant, code="worker_lost")
     return counts
 
 
@@ -33,6 +38,7 @@ def expire_deadlines(db: Backend) -> int:
         ended = jobs.cancel(db, slot.tenant, slot.job_id, mode=Status.EXPIRED)
         if isinstance(ended, Status):
             expired += 1
+            logs.event(log, "job.expired", job_id=slot.job_id, tenant=slot.tenant, reason="deadline")
         else:
             sweeps.drop_deadline(db, slot)
     return expired
@@ -59,9 +65,11 @@ def sweep_if_due(db: Backend) -> dict[str, Any] | None:
 
 
 def sweep(db: Backend) -> dict[str, Any]:
-    return {
+    result = {
         "leases": reap_leases(db),
         "expired": expire_deadlines(db),
         "holds_released": money.expire_holds(db),
         "outputs_deleted": retention(db),
     }
+    logs.event(log, "housekeeping.swept", logging.DEBUG, **result)
+    return result

@@ -9,6 +9,7 @@ by the Redis schedule; 2xx ends it, 410 disables the URL for the tenant, anythin
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from typing import Any
@@ -16,13 +17,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from editq import signing, ssrf
+from editq import logs, signing, ssrf
 from editq.errors import InvalidRequest
 from editq.job import iso
 from editq.public import webhook_event
 from editq.storage import deliveries, outputs, schedule, tenants
 from editq.storage import jobs as job_store
+from editq.telemetry import DeliveryOutcome
 from editq.worker.context import Context
+
+log = logging.getLogger("editq.webhooks")
 
 #: Bytes of a receiver's answer kept with the attempt.
 EXCERPT_BYTES = 512
@@ -77,15 +81,51 @@ def deliver(ctx: Context, delivery_id: str, resolve: ssrf.Resolver = ssrf.system
     if dlv.status != deliveries.PENDING:
         schedule.done(db, schedule.Entry.delivery(delivery_id))
         return dlv.status
+    with logs.bound(job_id=dlv.job_id, tenant=dlv.tenant, delivery_id=dlv.id, webhook_event=dlv.event):
+        return _attempt(ctx, dlv, resolve)
+
+
+def _attempt(ctx: Context, dlv: deliveries.Delivery, resolve: ssrf.Resolver) -> str:
     started = time.monotonic()
     attempt: dict[str, Any] = {"n": dlv.attempts + 1, "at": int(started * 1000)}
-    if tenants.is_disabled(db, dlv.tenant, dlv.url):
+    if tenants.is_disabled(ctx.db, dlv.tenant, dlv.url):
         attempt.update(status="skipped", error="endpoint disabled after a 410")
-        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
+        deliveries.record_attempt(
+            ctx.db,
+            dlv,
+            attempt=attempt,
+            status=deliveries.DISABLED,
+            next_at=None,
+            outcome=DeliveryOutcome.SKIPPED,
+        )
+        logs.event(log, "webhook.attempt", attempt=attempt["n"], outcome="skipped", delivery="disabled")
         return deliveries.DISABLED
     code, retry_after = _post(ctx, dlv, _signed_headers(ctx, dlv), attempt, resolve)
     attempt["duration_ms"] = int((time.monotonic() - started) * 1000)
-    return _record_outcome(ctx, dlv, attempt, code, retry_after)
+    outcome = _outcome(code, attempt)
+    status = _record_outcome(ctx, dlv, attempt, code, retry_after, outcome)
+    logs.event(
+        log,
+        "webhook.attempt",
+        logging.INFO if outcome is DeliveryOutcome.DELIVERED else logging.WARNING,
+        attempt=attempt["n"],
+        outcome=outcome.value,
+        status_code=code,
+        duration_ms=attempt["duration_ms"],
+        delivery=status,
+        error=attempt.get("error"),
+    )
+    return status
+
+
+def _outcome(code: int | None, attempt: dict[str, Any]) -> DeliveryOutcome:
+    if code is not None:
+        if 200 <= code < 300:
+            return DeliveryOutcome.DELIVERED
+        return DeliveryOutcome.GONE if code == 410 else DeliveryOutcome.HTTP_ERROR
+    if attempt.get("status") == "timeout":
+        return DeliveryOutcome.TIMEOUT
+    return DeliveryOutcome.REFUSED if attempt.get("status") == "refused" else DeliveryOutcome.UNREACHABLE
 
 
 def _signed_headers(ctx: Context, dlv: deliveries.Delivery) -> dict[str, str]:
@@ -162,25 +202,26 @@ def _record_outcome(
     attempt: dict[str, Any],
     code: int | None,
     retry_after: float | None,
+    outcome: DeliveryOutcome,
 ) -> str:
     """2xx delivers, 410 disables the URL, anything else is retried on the schedule until it
     runs out. Returns the delivery's new status."""
     db = ctx.db
-    if code is not None and 200 <= code < 300:
-        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DELIVERED, next_at=None)
-        return deliveries.DELIVERED
-    if code == 410:
+    status, next_at = deliveries.PENDING, None
+    if outcome is DeliveryOutcome.DELIVERED:
+        status = deliveries.DELIVERED
+    elif outcome is DeliveryOutcome.GONE:
         deliveries.disable_url(db, dlv.tenant, dlv.url)
-        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.DISABLED, next_at=None)
-        return deliveries.DISABLED
-    round_start = deliveries.round_start(db, dlv.id)
-    delay = _next_delay(ctx, dlv.attempts + 1 - round_start)
-    if delay is None:
-        deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.FAILED, next_at=None)
-        return deliveries.FAILED
-    if retry_after is not None and code in (429, 503):
-        delay = max(delay, min(retry_after, 3600.0))
-    next_at = int((ctx.db.clock.time() + delay) * 1000)
-    attempt["next_attempt_at"] = next_at
-    deliveries.record_attempt(db, dlv, attempt=attempt, status=deliveries.PENDING, next_at=next_at)
-    return deliveries.PENDING
+        status = deliveries.DISABLED
+    else:
+        round_start = deliveries.round_start(db, dlv.id)
+        delay = _next_delay(ctx, dlv.attempts + 1 - round_start)
+        if delay is None:
+            status = deliveries.FAILED
+        else:
+            if retry_after is not None and code in (429, 503):
+                delay = max(delay, min(retry_after, 3600.0))
+            next_at = int((ctx.db.clock.time() + delay) * 1000)
+            attempt["next_attempt_at"] = next_at
+    deliveries.record_attempt(db, dlv, attempt=attempt, status=status, next_at=next_at, outcome=outcome)
+    return status

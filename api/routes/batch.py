@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from editq import images as pillow
+from editq import logs
 from editq.api import inputs
 from editq.api.deps import DB, Models, Tenant, Uploads
 from editq.api.multipart import Limits, read_form
@@ -95,6 +96,9 @@ def _item(
     except StorageError as exc:
         return _unavailable(index, f"cannot store this item right now ({exc})")
     except EditqError as exc:
+        logs.event(
+            log, "request.refused", status=exc.status, code=exc.code, route="/v1/edits/batch", item=index
+        )
         return {"index": index, "status": exc.status, "error": exc.body()["error"]}
     return {"index": index, "status": answer.status, "job": answer.body}
 

@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from editq import logs
 from editq.api import inputs
 from editq.api.deps import DB, Events, Models, Tenant, Uploads
 from editq.api.schemas import Delivery, DeliveryList, EditJobList, errors
@@ -156,6 +157,7 @@ def cancel(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     if isinstance(ended, job_store.Refused):
         status = ended.status.value if ended.status else ""
         raise Conflict("job_finished", f"the job already ended ({status})", "id", status=status)
+    logs.event(log, "job.canceled", job_id=job_id, reason="client")
     return outputs.public(db, _job(db, tenant, job_id))
 
 

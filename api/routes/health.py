@@ -7,18 +7,20 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from editq.api.deps import DB, Models
 from editq.api.lifecycle import model_report
 from editq.api.metrics import REGISTRY
-from editq.api.schemas import Health, Readiness
+from editq.api.schemas import Health, Readiness, errors
 from editq.catalogue import Catalogue
+from editq.errors import Unauthorized
 from editq.storage import limiter
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
+from editq.telemetry import metrics_refusal
 
 router = APIRouter(tags=["health"])
 
@@ -100,8 +102,16 @@ async def readyz(db: DB, models: Models) -> JSONResponse:
         200: {
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        **errors(),
     },
 )
-def metrics() -> Response:
+def metrics(request: Request, db: DB) -> Response:
+    """The cluster's metrics; with `EDITQ_METRICS_TOKEN` set, only for `Authorization: Bearer` it."""
+    token = db.settings.metrics_token
+    refusal = metrics_refusal(
+        request.headers.get("authorization"), token.get_secret_value() if token else None
+    )
+    if refusal is not None:
+        raise Unauthorized(*refusal)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -377,17 +377,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from editq.logs import setup
+    from editq.logs import configure
     from editq.settings import get_settings
 
     settings = get_settings()
-    setup(settings.log_level)
+    configure(settings)
     uvicorn.run(
         "editq.api.app:create_app",
         factory=True,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through editq's handler
         access_log=False,
         timeout_graceful_shutdown=10,
     )
@@ -395,15 +396,16 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from editq.logs import setup
+    from editq.logs import configure
     from editq.settings import get_settings
     from editq.worker.app import EDITS, OPS, WEBHOOKS, app
 
     settings = get_settings()
-    setup(settings.log_level)
+    configure(settings)
     concurrency = args.concurrency or settings.worker_concurrency
     app.worker_main(
         [
+            "--quiet",  # no banner on stdout: every line the worker writes is a log record
             "worker",
             "-P",
             "threads",
@@ -423,13 +425,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    from editq.logs import setup
+    from editq.logs import configure
     from editq.settings import get_settings
     from editq.worker.app import app
 
     settings = get_settings()
-    setup(settings.log_level)
-    app.start(["beat", "-s", args.schedule, "-l", settings.log_level])
+    configure(settings)
+    app.start(["--quiet", "beat", "-s", args.schedule, "-l", settings.log_level])
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    from editq.ops.flower import run
+
+    return run(args.port, args.address)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -606,6 +614,11 @@ def _add_service_commands(sub: Subcommands) -> None:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--name", default="editq")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("flower", help="run Flower (basic auth from FLOWER_BASIC_AUTH)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(func=cmd_flower)
 
     p = sub.add_parser("beat", help="run beat (housekeeping)")
     p.add_argument("--schedule", default=".editq/celerybeat-schedule")

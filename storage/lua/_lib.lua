@@ -96,6 +96,44 @@ local function drop_slot(t, id)
   redis.call('ZREM', K.running(t), id)
 end
 
+-- Metrics (storage/metrics.py exposes them; editq/telemetry.py defines them). A name or label
+-- count the Python side does not define is skipped rather than failing the transition.
+local function count_metric(name, by, ...)
+  if R.metric_labels[name] ~= select('#', ...) then return end
+  redis.call('HINCRBY', K.metrics(), R.metric(name, ...), by)
+end
+
+local function observe_metric(name, value, ...)
+  local bounds = R.metric_buckets[name]
+  if not bounds or R.metric_labels[name] ~= select('#', ...) then return end
+  local index = #bounds
+  for i, bound in ipairs(bounds) do
+    if value <= bound then
+      index = i - 1
+      break
+    end
+  end
+  local labels = {...}
+  labels[#labels + 1] = index
+  redis.call('HINCRBY', K.metrics(), R.metric(name, unpack(labels)), 1)
+  labels[#labels] = R.metric_sum
+  redis.call('HINCRBYFLOAT', K.metrics(), R.metric(name, unpack(labels)), num(value))
+end
+
+local FINAL = {succeeded = true, failed = true, canceled = true, expired = true}
+
+-- A job's first start (its queue wait) and its end (status, model, age) in the metrics.
+local function measure(job, status, now)
+  local created = tonumber(job['created_at'] or '')
+  local age = created and math.max(0, (now - created) / 1000)
+  if status == 'running' then
+    if age then observe_metric('editq_job_queue_seconds', age, job['priority'] or '') end
+  elseif FINAL[status] then
+    count_metric('editq_jobs_finished', 1, status, job['model'] or '')
+    if age then observe_metric('editq_job_duration_seconds', age, status) end
+  end
+end
+
 -- Append a status change to the job's event stream and, if the job's webhook listens for
 -- it, to the outbox (the schedule), where a dispatcher turns it into a delivery.
 local function emit(t, id, job, status, now, reason)
@@ -104,6 +142,7 @@ local function emit(t, id, job, status, now, reason)
              'reason', reason or '')
   local ttl = tonumber(job['retention_s'] or '0') or 0
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  measure(job, status, now)
   local event = 'edit.' .. status
   if status == 'running' then event = 'edit.started' end
   local url = job['webhook_url'] or ''
@@ -151,7 +190,10 @@ local function settle(t, id, job, actual, kind, usage, now, note, credits)
   end
   local model = job['model'] or ''
   local ukey = K.usage(t, job['budget_day'])
-  if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
+  if actual > 0 then
+    redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual))
+    count_metric('editq_cost_usd', int(actual), model)
+  end
   redis.call('HINCRBY', ukey, R.usage_field(model, kind), 1)
   redis.call('EXPIRE', ukey, 400 * 86400)
   local charged, held = settle_credits(t, job, credits)
@@ -189,7 +231,10 @@ local function lost_call(t, id, job, now)
       if actual > 0 then redis.call('HINCRBY', k, 'spent', int(actual)) end
     end
     local ukey = K.usage(t, job['budget_day'])
-    if actual > 0 then redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual)) end
+    if actual > 0 then
+      redis.call('HINCRBY', ukey, R.usage_field(model, 'spent'), int(actual))
+      count_metric('editq_cost_usd', int(actual), model)
+    end
     redis.call('EXPIRE', ukey, 400 * 86400)
   end
   redis.call('XADD', K.ledger(t), '*', 'job', id, 'kind', kind, 'amount', int(actual),

@@ -29,6 +29,7 @@ if status == 'running' then
   end
   redis.call('HSET', key, 'status', 'queued', 'token', '', 'lease_until', '', 'updated_at', int(now))
   enqueue(t, id, K.lane(job['priority']), true)
+  count_metric('editq_retries', 1, 'worker_lost')
   emit(t, id, job, 'queued', now, 'worker_lost')
   return {'requeued'}
 end

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from editq import telemetry
 from editq.storage.records import Entry, Kind, Slot, UsageField
 
 LUA = sorted((Path(__file__).resolve().parents[2] / "storage" / "lua").glob("*.lua"))
@@ -64,3 +65,20 @@ def test_slots_and_usage_fields_round_trip() -> None:
     assert Slot("acme", "j1").format() == "acme/j1"
     assert UsageField.parse("gpt-image-1|spent") == UsageField("gpt-image-1", "spent")
     assert UsageField("gpt-image-1", "settled").format() == "gpt-image-1|settled"
+
+
+def test_every_metric_a_script_records_is_defined_with_its_labels() -> None:
+    """The Lua helpers skip a metric Python does not define (a script must not fail halfway), so
+    the names and label counts the scripts use are checked here instead."""
+    call = re.compile(r"(count_metric|observe_metric)\('(\w+)', [^,]+((?:, [^,)]+(?:\([^)]*\))?)*)\)")
+    found = []
+    for path in LUA:
+        for line in path.read_text().splitlines():
+            for helper, name, labels in call.findall(_code(line)):
+                family = telemetry.BY_NAME.get(name)
+                assert family is not None, f"{path.name}: {name}"
+                kind = telemetry.Kind.HISTOGRAM if helper == "observe_metric" else telemetry.Kind.COUNTER
+                assert family.kind is kind, name
+                assert labels.count(", ") == len(family.labels), f"{path.name}: {line.strip()}"
+                found.append(name)
+    assert set(found) >= {"editq_jobs_finished", "editq_job_queue_seconds", "editq_cost_usd", "editq_retries"}

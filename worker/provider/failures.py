@@ -20,12 +20,15 @@ from __future__ import annotations
 from typing import Any
 
 from editq.ratelimits import RateHeaders
+from editq.telemetry import ProviderOutcome
 
 
 class ProviderError(Exception):
     """A failed call, with what the provider said."""
 
     code = "provider_error"
+    #: The `outcome` label of `editq_provider_calls_total` for this failure.
+    outcome = ProviderOutcome.REJECTED
 
     def __init__(
         self,
@@ -67,24 +70,28 @@ class ProviderTimeout(Retryable):
     """The provider did not answer in time."""
 
     code = "provider_timeout"
+    outcome = ProviderOutcome.TIMEOUT
 
 
 class ProviderUnreachable(Retryable):
     """The connection failed."""
 
     code = "provider_unreachable"
+    outcome = ProviderOutcome.UNREACHABLE
 
 
 class ProviderServerError(Retryable):
     """The provider failed (5xx)."""
 
     code = "provider_server_error"
+    outcome = ProviderOutcome.SERVER_ERROR
 
 
 class RateLimited(Retryable):
     """429 rate_limit_exceeded."""
 
     code = "rate_limited"
+    outcome = ProviderOutcome.RATE_LIMITED
 
 
 class Permanent(ProviderError):
@@ -95,33 +102,39 @@ class ModerationBlocked(Permanent):
     """The provider's safety system refused the request or its output."""
 
     code = "moderation_blocked"
+    outcome = ProviderOutcome.MODERATION
 
 
 class QuotaExceeded(Permanent):
     """429 insufficient_quota: the account is out of credit; admission pauses."""
 
     code = "insufficient_quota"
+    outcome = ProviderOutcome.QUOTA
 
 
 class AuthenticationFailed(Permanent):
     """The API key is wrong or lacks access; admission pauses."""
 
     code = "provider_auth_failed"
+    outcome = ProviderOutcome.AUTH
 
 
 class ModelUnavailable(Permanent):
     """404 model_not_found: the model is not (or no longer) served to this account."""
 
     code = "model_unavailable"
+    outcome = ProviderOutcome.REJECTED
 
 
 class ProviderRejected(Permanent):
     """Any other 4xx."""
 
     code = "provider_rejected"
+    outcome = ProviderOutcome.REJECTED
 
 
 class BadResponse(Permanent):
     """A 2xx without usable images."""
 
     code = "provider_bad_response"
+    outcome = ProviderOutcome.BAD_RESPONSE
