@@ -16,9 +16,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from editq.storage import economy, limiter
-from editq.storage import jobs as job_store
 from editq.storage import economy, limiter, money
+from editq.storage import jobs as job_store
 from editq.storage import metrics as recorded
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError

@@ -239,6 +239,7 @@ class Keys:
     def econ_batch_files(self, batch_id: str) -> str:
         """Sources uploaded to the provider for the batch: `tenant/sha256` -> file id."""
         return self.build("econ_batch_files", batch_id)
+
     def metrics(self) -> str:
         return self.build("metrics")
 
