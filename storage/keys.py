@@ -240,7 +240,9 @@ class Keys:
         """Sources uploaded to the provider for the batch: `tenant/sha256` -> file id."""
         return self.build("econ_batch_files", batch_id)
 
+    @property
     def metrics(self) -> str:
+        """The cluster's counters and histograms (storage/metrics.py)."""
         return self.build("metrics")
 
     def turn(self, name: str) -> str:
