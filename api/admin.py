@@ -11,9 +11,9 @@ import anyio.to_thread
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from editq.api import inputs
+from editq.api import inputs, openapi
 from editq.api.admin_schemas import AdminBody
-from editq.api.deps import DB, bearer
+from editq.api.deps import DB, AdminKeyScheme, bearer
 from editq.api.schemas import ERROR_STATUSES, ErrorEnvelope, errors
 from editq.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from editq.storage import tenants
@@ -28,7 +28,7 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-async def admin(request: Request, db: DB) -> None:
+async def admin(request: Request, db: DB, _scheme: AdminKeyScheme) -> None:
     """Let the admin key through: 404 `admin_disabled` while EDITQ_ADMIN_API_KEY is unset, 401
     without a key or with a wrong one, 403 `forbidden` for a tenant's key."""
     configured = db.settings.admin_api_key
@@ -72,18 +72,31 @@ def body(model: type[Body]) -> Callable[[Request], Awaitable[Body]]:
     return read
 
 
+#: The codes the admin API's refusals carry, by status (for `/openapi.json`).
+CODES = {
+    400: "unsupported_content_type invalid_json json_too_deep unknown_parameter unknown_plan "
+    "invalid_tenant_name invalid_weight invalid_max_running invalid_budget invalid_plan_name "
+    "invalid_default_priority invalid_plan invalid_credit_usd invalid_markup invalid_per_image "
+    "invalid_credits invalid_note",
+    409: "tenant_exists plan_exists",
+    413: "request_too_large",
+}
+
+
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for an admin route: the tenant routes' refusals, 403 and `admin_disabled`."""
-    documented_errors = errors(*statuses)
+    documented_errors = errors(*statuses, codes=CODES)
+    documented_errors[401]["description"] = "Missing or wrong admin key: `missing_api_key`, `invalid_api_key`"
     documented_errors[403] = {"model": ErrorEnvelope, "description": "A tenant's API key (`forbidden`)"}
     documented_errors[404] = {
         "model": ErrorEnvelope,
-        "description": f"{ERROR_STATUSES[404]}; `admin_disabled` while EDITQ_ADMIN_API_KEY is unset",
+        "description": f"{ERROR_STATUSES[404]}: `tenant_not_found`, `key_not_found`, `plan_not_found`; "
+        "`admin_disabled` while EDITQ_ADMIN_API_KEY is unset",
     }
     return documented_errors
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` naming `model` as the JSON request body (read by `body`, not FastAPI)."""
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    """`openapi_extra` naming `model` as the JSON request body (read by `body`, not FastAPI); its
+    schema joins the document's components (`openapi.install`)."""
+    return openapi.request_body(("application/json", openapi.body_model(model)))

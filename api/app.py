@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from editq import __version__, catalogue, logs
-from editq.api import error_handlers, metrics, schemas
+from editq.api import error_handlers, metrics, openapi, schemas
 from editq.api.guard import RequestGuard, UploadSlots
-from editq.api.routes import account, admin, batch, edits, estimate, health, plans, studio
+from editq.api.routes import account, admin, batch, compat, edits, estimate, health, plans, studio
 from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
 from editq.storage import tenants
@@ -28,6 +28,7 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    models = catalogue.load(settings.catalogue_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.bootstrap_api_key is not None:
             tenants.ensure_bootstrap(db, settings.bootstrap_api_key.get_secret_value())
         app.state.backend = db
-        app.state.catalogue = catalogue.load(settings.catalogue_path)
+        app.state.catalogue = models
         app.state.event_feed = EventFeed.connect(settings)
         if not getattr(metrics.REGISTRY, "_editq_state", False):
             metrics.register_state(db)
@@ -53,12 +54,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="editq",
         version=__version__,
         lifespan=lifespan,
-        description="Asynchronous, cost-aware image edits.",
+        description=(
+            "Asynchronous, cost-aware image edits. **Authorize** with an editq API key "
+            "(`Authorization: Bearer <key>`). `POST /v1/images/edits` and `GET /v1/models` speak "
+            "OpenAI's API, so the `openai` SDK works with `base_url` set to this server's `/v1`."
+        ),
     )
     error_handlers.install(app)
     schemas.document_webhooks(app)
+    openapi.install(app, models, settings)
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
-    routers = (edits.router, estimate.router, stream_router, batch.router, account.router, health.router)
+    routers = (
+        edits.router,
+        estimate.router,
+        stream_router,
+        batch.router,
+        compat.router,
+        account.router,
+        health.router,
+    )
     for router in (*routers, admin.router, plans.router, studio.router):
         app.include_router(router)
     app.mount("/studio", studio.assets(), name="studio")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from editq import logs
+from editq.api import openapi
 from editq.api.guard import UploadSlots
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
@@ -36,6 +38,13 @@ def upload_slots(request: Request) -> UploadSlots:
     return slots
 
 
+#: Headers the routes read. `Content-Type` is read, not documented (OpenAPI describes it by the
+#: request body); the others document their form without FastAPI checking it, so a bad value
+#: gets the route's own error code.
+ContentType = Annotated[str, Header(include_in_schema=False)]
+IdempotencyKey = Annotated[str | None, Header(**openapi.IDEMPOTENCY_KEY)]
+CancelAfter = Annotated[str | None, Header(**openapi.CANCEL_AFTER)]
+PreferWait = Annotated[str | None, Header(**openapi.PREFER)]
 DB = Annotated[Backend, Depends(backend)]
 Models = Annotated[Catalogue, Depends(catalogue)]
 Events = Annotated[EventFeed, Depends(event_feed)]
@@ -53,7 +62,25 @@ def bearer(request: Request) -> str:
     return key.strip()
 
 
-async def tenant(request: Request, db: DB) -> str:
+#: Declare the schemes in `/openapi.json` (so `/docs` can authorize); `bearer` reads the header
+#: itself, to answer each refusal with its own code.
+API_KEY = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="editq API key",
+    description="An editq API key (`editq keys create TENANT`): `Authorization: Bearer <key>`.",
+    auto_error=False,
+)
+ADMIN_KEY = HTTPBearer(
+    scheme_name="AdminKey",
+    bearerFormat="EDITQ_ADMIN_API_KEY",
+    description="The admin key (`EDITQ_ADMIN_API_KEY`): `Authorization: Bearer <key>`.",
+    auto_error=False,
+)
+ApiKeyScheme = Annotated[HTTPAuthorizationCredentials | None, Security(API_KEY)]
+AdminKeyScheme = Annotated[HTTPAuthorizationCredentials | None, Security(ADMIN_KEY)]
+
+
+async def tenant(request: Request, db: DB, _scheme: ApiKeyScheme) -> str:
     """The tenant of the bearer API key."""
     found = await anyio.to_thread.run_sync(tenants.authenticate, db, bearer(request))
     if found is None:

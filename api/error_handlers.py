@@ -1,4 +1,5 @@
-"""Every refusal the API sends, mapped in one place to `{"error": {"code", "message", "param"}}`."""
+"""Every refusal the API sends, mapped in one place to `{"error": {"code", "message", "param"}}`
+(OpenAI's `{"error": {"message", "type", "param", "code"}}` on the OpenAI-compatible routes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from editq import logs
+from editq.api.compat_errors import Refusal
 from editq.errors import EditqError, RequestTimeout, TooManyRequests, Unavailable
 from editq.storage.errors import StorageError, StorageUnavailable
 
@@ -23,8 +25,23 @@ _HTTP_CODES = {
 }
 
 
-def envelope(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "param": param}}, status_code=status)
+def refusal(exc: EditqError) -> Refusal:
+    headers = {}
+    if isinstance(exc, Unavailable | TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RequestTimeout):
+        headers["Connection"] = "close"
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="editq"'
+    return Refusal(exc.status, exc.code, exc.message, exc.param, dict(exc.extra), headers)
+
+
+def answer(request: Request, refused: Refusal, *, quiet: bool = False) -> JSONResponse:
+    """The refusal in the shape the path speaks, logged (unless `quiet`)."""
+    if not quiet:
+        _refused(request, refused.status, refused.code)
+    status, body, headers = refused.for_path(request.url.path)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _refused(request: Request, status: int, code: str) -> None:
@@ -43,41 +60,28 @@ def _refused(request: Request, status: int, code: str) -> None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(EditqError)
     async def editq_error(request: Request, exc: EditqError) -> JSONResponse:
-        _refused(request, exc.status, exc.code)
-        headers = {}
-        if isinstance(exc, Unavailable | TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, RequestTimeout):
-            headers["Connection"] = "close"
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="editq"'
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return answer(request, refusal(exc))
 
     @app.exception_handler(StorageUnavailable)
     async def storage_down(request: Request, exc: StorageUnavailable) -> JSONResponse:
         log.warning("storage unavailable: %s", exc)
-        _refused(request, 503, "storage_unavailable")
-        response = envelope(503, "storage_unavailable", "a backing service is unavailable; retry shortly")
-        response.headers["Retry-After"] = "2"
-        return response
+        message = "a backing service is unavailable; retry shortly"
+        return answer(request, Refusal(503, "storage_unavailable", message, headers={"Retry-After": "2"}))
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
         log.error("storage error: %s", exc)
-        _refused(request, 503, "storage_error")
-        return envelope(503, "storage_error", "storage refused the operation; retry shortly")
+        return answer(request, Refusal(503, "storage_error", "storage refused the operation; retry shortly"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
-        _refused(request, 400, "invalid_parameter")
-        return envelope(
-            400, "invalid_parameter", f"{param or 'request'}: {first.get('msg', 'invalid')}", param
-        )
+        message = f"{param or 'request'}: {first.get('msg', 'invalid')}"
+        return answer(request, Refusal(400, "invalid_parameter", message, param))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return envelope(exc.status_code, code, str(exc.detail))
+        return answer(request, Refusal(exc.status_code, code, str(exc.detail)), quiet=True)

@@ -12,6 +12,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from editq import logs
+from editq.api.compat_errors import Refusal
 from editq.errors import RequestTimeout, TooManyRequests
 
 log = logging.getLogger("editq.api")
@@ -20,14 +21,15 @@ log = logging.getLogger("editq.api")
 SINGLETON_HEADERS = (b"authorization", b"content-type", b"idempotency-key", b"prefer", b"cancel-after")
 
 
-def _error(status: int, code: str, message: str, param: str | None = None) -> tuple[Message, Message]:
-    logs.event(log, "request.refused", status=status, code=code)
-    body = json.dumps({"error": {"code": code, "message": message, "param": param}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 408:
-        headers.append((b"connection", b"close"))
+def _error(refused: Refusal, path: str) -> tuple[Message, Message]:
+    """The answer's messages, in the shape the path speaks (editq's or OpenAI's)."""
+    logs.event(log, "request.refused", status=refused.status, code=refused.code)
+    status, body, extra = refused.for_path(path)
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
-    return start, {"type": "http.response.body", "body": body}
+    return start, {"type": "http.response.body", "body": content}
 
 
 def duplicated(scope: Scope) -> str | None:
@@ -56,18 +58,20 @@ class RequestGuard:
             return
         twice = duplicated(scope)
         if twice is not None:
-            for message in _error(400, "duplicate_header", f"send the {twice} header once", twice):
+            refused = Refusal(400, "duplicate_header", f"send the {twice} header once", twice)
+            for message in _error(refused, scope["path"]):
                 await send(message)
             return
-        await _Deadline(self.app, self.body_seconds).run(scope, receive, send)
+        await _Deadline(self.app, self.body_seconds, scope["path"]).run(scope, receive, send)
 
 
 class _Deadline:
     """One request under a body deadline."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, path: str) -> None:
         self.app = app
         self.seconds = seconds
+        self.path = path
         self.deadline = anyio.current_time() + seconds
         self.body_done = False
         self.expired = False
@@ -114,9 +118,9 @@ class _Deadline:
 
     async def answer_timeout(self, send: Send) -> None:
         self.answered = True
-        for reply in _error(
-            408, "body_timeout", f"the request body did not arrive within {self.seconds:g} s"
-        ):
+        message = f"the request body did not arrive within {self.seconds:g} s"
+        refused = Refusal(408, "body_timeout", message, headers={"Connection": "close"})
+        for reply in _error(refused, self.path):
             await send(reply)
 
 

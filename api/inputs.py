@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -40,7 +41,8 @@ def form_limits(settings: Settings) -> Limits:
     )
 
 
-def options_from_form(form: Form) -> EditOptions:
+def check_form_files(form: Form) -> None:
+    """Files only under `image`, `image[]` and `mask`, and those never as text fields."""
     unknown = sorted(set(form.files) - set(FILE_FIELDS))
     if unknown:
         raise InvalidRequest("unknown_parameter", f"unknown file field {unknown[0]!r}", unknown[0])
@@ -49,6 +51,10 @@ def options_from_form(form: Form) -> EditOptions:
         raise InvalidRequest(
             "invalid_image", f"{misplaced[0]} must be sent as a file upload", misplaced[0].rstrip("[]")
         )
+
+
+def options_from_form(form: Form) -> EditOptions:
+    check_form_files(form)
     return parse_options(dict(form.fields))
 
 
@@ -92,23 +98,29 @@ def sources_from_ids(
         raise InvalidRequest("image_missing", "image_ids must be a non-empty list", "image_ids")
     if len(image_ids) > MAX_IMAGES:
         raise InvalidRequest("too_many_images", f"at most {MAX_IMAGES} images per job", "image_ids")
-    sources = []
-    for ref in image_ids:
-        meta = images.get(db, tenant, ref) if isinstance(ref, str) else None
-        if meta is None:
-            raise InvalidRequest("image_not_found", f"no uploaded image {ref!r}", "image_ids")
-        sources.append(Source(meta))
-    mask = None
-    if mask_id is not None:
-        meta = images.get(db, tenant, mask_id) if isinstance(mask_id, str) else None
-        if meta is None:
-            raise InvalidRequest("image_not_found", f"no uploaded mask {mask_id!r}", "mask_id")
-        if meta["content_type"] != "image/png":
-            raise InvalidRequest("mask_not_png", "mask must be a PNG with an alpha channel", "mask_id")
-        if not meta["has_alpha"]:
-            raise InvalidRequest("mask_without_alpha", "mask has no alpha channel", "mask_id")
-        mask = Source(meta)
+    sources = [stored_image(db, tenant, ref, "image_ids") for ref in image_ids]
+    mask = None if mask_id is None else stored_mask(db, tenant, mask_id, "mask_id")
     return sources, mask
+
+
+def stored_image(db: Backend, tenant: str, ref: Any, param: str) -> Source:
+    """An upload of this tenant (another tenant's ids do not exist here)."""
+    meta = images.get(db, tenant, ref) if isinstance(ref, str) else None
+    if meta is None:
+        raise InvalidRequest("image_not_found", f"no uploaded image {ref!r}", param)
+    return Source(meta)
+
+
+def stored_mask(db: Backend, tenant: str, ref: Any, param: str) -> Source:
+    """An upload of this tenant that can be a mask: a PNG with an alpha channel."""
+    meta = images.get(db, tenant, ref) if isinstance(ref, str) else None
+    if meta is None:
+        raise InvalidRequest("image_not_found", f"no uploaded mask {ref!r}", param)
+    if meta["content_type"] != "image/png":
+        raise InvalidRequest("mask_not_png", "mask must be a PNG with an alpha channel", param)
+    if not meta["has_alpha"]:
+        raise InvalidRequest("mask_without_alpha", "mask has no alpha channel", param)
+    return Source(meta)
 
 
 def _no_constant(name: str) -> Any:
@@ -201,20 +213,33 @@ async def read_json(request: Request, limit: int) -> Any:
     return parse_json(bytes(body))
 
 
+async def edit_from_form(
+    request: Request,
+    db: Backend,
+    tenant: str,
+    content_type: str,
+    uploads: UploadSlots,
+    options_of: Callable[[Form], EditOptions],
+) -> tuple[EditOptions, list[Source], Source | None]:
+    """A multipart edit, streamed in while holding one of the tenant's upload slots: its options
+    (read by `options_of`) and its checked image files."""
+    with uploads.hold(tenant):
+        form = await read_form(content_type, request.stream(), form_limits(db.settings))
+    try:
+        options = options_of(form)
+        sources, mask = await anyio.to_thread.run_sync(sources_from_form, form, db.settings)
+    finally:
+        form.close()
+    return options, sources, mask
+
+
 async def read_edit(
     request: Request, db: Backend, tenant: str, content_type: str, uploads: UploadSlots
 ) -> tuple[EditOptions, list[Source], Source | None]:
     """The options and checked sources of an edit body (multipart, holding one of the tenant's
     upload slots while it streams in, or JSON referencing uploads), without storing anything."""
     if content_type.startswith("multipart/form-data"):
-        with uploads.hold(tenant):
-            form = await read_form(content_type, request.stream(), form_limits(db.settings))
-        try:
-            options = options_from_form(form)
-            sources, mask = await anyio.to_thread.run_sync(sources_from_form, form, db.settings)
-        finally:
-            form.close()
-        return options, sources, mask
+        return await edit_from_form(request, db, tenant, content_type, uploads, options_from_form)
     if content_type.startswith("application/json"):
         fields, image_ids, mask_id = split_json_edit(await read_json(request, MAX_JSON_BYTES))
         options = parse_options(fields)

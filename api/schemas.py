@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 from fastapi import FastAPI
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from editq.api.credit_schemas import CreditBalance, CreditEstimate
 from editq.catalogue import Lane
@@ -27,14 +27,23 @@ class ErrorDetail(Public):
 class ErrorEnvelope(Public):
     """Every refusal: `{"error": {"code", "message", "param"}}`."""
 
+    model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={
+            "examples": [
+                {"error": {"code": "invalid_n", "message": "n must be between 1 and 10", "param": "n"}}
+            ]
+        },
+    )
+
     error: ErrorDetail
 
 
 #: What each refusal means, for the routes that document it.
 ERROR_STATUSES = {
-    400: "Invalid request (`invalid_parameter`, `unknown_parameter`, …)",
+    400: "Invalid request",
     401: "Missing, unknown or revoked API key",
-    402: "The job does not fit the tenant's budget or `max_cost_usd`",
+    402: "The job does not fit the tenant's budget, its credits or `max_cost_usd`",
     404: "No such resource for this tenant",
     409: "Conflicts with the resource's state or a request in flight",
     413: "Upload or body too large",
@@ -43,18 +52,75 @@ ERROR_STATUSES = {
     429: "Too many uploads in flight for the tenant",
     503: "Redis or S3 unavailable; retry after `Retry-After`",
 }
+#: The codes each status carries on every route that answers it.
+COMMON_CODES = {
+    400: "duplicate_header invalid_parameter",
+    401: "missing_api_key invalid_api_key",
+    422: "idempotency_key_reused",
+    429: "too_many_uploads",
+    503: "storage_unavailable storage_error",
+}
+_FILE_CODES = (
+    "image_missing image_empty invalid_image image_corrupt image_truncated image_too_many_pixels "
+    "unknown_parameter duplicate_parameter invalid_multipart invalid_boundary too_many_parts "
+    "invalid_encoding unsupported_content_type"
+)
+#: The codes of the edit bodies (`POST /v1/edits`, its estimate and its OpenAI twin).
+EDIT_CODES = {
+    400: f"{_FILE_CODES} too_many_images mask_not_png mask_without_alpha mask_size_mismatch "
+    "prompt_missing prompt_too_long invalid_prompt model_not_found model_retired model_unavailable "
+    "model_price_unknown invalid_n unsupported_size unsupported_quality unsupported_output_format "
+    "unsupported_background transparent_needs_png_or_webp compression_needs_jpeg_or_webp "
+    "invalid_output_compression input_fidelity_unsupported invalid_aspect_ratio invalid_strength "
+    "invalid_priority invalid_output_size invalid_input_fidelity conflicting_options "
+    "invalid_metadata metadata_too_large metadata_too_deep invalid_webhook_events "
+    "invalid_webhook_url webhook_url_not_https webhook_url_not_public webhook_host_unresolvable "
+    "webhook_endpoint_disabled invalid_cancel_after invalid_idempotency_key invalid_json "
+    "json_too_deep image_not_found economy_unsupported economy_unavailable not_in_plan",
+    402: "budget_exceeded max_cost_exceeded insufficient_credits",
+    409: "idempotency_key_in_use plan_changed",
+    413: "image_too_large mask_too_large field_too_large request_too_large",
+    415: "unsupported_image_format animated_image",
+    503: "hold_lost no_model_available",
+}
+JOB_CODES = {404: "job_not_found"}
+UPLOAD_CODES = {
+    400: _FILE_CODES,
+    413: "image_too_large file_too_large field_too_large request_too_large",
+    415: "unsupported_image_format animated_image",
+}
 
 
-def errors(*statuses: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def _described(status: int, codes: dict[int, str]) -> str:
+    named = f"{COMMON_CODES.get(status, '')} {codes.get(status, '')}".split()
+    listed = ", ".join(f"`{code}`" for code in dict.fromkeys(named))
+    return f"{ERROR_STATUSES[status]}: {listed}" if listed else ERROR_STATUSES[status]
+
+
+def errors(
+    *statuses: int, authenticated: bool = True, codes: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: the error envelope under 400, 401 (when `authenticated`), 503
-    and each of `statuses`, and under `4XX` for any other refusal (so the schema shows no FastAPI
-    422 body: the API answers invalid parameters with 400 and the envelope)."""
+    and each of `statuses`, each described with the codes it carries (the common ones and
+    `codes`), and under `4XX` for any other refusal (so the schema shows no FastAPI 422 body: the
+    API answers invalid parameters with 400 and the envelope)."""
     common = {400, 401, 503} if authenticated else {400, 503}
     documented: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorEnvelope, "description": ERROR_STATUSES[status]}
+        status: {"model": ErrorEnvelope, "description": _described(status, codes or {})}
         for status in sorted({*common, *statuses})
     }
-    documented["4XX"] = {"model": ErrorEnvelope, "description": "Any other refusal"}
+    for status in (429, 503):
+        if status in documented:
+            documented[status]["headers"] = RETRY_AFTER
+    documented["4XX"] = {
+        "model": ErrorEnvelope,
+        "description": "Any other refusal (`body_timeout` 408, `not_found`, `method_not_allowed`, …)",
+    }
     return documented
 
 
@@ -197,9 +263,13 @@ class ArbitrarySizes(Public):
 
 
 class CatalogueModel(Public):
-    """A catalogued model; prices are USD per 1M tokens as decimal strings."""
+    """A model as OpenAI lists it (`id`, `object`, `created`: its release in unix seconds, 0 if
+    unknown, `owned_by`), with editq's catalogue: prices are USD per 1M tokens as decimal strings."""
 
     id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
     description: str
     sizes: list[str]
     arbitrary_sizes: ArbitrarySizes | None
@@ -222,7 +292,7 @@ class CatalogueModel(Public):
 
 
 class ModelList(Public):
-    """The catalogue, and which model a job without `model` runs on, and why."""
+    """OpenAI's model list, and which model a job without `model` runs on, and why."""
 
     object: Literal["list"] = "list"
     default: str | None
@@ -320,3 +390,80 @@ def document_webhooks(app: FastAPI) -> None:
             response_description="Acknowledged (any 2xx)",
             responses=RECEIVER_ANSWERS,
         )(receive)
+
+
+class OpenAIInputTokens(BaseModel):
+    text_tokens: int
+    image_tokens: int
+
+
+class OpenAIOutputTokens(BaseModel):
+    image_tokens: int
+    text_tokens: int
+
+
+class ImageGenUsage(BaseModel):
+    """OpenAI's `usage` of the call, as the provider reported it."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: OpenAIInputTokens
+    output_tokens_details: OpenAIOutputTokens | None = None
+
+
+class OpenAIImage(BaseModel):
+    b64_json: str
+
+
+class ImagesResponse(BaseModel):
+    """OpenAI's answer to `POST /v1/images/edits`: the outputs as base64 and what was made
+    (`size`, `quality`, `background` as the provider resolved them, `auto` never). Fields editq
+    cannot tell are left out."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "created": 1795694400,
+                    "data": [{"b64_json": "iVBORw0KGgo..."}],
+                    "background": "opaque",
+                    "output_format": "png",
+                    "size": "1536x1024",
+                    "quality": "medium",
+                    "usage": {
+                        "input_tokens": 361,
+                        "output_tokens": 1568,
+                        "total_tokens": 1929,
+                        "input_tokens_details": {"text_tokens": 38, "image_tokens": 323},
+                    },
+                }
+            ]
+        }
+    )
+
+    created: int
+    data: list[OpenAIImage]
+    background: str | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    size: str | None = None
+    quality: str | None = None
+    usage: ImageGenUsage | None = None
+
+
+class OpenAIErrorDetail(BaseModel):
+    """`code` is editq's code (OpenAI's where it has one: `insufficient_quota`,
+    `rate_limit_exceeded`, then `editq_code` keeps editq's); failed jobs add their details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
+
+    error: OpenAIErrorDetail

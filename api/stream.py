@@ -4,6 +4,7 @@ Redis event stream (written by the same scripts that change its status)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,15 +15,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from editq.api.deps import DB, Events, Tenant
-from editq.api.schemas import errors
+from editq.api.schemas import JOB_CODES, errors
 from editq.errors import NotFound
 from editq.job import Job, Status
 from editq.public import EditJob
 from editq.storage import jobs as job_store
 from editq.storage import outputs
 from editq.storage.backend import Backend
+from editq.storage.errors import StorageError
 from editq.storage.events import EventFeed
 
+log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
 #: A comment line keeps proxies from closing a quiet stream.
@@ -47,6 +50,19 @@ async def wait_for_end(
         last = await feed.after(tenant, job_id, last, int(remaining * 1000)) or last
 
 
+async def committed_wait(
+    db: Backend, feed: EventFeed, tenant: str, job_id: str, seconds: float
+) -> EditJob | None:
+    """`wait_for_end` for a job already committed: the job is stored, so a failure while
+    waiting ends the wait (None, as when the time runs out) instead of failing the request."""
+    try:
+        with anyio.move_on_after(seconds + db.settings.api_redis_timeout_seconds + 1):
+            return await wait_for_end(db, feed, tenant, job_id, seconds)
+    except (StorageError, OSError) as exc:
+        log.warning("waiting for %s failed after it was committed: %s", job_id, exc)
+    return None
+
+
 def _sse(event: str, data: dict[str, Any] | EditJob) -> bytes:
     if isinstance(data, EditJob):
         data = data.model_dump(mode="json")
@@ -59,9 +75,18 @@ EVENTS_RESPONSE: dict[int | str, dict[str, Any]] = {
         "description": "`event: status` with the job (as `GET /v1/edits/{id}`) on every change, "
         '`event: queue_position` with `{"id", "queue_position"}` while it waits, then '
         '`event: done` with `{"id", "status"}`',
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'retry: 2000\n\nevent: status\ndata: {"id": "edit_01m8…", "object": "edit", '
+                '"status": "queued", "queue_position": 0, …}\n\nevent: queue_position\ndata: {"id": '
+                '"edit_01m8…", "queue_position": 0}\n\nevent: status\ndata: {"id": "edit_01m8…", '
+                '"status": "succeeded", …}\n\nevent: done\ndata: {"id": "edit_01m8…", "status": '
+                '"succeeded"}\n\n',
+            }
+        },
     },
-    **errors(404),
+    **errors(404, codes=JOB_CODES),
 }
 
 

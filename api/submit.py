@@ -8,6 +8,7 @@ written by one Lua script. Any failure after the hold releases it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+
+import anyio.to_thread
 
 from editq import batchfile, cost, ids, lifecycle, logs, ssrf
 from editq.catalogue import Catalogue, Lane, Model, Resolution
@@ -146,6 +149,52 @@ def prepare(
         request_fingerprint=_digest(
             {"options": asdict(options), "sources": shas, "mask": mask_sha, "cancel_after": cancel_after_s}
         ),
+    )
+
+
+#: What a request asks to edit: its options, its checked sources and its mask.
+Edit = tuple[EditOptions, list[Source], Source | None]
+
+
+def admit(
+    db: Backend,
+    catalogue: Catalogue,
+    tenant: str,
+    edit: Edit,
+    *,
+    cancel_after_s: float | None = None,
+    idempotency_key: str | None = None,
+    availability: Availability | None = None,
+) -> Answer:
+    """Check, hold, store and commit one job (blocking: the API runs it in a worker thread)."""
+    options, sources, mask = edit
+    prepared = prepare(
+        db,
+        catalogue,
+        tenant=tenant,
+        options=options,
+        sources=sources,
+        mask=mask,
+        cancel_after_s=cancel_after_s,
+        availability=availability,
+    )
+    return commit(db, prepared, idempotency_key=idempotency_key)
+
+
+async def admit_in_thread(
+    db: Backend,
+    catalogue: Catalogue,
+    tenant: str,
+    edit: Edit,
+    *,
+    cancel_after_s: float | None,
+    idempotency_key: str | None,
+) -> Answer:
+    """`admit` for a route: `POST /v1/edits` and its OpenAI-compatible twin."""
+    return await anyio.to_thread.run_sync(
+        functools.partial(
+            admit, db, catalogue, tenant, edit, cancel_after_s=cancel_after_s, idempotency_key=idempotency_key
+        )
     )
 
 

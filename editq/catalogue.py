@@ -11,7 +11,7 @@ import copy
 import functools
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from fractions import Fraction
 from importlib import resources
@@ -21,6 +21,8 @@ from typing import Any
 from editq.errors import InvalidRequest
 
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
+#: `owned_by` of every catalogued model in OpenAI's model listing.
+OWNER = "openai"
 PRICE_FIELDS = (
     "text_input",
     "text_input_cached",
@@ -115,6 +117,8 @@ class Model:
     successor: str | None
     snapshots: tuple[str, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    #: When the provider released it (`created` in OpenAI's model listing).
+    released_on: date | None = None
     #: Prices in the economy lane (OpenAI's Batch API); None: the model has no batch route.
     batch_prices: Prices | None = None
     #: The batch discount, also applied to the published per-image prices.
@@ -142,9 +146,13 @@ class Model:
         )
 
     def public(self) -> dict[str, Any]:
-        """The model as `GET /v1/models` shows it."""
+        """The model as `GET /v1/models` shows it: OpenAI's model object, then editq's fields."""
+        released = self.released_on
         return {
             "id": self.name,
+            "object": "model",
+            "created": 0 if released is None else _epoch(released),
+            "owned_by": OWNER,
             "description": self.description,
             "sizes": list(self.sizes),
             "arbitrary_sizes": None
@@ -240,6 +248,10 @@ class Catalogue:
         return Resolution(requested=requested, model=model, api_name=target)
 
 
+def _epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
 def _decimal(value: Fraction) -> str:
     text = f"{float(value):.6f}".rstrip("0").rstrip(".")
     return text or "0"
@@ -315,6 +327,7 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         successor=raw.get("successor"),
         snapshots=tuple(raw.get("snapshots", ())),
         notes=notes,
+        released_on=_date(raw.get("released_on")),
         batch_prices=batch_prices,
         batch_discount=batch_discount,
     )

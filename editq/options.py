@@ -68,6 +68,22 @@ FIELDS = (
     "user",
 )
 
+#: OpenAI's multipart edit fields (`CreateImageEditRequest`) that are edit options ...
+OPENAI_OPTION_FIELDS = (
+    "prompt",
+    "model",
+    "n",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "input_fidelity",
+    "user",
+)
+#: ... and those about how the answer comes back.
+OPENAI_ANSWER_FIELDS = ("stream", "partial_images", "response_format")
+
 
 @dataclass(frozen=True)
 class EditOptions:

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(1000, validation_alias=_env("EDITQ_MAX_BATCH_ITEMS"))
     max_wait_seconds: int = Field(60, validation_alias=_env("EDITQ_MAX_WAIT_SECONDS"))
+    #: How long `POST /v1/images/edits` (OpenAI-compatible) waits for its job before answering
+    #: 504 with the job left running (its id in the `editq-job-id` header).
+    compat_wait_seconds: int = Field(300, ge=1, validation_alias=_env("EDITQ_COMPAT_WAIT_SECONDS"))
     #: A request body must arrive whole within this many seconds of the request's start (408).
     body_timeout_seconds: float = Field(120.0, gt=0, validation_alias=_env("EDITQ_BODY_TIMEOUT_SECONDS"))
     #: Multipart uploads (submits with files, `POST /v1/uploads`) a tenant may stream at once,

@@ -300,7 +300,7 @@ def complete(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outc
     stored: list[dict[str, Any]] = []
     if jobs.status(ctx.db, job.tenant, job.id) is Status.RUNNING:
         try:
-            stored = _store_outputs(ctx, job, shaped)
+            stored = _store_outputs(ctx, job, shaped, result.echo)
         except StorageError as exc:
             # The call was made and billed: charge it and fail, rather than pay for it twice.
             log.warning("storing outputs of %s failed: %s", job.id, exc)
@@ -312,7 +312,11 @@ def complete(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outc
     return _settle(ctx, job, stored, result)
 
 
-def _store_outputs(ctx: Context, job: Job, shaped: list[Output]) -> list[dict[str, Any]]:
+def _store_outputs(
+    ctx: Context, job: Job, shaped: list[Output], echo: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each output in S3; its record keeps what the provider said it made (`echo`: the resolved
+    size, quality, background and format), which the OpenAI-compatible answer repeats."""
     stored = []
     for index, out in enumerate(shaped):
         key = output_object(job.tenant, job.id, index, EXTENSIONS[out.content_type])
@@ -324,6 +328,7 @@ def _store_outputs(ctx: Context, job: Job, shaped: list[Output]) -> list[dict[st
                 "width": out.width,
                 "height": out.height,
                 "bytes": len(out.data),
+                "echo": echo,
             }
         )
     return stored

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from editq.api import inputs
+from editq.api import inputs, openapi
 from editq.api.credit_schemas import CreditBalance
 from editq.api.deps import DB, Models, Tenant
 from editq.api.lifecycle import model_report
@@ -22,12 +22,15 @@ from editq.api.schemas import (
     WebhookSecrets,
     errors,
 )
+from editq.catalogue import Model
 from editq.cost import usd
 from editq.errors import InvalidRequest, NotFound
 from editq.job import iso
+from editq.lifecycle import Availability
 from editq.storage import credits as credit_store
 from editq.storage import deliveries, money, tenants
 from editq.storage import models as model_store
+from editq.storage.backend import Backend
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
@@ -106,7 +109,10 @@ def rotate_secret(db: DB, tenant: Tenant) -> WebhookSecrets:
 
 
 @router.post(
-    "/webhooks/{delivery_id}/redeliver", status_code=202, response_model=Redelivery, responses=errors(404)
+    "/webhooks/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=Redelivery,
+    responses=errors(404, codes={404: "delivery_not_found"}),
 )
 def redeliver(delivery_id: str, db: DB, tenant: Tenant) -> Redelivery:
     found = deliveries.get(db, delivery_id)
@@ -122,7 +128,16 @@ def endpoints(db: DB, tenant: Tenant) -> DisabledEndpoints:
     return DisabledEndpoints(disabled=sorted(tenants.disabled_urls(db, tenant)))
 
 
-@router.post("/webhooks/endpoints/enable", response_model=EnabledEndpoint, responses=errors(404))
+@router.post(
+    "/webhooks/endpoints/enable",
+    response_model=EnabledEndpoint,
+    responses=errors(
+        404,
+        413,
+        codes={400: "invalid_json json_too_deep", 404: "endpoint_not_disabled", 413: "request_too_large"},
+    ),
+    openapi_extra=openapi.request_body(("application/json", "EndpointEnable")),
+)
 async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> EnabledEndpoint:
     body = await inputs.read_json(request, 8192)
     url = body.get("url") if isinstance(body, dict) else None
@@ -133,11 +148,17 @@ async def enable_endpoint(request: Request, db: DB, tenant: Tenant) -> EnabledEn
     return EnabledEndpoint(url=url, enabled=True)
 
 
+def _shown(db: Backend, model: Model, availability: Availability) -> CatalogueModel:
+    today = db.clock.today()
+    served = availability.serves(model.name) and not model.retired(today)
+    return CatalogueModel(**model.public(), retired=model.retired(today), served=served)
+
+
 @router.get("/models", response_model=ModelList, responses=errors(authenticated=False))
 def models(models: Models, db: DB) -> ModelList:
-    """Every catalogued model: capabilities, prices, retirement, successor, and whether the
-    provider account serves it; which model a job without `model` runs on, and why."""
-    today = db.clock.today()
+    """OpenAI's model list (`object`, `data[]` of `id`, `object`, `created`, `owned_by`) with
+    editq's catalogue on each model: capabilities, prices, retirement, successor, and whether the
+    provider account serves it; and which model a job without `model` runs on, and why."""
     report = model_report(db, models)
     availability = model_store.availability(db)
     return ModelList(
@@ -146,12 +167,19 @@ def models(models: Models, db: DB) -> ModelList:
         configured_default=report["configured_default"],
         served_checked_at=iso(report["refreshed_at_ms"]),
         aliases=db.settings.model_aliases,
-        data=[
-            CatalogueModel(
-                **m.public(),
-                retired=m.retired(today),
-                served=availability.serves(m.name) and not m.retired(today),
-            )
-            for m in models.models.values()
-        ],
+        data=[_shown(db, m, availability) for m in models.models.values()],
     )
+
+
+@router.get(
+    "/models/{model_id}",
+    response_model=CatalogueModel,
+    responses=errors(404, authenticated=False, codes={404: "model_not_found"}),
+)
+def model(model_id: str, models: Models, db: DB) -> CatalogueModel:
+    """One model as `GET /v1/models` lists it; a snapshot name or an operator alias finds the
+    model it stands for."""
+    found = models.find(model_id, db.settings.model_aliases)
+    if found is None:
+        raise NotFound("model_not_found", f"no model {model_id!r}; GET /v1/models lists them", "model_id")
+    return _shown(db, found[0], model_store.availability(db))

@@ -5,19 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from editq import images as pillow
 from editq import logs
-from editq.api import inputs
-from editq.api.deps import DB, Models, Tenant, Uploads
+from editq.api import inputs, openapi
+from editq.api.deps import DB, CancelAfter, ContentType, IdempotencyKey, Models, Tenant, Uploads
 from editq.api.multipart import Limits, read_form
-from editq.api.schemas import BatchAnswer, Image, errors
-from editq.api.submit import commit, prepare
+from editq.api.schemas import UPLOAD_CODES, BatchAnswer, Image, errors
+from editq.api.submit import admit
 from editq.errors import EditqError, InvalidRequest, Unavailable
 from editq.lifecycle import Availability
 from editq.options import parse_options
@@ -29,11 +29,27 @@ log = logging.getLogger("editq.api")
 router = APIRouter(prefix="/v1", tags=["batch"])
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+BATCH_CODES = {
+    400: "invalid_batch invalid_batch_size unknown_parameter invalid_json json_too_deep "
+    "invalid_idempotency_key invalid_cancel_after",
+    409: "idempotency_key_in_use",
+    413: "request_too_large",
+}
 
 
-@router.post("/uploads", status_code=201, response_model=Image, responses=errors(413, 415, 429))
+@router.post(
+    "/uploads",
+    status_code=201,
+    response_model=Image,
+    responses=errors(413, 415, 429, codes=UPLOAD_CODES),
+    openapi_extra=openapi.request_body(("multipart/form-data", "UploadForm")),
+)
 async def upload(
-    request: Request, db: DB, tenant: Tenant, uploads: Uploads, content_type: Annotated[str, Header()] = ""
+    request: Request,
+    db: DB,
+    tenant: Tenant,
+    uploads: Uploads,
+    content_type: ContentType = "",
 ) -> Image:
     """Store one image (field `file`); answers its id (`img_<sha256>`) for `image_ids`/`mask_id`."""
     settings = db.settings
@@ -82,17 +98,8 @@ def _item(
         fields, image_ids, mask_id = inputs.split_json_edit({**defaults, **raw})
         options = parse_options(fields)
         sources, mask = inputs.sources_from_ids(db, tenant, image_ids, mask_id)
-        prepared = prepare(
-            db,
-            models,
-            tenant=tenant,
-            options=options,
-            sources=sources,
-            mask=mask,
-            cancel_after_s=deadline,
-            availability=availability,
-        )
-        answer = commit(db, prepared, idempotency_key=None)
+        edit = (options, sources, mask)
+        answer = admit(db, models, tenant, edit, cancel_after_s=deadline, availability=availability)
     except StorageError as exc:
         return _unavailable(index, f"cannot store this item right now ({exc})")
     except EditqError as exc:
@@ -123,14 +130,19 @@ def _items(
     return results
 
 
-@router.post("/edits/batch", response_model=BatchAnswer, responses=errors(409, 422))
+@router.post(
+    "/edits/batch",
+    response_model=BatchAnswer,
+    responses=errors(409, 413, 422, codes=BATCH_CODES),
+    openapi_extra=openapi.request_body(("application/json", "BatchBody")),
+)
 async def batch(
     request: Request,
     db: DB,
     models: Models,
     tenant: Tenant,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    cancel_after: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
+    cancel_after: CancelAfter = None,
 ) -> JSONResponse:
     """Up to `EDITQ_MAX_BATCH_ITEMS` jobs referencing uploads; each item answers on its own."""
     settings = db.settings

@@ -6,24 +6,30 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-import anyio
-import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from editq import logs
-from editq.api import inputs
-from editq.api.deps import DB, Events, Models, Tenant, Uploads
-from editq.api.schemas import Delivery, DeliveryList, EditJobList, errors
-from editq.api.stream import wait_for_end
-from editq.api.submit import Answer, commit, prepare
+from editq.api import inputs, openapi
+from editq.api.deps import (
+    DB,
+    CancelAfter,
+    ContentType,
+    Events,
+    IdempotencyKey,
+    Models,
+    PreferWait,
+    Tenant,
+    Uploads,
+)
+from editq.api.schemas import EDIT_CODES, JOB_CODES, Delivery, DeliveryList, EditJobList, errors
+from editq.api.stream import committed_wait
+from editq.api.submit import admit_in_thread
 from editq.errors import Conflict, InvalidRequest, NotFound
 from editq.job import TERMINAL, Job
 from editq.public import EditJob, edit_job
 from editq.storage import deliveries, idempotency, outputs
 from editq.storage import jobs as job_store
-from editq.storage.backend import Backend
-from editq.storage.errors import StorageError
 
 log = logging.getLogger("editq.api")
 IMAGE_KINDS = ("png", "jpeg", "webp")
@@ -38,13 +44,34 @@ def _job(db: Any, tenant: str, job_id: str) -> Job:
 
 
 #: `POST /v1/edits` answers 200 when the job ended within `Prefer: wait` or reused earlier outputs.
-SUBMIT_RESPONSES = {
-    200: {"model": EditJob, "description": "The job, finished within `Prefer: wait` or reused"},
-    **errors(402, 404, 409, 413, 415, 422, 429),
+SUBMIT_HEADERS = {
+    name: {"description": description, "schema": {"type": "string"}}
+    for name, description in (
+        ("Location", "`/v1/edits/{id}`"),
+        ("Deprecation", "The model is being retired (RFC 9745)"),
+        ("Sunset", "When the model retires (RFC 8594)"),
+        ("Idempotent-Replayed", "`true`: the answer to an earlier request with this Idempotency-Key"),
+        ("Preference-Applied", "`wait=N` when `Prefer: wait` was honoured"),
+    )
+}
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The job, accepted and queued", "headers": SUBMIT_HEADERS},
+    200: {
+        "model": EditJob,
+        "description": "The job, finished within `Prefer: wait` or reused",
+        "headers": SUBMIT_HEADERS,
+    },
+    **errors(402, 409, 413, 415, 422, 429, codes=EDIT_CODES),
 }
 
 
-@router.post("", status_code=202, response_model=EditJob, responses=SUBMIT_RESPONSES)
+@router.post(
+    "",
+    status_code=202,
+    response_model=EditJob,
+    responses=SUBMIT_RESPONSES,
+    openapi_extra=openapi.request_body(("multipart/form-data", "EditForm"), ("application/json", "EditJson")),
+)
 async def submit(
     request: Request,
     db: DB,
@@ -52,25 +79,18 @@ async def submit(
     feed: Events,
     tenant: Tenant,
     uploads: Uploads,
-    content_type: Annotated[str, Header()] = "",
-    idempotency_key: Annotated[str | None, Header()] = None,
-    cancel_after: Annotated[str | None, Header()] = None,
-    prefer: Annotated[str | None, Header()] = None,
+    content_type: ContentType = "",
+    idempotency_key: IdempotencyKey = None,
+    cancel_after: CancelAfter = None,
+    prefer: PreferWait = None,
 ) -> Response:
     """Submit one edit: multipart with image files, or JSON referencing uploaded image ids."""
     settings = db.settings
     key = idempotency.parse_key(idempotency_key)
     deadline = inputs.cancel_after(cancel_after)
     wait = inputs.prefer_wait(prefer, settings.max_wait_seconds)
-    options, sources, mask = await inputs.read_edit(request, db, tenant, content_type, uploads)
-
-    def run() -> Answer:
-        prepared = prepare(
-            db, models, tenant=tenant, options=options, sources=sources, mask=mask, cancel_after_s=deadline
-        )
-        return commit(db, prepared, idempotency_key=key)
-
-    answer = await anyio.to_thread.run_sync(run)
+    edit = await inputs.read_edit(request, db, tenant, content_type, uploads)
+    answer = await admit_in_thread(db, models, tenant, edit, cancel_after_s=deadline, idempotency_key=key)
     headers = dict(answer.headers)
     if wait and answer.job_id and answer.status == 202 and "Idempotent-Replayed" not in headers:
         headers["Preference-Applied"] = f"wait={wait}"
@@ -80,20 +100,7 @@ async def submit(
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-async def committed_wait(
-    db: Backend, feed: Events, tenant: str, job_id: str, seconds: float
-) -> EditJob | None:
-    """`wait_for_end` for a job already committed: the job is stored, so a failure while
-    waiting ends the wait (the client gets the 202) instead of failing the request."""
-    try:
-        with anyio.move_on_after(seconds + db.settings.api_redis_timeout_seconds + 1):
-            return await wait_for_end(db, feed, tenant, job_id, seconds)
-    except (StorageError, OSError) as exc:
-        log.warning("waiting for %s failed after it was committed; answering 202: %s", job_id, exc)
-    return None
-
-
-@router.get("/{job_id}", response_model=EditJob, responses=errors(404))
+@router.get("/{job_id}", response_model=EditJob, responses=errors(404, codes=JOB_CODES))
 def get_job(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     return outputs.public(db, _job(db, tenant, job_id))
 
@@ -111,7 +118,7 @@ def _ms(value: str | None, name: str) -> int | None:
         ) from None
 
 
-@router.get("", response_model=EditJobList, responses=errors())
+@router.get("", response_model=EditJobList, responses=errors(codes={400: "invalid_cursor"}))
 def list_jobs(
     db: DB,
     tenant: Tenant,
@@ -148,7 +155,11 @@ def list_jobs(
     )
 
 
-@router.post("/{job_id}/cancel", response_model=EditJob, responses=errors(404, 409))
+@router.post(
+    "/{job_id}/cancel",
+    response_model=EditJob,
+    responses=errors(404, 409, codes={**JOB_CODES, 409: "job_finished"}),
+)
 def cancel(job_id: str, db: DB, tenant: Tenant) -> EditJob:
     """Cancel a queued job (free) or a running one (its call, if billed, is charged)."""
     ended = job_store.cancel(db, tenant, job_id)
@@ -169,7 +180,7 @@ IMAGE_RESPONSE = {
             f"image/{kind}": {"schema": {"type": "string", "format": "binary"}} for kind in IMAGE_KINDS
         },
     },
-    **errors(404),
+    **errors(404, codes={404: "job_not_found output_not_found"}),
 }
 
 
@@ -193,7 +204,7 @@ def download(job_id: str, index: int, db: DB, tenant: Tenant) -> StreamingRespon
     )
 
 
-@router.get("/{job_id}/deliveries", response_model=DeliveryList, responses=errors(404))
+@router.get("/{job_id}/deliveries", response_model=DeliveryList, responses=errors(404, codes=JOB_CODES))
 def job_deliveries(job_id: str, db: DB, tenant: Tenant) -> DeliveryList:
     """Every webhook delivery for the job, with every attempt."""
     _job(db, tenant, job_id)

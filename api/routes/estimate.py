@@ -3,15 +3,13 @@ what the tenant's budgets have left. Nothing is stored: no source, hold, job or 
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import anyio.to_thread
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
-from editq.api import inputs
+from editq.api import inputs, openapi
 from editq.api.credit_schemas import CreditEstimate
-from editq.api.deps import DB, Models, Tenant, Uploads
-from editq.api.schemas import Estimate, errors
+from editq.api.deps import DB, ContentType, Models, Tenant, Uploads
+from editq.api.schemas import EDIT_CODES, Estimate, errors
 from editq.api.submit import Prepared, prepare
 from editq.cost import usd
 from editq.storage import credits as credit_store
@@ -20,6 +18,14 @@ from editq.storage import tenants as tenant_store
 from editq.storage.backend import Backend
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
+#: A submit's refusals, less those only a submit decides (its headers, the budget hold).
+ESTIMATE_CODES = {
+    **EDIT_CODES,
+    400: EDIT_CODES[400].replace("invalid_cancel_after invalid_idempotency_key ", ""),
+    402: "max_cost_exceeded",
+    503: "no_model_available",
+}
+ESTIMATE_CODES.pop(409)
 
 
 def answer(db: Backend, prepared: Prepared) -> Estimate:
@@ -45,14 +51,19 @@ def answer(db: Backend, prepared: Prepared) -> Estimate:
     )
 
 
-@router.post("/estimate", response_model=Estimate, responses=errors(402, 404, 413, 415))
+@router.post(
+    "/estimate",
+    response_model=Estimate,
+    responses=errors(402, 413, 415, 429, codes=ESTIMATE_CODES),
+    openapi_extra=openapi.request_body(("multipart/form-data", "EditForm"), ("application/json", "EditJson")),
+)
 async def estimate(
     request: Request,
     db: DB,
     models: Models,
     tenant: Tenant,
     uploads: Uploads,
-    content_type: Annotated[str, Header()] = "",
+    content_type: ContentType = "",
 ) -> Estimate:
     """The same body as `POST /v1/edits`; answers what that submit would run and may cost.
 

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from editq.api.deps import DB, Models
 from editq.api.lifecycle import model_report
 from editq.api.metrics import REGISTRY
-from editq.api.schemas import Health, Readiness, errors
+from editq.api.schemas import ErrorEnvelope, Health, Readiness, errors
 from editq.catalogue import Catalogue
 from editq.errors import Unauthorized
 from editq.storage import limiter
@@ -103,7 +103,12 @@ async def readyz(db: DB, models: Models) -> JSONResponse:
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        **errors(),
+        **errors(authenticated=False),
+        401: {
+            "model": ErrorEnvelope,
+            "description": "With `EDITQ_METRICS_TOKEN` set, a missing or wrong token: "
+            "`missing_metrics_token`, `invalid_metrics_token`",
+        },
     },
 )
 def metrics(request: Request, db: DB) -> Response:

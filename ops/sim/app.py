@@ -36,26 +36,9 @@ from editq.ops.sim import effects
 from editq.ops.sim.batches import ROUTES as BATCH_ROUTES
 from editq.ops.sim.batches import BatchStore, Fetch
 from editq.ops.sim.limits import Limits
-from editq.options import check_size
+from editq.options import OPENAI_ANSWER_FIELDS, OPENAI_OPTION_FIELDS, check_size
 
-FIELDS = {
-    "image",
-    "image[]",
-    "mask",
-    "prompt",
-    "model",
-    "n",
-    "size",
-    "quality",
-    "background",
-    "output_format",
-    "output_compression",
-    "input_fidelity",
-    "user",
-    "stream",
-    "partial_images",
-    "response_format",
-}
+FIELDS = {"image", "image[]", "mask", *OPENAI_OPTION_FIELDS, *OPENAI_ANSWER_FIELDS}
 #: gpt-image-2's simulated output tokens per pixel, as a multiple of the 1.x table: about what
 #: the pages quoting its prices give for a 1024x1024 image (editq's estimate allows 2).
 SIM_AREA_FACTOR = Fraction(17, 10)
