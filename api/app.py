@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from editq import __version__, catalogue, logs
 from editq.api import error_handlers, metrics, openapi, schemas
 from editq.api.guard import RequestGuard, UploadSlots
-from editq.api.routes import account, admin, batch, compat, edits, estimate, health, plans, studio
+from editq.api.routes import account, admin, batch, compat, docs, edits, estimate, health, plans, studio
 from editq.api.stream import router as stream_router
 from editq.settings import Settings, get_settings
 from editq.storage import tenants
@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="editq",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description=(
             "Asynchronous, cost-aware image edits. **Authorize** with an editq API key "
             "(`Authorization: Bearer <key>`). `POST /v1/images/edits` and `GET /v1/models` speak "
@@ -73,9 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         account.router,
         health.router,
     )
-    for router in (*routers, admin.router, plans.router, studio.router):
+    for router in (*routers, admin.router, plans.router, studio.router, docs.router):
         app.include_router(router)
     app.mount("/studio", studio.assets(), name="studio")
+    app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -54,8 +54,12 @@ def check_form_files(form: Form) -> None:
 
 
 def options_from_form(form: Form) -> EditOptions:
+    """The options of a multipart edit. An optional field sent empty counts as not sent, as
+    browsers' forms (and `/docs`) send every field; an empty prompt is still refused."""
     check_form_files(form)
-    return parse_options(dict(form.fields))
+    return parse_options(
+        {name: values for name, values in form.fields.items() if name == "prompt" or any(values)}
+    )
 
 
 def sources_from_form(form: Form, settings: Settings) -> tuple[list[Source], Source | None]:

@@ -55,6 +55,11 @@ class Limits:
     max_parts: int
 
 
+#: The file names of a part that carries no file of the user's: an empty file input of a form,
+#: and FormData's name for a Blob without one.
+UNNAMED = ("", "blob")
+
+
 def _disposition(value: bytes) -> tuple[str, str | None]:
     kind, params = parse_options_header(value)
     if kind.lower() != b"form-data" or b"name" not in params:
@@ -136,6 +141,13 @@ class _Collector:
             )
 
     def on_part_end(self) -> None:
+        if self.upload is not None and self.upload.size == 0 and self.upload.filename in UNNAMED:
+            # a file input left empty: browsers send it with no bytes and no name (a form) or
+            # the name of an anonymous Blob (FormData, as /docs does): it counts as not sent
+            self.form.files[self.name].remove(self.upload)
+            if not self.form.files[self.name]:
+                del self.form.files[self.name]
+            self.upload.file.close()
         if self.upload is None:
             try:
                 text = self.buffer.decode("utf-8")

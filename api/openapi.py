@@ -203,6 +203,21 @@ def _editq_fields(*, form: bool) -> dict[str, dict[str, Any]]:
     }
 
 
+def _form(properties: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A multipart form's fields, each without a default or an example shown empty: Swagger UI
+    fills every field of a form with a sample and sends it, and an empty field is not sent, so
+    `/docs` starts from a form that works (a sample of every option would combine a size with
+    an aspect ratio, a webhook nobody asked for and a compression for a PNG)."""
+    blank = {}
+    for name, field in properties.items():
+        is_file = field.get("format") == "binary" or field.get("items", {}).get("format") == "binary"
+        if is_file or "default" in field or name == "prompt":
+            blank[name] = field
+        else:
+            blank[name] = {**field, "examples": [""]}
+    return blank
+
+
 def _object(properties: dict[str, Any], required: list[str], description: str) -> dict[str, Any]:
     return {
         "type": "object",
@@ -236,7 +251,7 @@ def request_schemas(models: Catalogue, settings: Settings) -> dict[str, dict[str
     image_ids = {"type": "array", "items": UPLOAD_ID, "minItems": 1, "maxItems": MAX_IMAGES}
     return {
         "EditForm": _object(
-            {"image": image_files, "mask": mask_file, **options, **_editq_fields(form=True)},
+            _form({"image": image_files, "mask": mask_file, **options, **_editq_fields(form=True)}),
             ["image", "prompt"],
             "A submit with files (`image` may also be sent as `image[]`).",
         ),
@@ -279,7 +294,7 @@ def _openai_schemas(
     options: dict[str, Any], image_files: dict[str, Any], mask_file: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """OpenAI's edit bodies, as `POST /v1/images/edits` takes them."""
-    answer_fields = {
+    answer_fields: dict[str, dict[str, Any]] = {
         "stream": {"type": "boolean", "enum": [False], "description": "editq does not stream (true: 400)"},
         "partial_images": {"type": "integer", "minimum": 0, "maximum": 3, "description": "streaming only"},
         "response_format": {"type": "string", "enum": ["b64_json"]},
@@ -295,7 +310,9 @@ def _openai_schemas(
     }
     return {
         "OpenAIEditForm": _object(
-            {"image": image_files, "image[]": image_files, "mask": mask_file, **options, **answer_fields},
+            _form(
+                {"image": image_files, "image[]": image_files, "mask": mask_file, **options, **answer_fields}
+            ),
             ["image", "prompt"],
             "OpenAI's `CreateImageEditRequest` (the SDK sends a list of images as `image[]`).",
         ),

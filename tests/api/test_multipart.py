@@ -83,3 +83,24 @@ def test_malformed(content_type: str, body: bytes) -> None:
     with pytest.raises(EditqError) as refused:
         _read(content_type, body)
     assert refused.value.code in ("invalid_multipart", "invalid_encoding")
+
+
+def test_an_empty_file_input_counts_as_not_sent() -> None:
+    """Browsers send an unused file input as a part with no bytes, named "" (a form) or "blob"
+    (FormData); a named empty file is still there, for the image checks to refuse."""
+    parts = [
+        ("prompt", None, b"p"),
+        ("mask", "blob", b""),
+        ("image", "", b""),
+        ("image", "a.png", b""),
+    ]
+    body = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+        % (name.encode(), b"" if filename is None else b'; filename="%s"' % filename.encode(), data)
+        for name, filename, data in parts
+    )
+    form = _read("multipart/form-data; boundary=B", body + b"--B--\r\n")
+    assert form.fields == {"prompt": ["p"]}
+    assert set(form.files) == {"image"}
+    assert [f.filename for f in form.files["image"]] == ["a.png"]
+    form.close()
