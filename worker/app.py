@@ -29,6 +29,9 @@ TASK_ROUTES = {
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    # sentinel://: kombu's Sentinel transport, one URL per Sentinel and the service as
+    # `master_name`; kombu 5.7 with redis-py 8 reconnects to the promoted master (older pairs
+    # did not: celery/celery#6348), which tests/stack/test_sentinel.py checks with a SIGKILL.
     target = redis_target.parse(settings.redis_url)
     app = Celery("editq", broker=target.broker_url(), include=["editq.worker.tasks"])
     app.conf.update(

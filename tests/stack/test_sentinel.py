@@ -102,6 +102,11 @@ def _wait_running(rig: Rig, at_least: int, timeout: float = 30.0) -> None:
 def test_master_sigkilled_mid_run_loses_no_accepted_job(
     rig: Rig, sentinels: SentinelSet, services: Services
 ) -> None:
+    flower_port = launcher.free_port()
+    flower = launcher.flower(
+        rig.u.env, flower_port, "admin:flower-pw", echo=False, log=services.logs / "flower.log"
+    )
+    rig.u.procs.append(flower)
     _submit(rig, 16)
     _wait_running(rig, 2)
     assert sentinels.master_name() == "a"
@@ -152,6 +157,18 @@ def test_master_sigkilled_mid_run_loses_no_accepted_job(
     while r.zcard(f"{p}:inflight"):
         assert time.monotonic() < deadline, r.zrange(f"{p}:inflight", 0, -1, withscores=True)
         time.sleep(0.2)
+    # Flower's event reader followed the failover: it shows the tasks run on the new master
+    after = rig.accepted[16:]
+    deadline = time.monotonic() + 30
+    while True:
+        shown = httpx.get(
+            f"http://127.0.0.1:{flower_port}/api/tasks", auth=("admin", "flower-pw"), timeout=10
+        )
+        names = {task_id.rsplit(".", 1)[0] for task_id in shown.json()} if shown.status_code == 200 else set()
+        if set(after) <= names:
+            break
+        assert time.monotonic() < deadline, (shown.status_code, sorted(set(after) - names)[:5])
+        time.sleep(0.5)
     dead = [proc.name for proc in rig.u.procs if not proc.alive()]
     assert not dead, f"died: {dead}"
     log_figures(
