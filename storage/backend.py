@@ -9,7 +9,7 @@ import redis
 from editq.clock import Clock
 from editq.settings import Settings
 from editq.storage.keys import Keys
-from editq.storage.redis import Scripts, connect
+from editq.storage.redis import FAIL_FAST_RETRIES, PATIENT_RETRIES, Scripts, connect
 from editq.storage.s3 import ObjectStore
 
 
@@ -27,6 +27,7 @@ class Backend:
     def connect(cls, settings: Settings, *, request_path: bool = False) -> Backend:
         """`request_path` (the API): short timeouts and no retry loops, so a stalled Redis or S3
         gives a 503 within seconds; workers keep the patient defaults."""
+        retries = FAIL_FAST_RETRIES if request_path else PATIENT_RETRIES
         if request_path:
             timeout = settings.api_redis_timeout_seconds
             client = connect(settings.redis_url, timeout=timeout, fail_fast=True)
@@ -41,7 +42,7 @@ class Backend:
         return cls(
             settings=settings,
             redis=client,
-            scripts=Scripts(script_client, settings.redis_prefix, settings.clock.offset_ms),
+            scripts=Scripts(script_client, settings.redis_prefix, settings.clock.offset_ms, retries),
             keys=Keys(settings.redis_prefix),
             objects=objects,
         )

@@ -50,9 +50,12 @@ SCRIPTS = (
 #: a second run after a first that took effect leaves the same state. Every other script is
 #: retried only when the error shows it never ran (see `_never_ran`).
 REPEATABLE = frozenset({"renew", "call", "release_hold", "reseal", "tenant_plan", "reap"})
-#: Seconds before the one retry of a script: time for a pool to drop a connection to a master
-#: that went away and to ask the Sentinels for the new one.
-SCRIPT_RETRY_SECONDS = 0.25
+#: Seconds before each new attempt at a script on the API's request path: one retry, time for
+#: a pool to drop a connection to a master that went away and to ask the Sentinels again.
+FAIL_FAST_RETRIES = (0.25,)
+#: The same for workers and beat, which can wait out a failover (about 6 s in all, like
+#: redis-py's own default retries).
+PATIENT_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 Redis = redis.Redis
 #: Redis cannot serve now (READONLY: a replica, such as a master demoted by a failover).
@@ -196,8 +199,8 @@ def _credentials(target: RedisTarget) -> dict[str, str]:
 def _never_ran(exc: redis.RedisError) -> bool:
     """The error shows the command never ran, so sending it again cannot apply it twice: no
     master known yet, no connection made, a server still loading its data, or a replica (a
-    demoted master) refused it. redis-py
-    has no class of its own for a refused connect; its message says "connecting to"."""
+    demoted master) refused it. redis-py has no class of its own for a refused connect; its
+    message says "connecting to"."""
     if isinstance(exc, (redis.ReadOnlyError, redis.BusyLoadingError, redis.sentinel.MasterNotFoundError)):
         return True
     message = str(exc)
@@ -213,23 +216,23 @@ class Scripts:
     """editq's Lua scripts registered on one client. `run(name, *args)` passes the prefix first,
     then the clock's offset in ms, which the shared prelude takes off `ARGV` again.
 
-    The client should be made with `retries=False`: a script is sent again only by `run`, once,
-    after `SCRIPT_RETRY_SECONDS`, and only when that cannot apply it twice (it is `REPEATABLE`,
-    or the error shows it never ran). A script whose reply was lost otherwise fails with
-    `StorageUnavailable`, and the caller's own recovery (leases, holds that lapse, idempotency
-    keys) takes over, as after any Redis outage."""
+    The client should be made with `retries=False`: a script is sent again only by `run`, after
+    each delay of `retries` in turn, and only when that cannot apply it twice (it is
+    `REPEATABLE`, or the error shows it never ran). A script whose reply was lost otherwise
+    fails with `StorageUnavailable`, and the caller's own recovery (leases, holds that lapse,
+    idempotency keys) takes over, as after any Redis outage."""
 
     def __init__(
         self,
         client: Client,
         prefix: str,
         clock_offset_ms: int = 0,
-        retry_seconds: float = SCRIPT_RETRY_SECONDS,
+        retries: tuple[float, ...] = FAIL_FAST_RETRIES,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.clock_offset = str(clock_offset_ms)
-        self.retry_seconds = retry_seconds
+        self.retries = retries
         self._scripts = {name: client.register_script(_source(name)) for name in SCRIPTS}
 
     def run(self, name: str, *args: Any) -> Any:
@@ -257,20 +260,19 @@ class Scripts:
         return [self.prefix, self.clock_offset, *(_arg(a) for a in args)]
 
     def _with_retry(self, name: str, attempt: Callable[[], Any]) -> Any:
-        try:
-            return attempt()
-        except (redis.RedisError, StorageError) as exc:
-            # `Client` has already turned redis-py's error into editq's; its cause is the original
-            cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
-            if not isinstance(cause, redis.RedisError) or not (
-                _never_ran(cause) or (name in REPEATABLE and isinstance(cause, REDIS_ERRORS))
-            ):
-                raise _editq_error(exc) from cause
-        time.sleep(self.retry_seconds)
-        try:
-            return attempt()
-        except (redis.RedisError, StorageError) as exc:
-            raise _editq_error(exc) from (exc if isinstance(exc, redis.RedisError) else exc.__cause__)
+        for delay in (*self.retries, None):
+            try:
+                return attempt()
+            except (redis.RedisError, StorageError) as exc:
+                # `Client` has already turned redis-py's error into editq's; its cause is the original
+                cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
+                if delay is None or not (
+                    isinstance(cause, redis.RedisError)
+                    and (_never_ran(cause) or (name in REPEATABLE and isinstance(cause, REDIS_ERRORS)))
+                ):
+                    raise _editq_error(exc) from cause
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # the last pass returns or raises
 
 
 def _editq_error(exc: redis.RedisError | StorageError) -> StorageError:

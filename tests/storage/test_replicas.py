@@ -84,7 +84,7 @@ def test_wait_counts_the_replica_that_has_the_write(pair: tuple[int, int, launch
 @pytest.mark.integration
 def test_a_replica_refuses_a_script_and_nothing_is_written(pair: tuple[int, int, launcher.Proc]) -> None:
     _, replica, _ = pair
-    scripts = Scripts(connect(f"redis://127.0.0.1:{replica}/0", retries=False), "wt", retry_seconds=0.01)
+    scripts = Scripts(connect(f"redis://127.0.0.1:{replica}/0", retries=False), "wt", retries=(0.01,))
     with pytest.raises(StorageUnavailable, match="read only"):
         scripts.run("tenant_create", "acme", "name", "acme")
     assert scripts.client.exists("wt:tenant:acme") == 0
