@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Port of a Sentinel when the URL names none.
 SENTINEL_PORT = 26379
@@ -40,14 +40,14 @@ class RedisURLError(ValueError):
 class RedisTarget:
     """One Redis server (`url`), or a master found through Sentinels (`sentinels`, `service`)."""
 
-    url: str
+    url: str = field(repr=False)  # may hold a password: `redacted()` is for showing
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str = ""
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     sentinel_username: str | None = None
-    sentinel_password: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @property
     def is_sentinel(self) -> bool:

@@ -21,12 +21,15 @@ def test_a_plain_url_passes_through() -> None:
 
 
 def test_sentinels_service_db_and_passwords() -> None:
-    target = parse("sentinel://app:p%40ss@s1:26380,10.0.0.2,[::1]:26381/mymaster/2?sentinel_password=sp")
+    target = parse("sentinel://app:p%40ss@s1:26380,10.0.0.2,[::1]:26381/mymaster/2?sentinel_password=s3cret")
     assert target.sentinels == (("s1", 26380), ("10.0.0.2", 26379), ("::1", 26381))
     assert (target.service, target.db) == ("mymaster", 2)
     assert (target.username, target.password) == ("app", "p@ss")
-    assert target.sentinel_kwargs() == {"password": "sp"}
+    assert target.sentinel_kwargs() == {"password": "s3cret"}
     assert "p@ss" not in target.redacted()
+    assert "p@ss" not in repr(target)
+    assert "s3cret" not in repr(target)
+    assert "s3cret" not in target.redacted()
     assert (
         target.redacted()
         == "sentinel://app:***@s1:26380,10.0.0.2:26379,[::1]:26381/mymaster/2?sentinel_password=***"
