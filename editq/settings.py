@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from editq import redis_target
 from editq.clock import Clock
 
 #: Standard Webhooks retry schedule (seconds after the event): immediately, 5 s, 5 min, 30 min,
@@ -36,7 +37,10 @@ def _env(name: str, *aliases: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Every tunable of editq. Environment variables are named in each field's alias."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a rejected value (EDITQ_REDIS_URL with its password) is not echoed
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # --- API ---------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", validation_alias=_env("EDITQ_API_HOST"))
@@ -49,7 +53,14 @@ class Settings(BaseSettings):
     presign_seconds: int = Field(3600, validation_alias=_env("EDITQ_PRESIGN_SECONDS"))
 
     # --- Redis and S3 ------------------------------------------------------------------------
+    #: One Redis, or `sentinel://[[USER]:PASSWORD@]HOST:PORT,.../SERVICE[/DB][?sentinel_password=..]`
+    #: (editq/redis_target.py has the grammar).
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("EDITQ_REDIS_URL"))
+    #: After a submission is written, wait until this many replicas have it before answering
+    #: (Redis WAIT); 0: answer at once.
+    redis_wait_replicas: int = Field(0, ge=0, le=16, validation_alias=_env("EDITQ_REDIS_WAIT_REPLICAS"))
+    #: The longest that wait may take (below EDITQ_API_REDIS_TIMEOUT).
+    redis_wait_timeout_ms: int = Field(200, ge=1, validation_alias=_env("EDITQ_REDIS_WAIT_TIMEOUT_MS"))
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("EDITQ_S3_ENDPOINT_URL"))
     #: The S3 endpoint as clients reach it, used only to sign presigned output URLs (reads and
     #: writes keep `EDITQ_S3_ENDPOINT_URL`). Unset: presigned URLs name the internal endpoint.
@@ -283,8 +294,16 @@ class Settings(BaseSettings):
             )
         return url.geturl().rstrip("/")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        redis_target.parse(value)  # RedisURLError (a ValueError) names what is wrong
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.api_redis_timeout_seconds * 1000:
+            raise ValueError("EDITQ_REDIS_WAIT_TIMEOUT_MS must be below EDITQ_API_REDIS_TIMEOUT (in ms)")
         if not self.webhook_schedule:
             raise ValueError("EDITQ_WEBHOOK_SCHEDULE needs at least one attempt")
         key = self.bootstrap_api_key

@@ -2,7 +2,8 @@
 # Installs the system programs editq's stack and tests need, when they are missing:
 # redis-server (the broker and state store) and docker-compose (to validate docker-compose.yml);
 # with --tests also Debian's chromium, which the studio's browser test drives through Playwright,
-# and Debian's prometheus package for promtool, which checks and tests ops/prometheus/alerts.yaml.
+# Debian's prometheus package for promtool, which checks and tests ops/prometheus/alerts.yaml, and
+# Debian's redis-sentinel, which tests/stack/test_sentinel.py runs three of.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ "${1:-}" = "--tests" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ "${1:-}" = "--tests" ] && ! command -v promtool >/dev/null 2>&1; then missing+=(prometheus); fi
+if [ "${1:-}" = "--tests" ] && ! command -v redis-sentinel >/dev/null 2>&1; then missing+=(redis-sentinel); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -29,6 +31,7 @@ for pkg in "${missing[@]}"; do
   case "$pkg" in
     chromium) echo "note: chromium is not installed; the studio's browser test will be skipped" >&2 ;;
     prometheus) echo "note: promtool is not installed; the alert rule tests will be skipped" >&2 ;;
+    redis-sentinel) echo "note: redis-sentinel is not installed; the Sentinel test runs redis-server --sentinel" >&2 ;;
     *) echo "note: $pkg is not installed; the test that validates docker-compose.yml will be skipped" >&2 ;;
   esac
 done

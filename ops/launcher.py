@@ -23,7 +23,7 @@ from typing import IO
 
 import httpx
 
-from editq import catalogue, lifecycle, logs, telemetry
+from editq import catalogue, lifecycle, logs, redis_target, telemetry
 from editq.clock import SYSTEM, Clock
 from editq.lifecycle import Availability
 from editq.settings import Settings
@@ -156,8 +156,15 @@ def spawn(
 
 
 def redis_server(
-    port: int, data_dir: Path, *, aof: bool = True, echo: bool = True, log: Path | None = None
+    port: int,
+    data_dir: Path,
+    *,
+    aof: bool = True,
+    echo: bool = True,
+    log: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Proc:
+    """redis-server on `port`; `extra`: more options, like `("--replicaof", "127.0.0.1", "6379")`."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (make run installs it with apt when run as root)")
@@ -182,6 +189,7 @@ def redis_server(
         "no",
         "--protected-mode",
         "yes",
+        *extra,
     ]
     proc = spawn("redis", argv, echo=echo, log=log)
     wait_for_port(port)
@@ -460,7 +468,7 @@ def _start_backing_services(
     secret = settings.aws_secret_access_key.get_secret_value()
     env: dict[str, str] = {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
     if "redis_url" in given:
-        say(f"using Redis at {settings.redis_url}")
+        say(f"using Redis at {redis_target.parse(settings.redis_url).redacted()}")
     else:
         stack.add(lambda: redis_server(settings.local_redis_port, state / "redis"), Stage.STORAGE)
         env["EDITQ_REDIS_URL"] = f"redis://127.0.0.1:{settings.local_redis_port}/0"
@@ -517,7 +525,7 @@ def _print_banner(
     say(f"  API      http://127.0.0.1:{settings.api_port}   (docs: /docs)")
     say(f"  API key  {key}")
     say(f"  Flower   http://127.0.0.1:{settings.flower_port}   (user:password {flower_auth})")
-    say(f"  Redis    {full.get('EDITQ_REDIS_URL', settings.redis_url)}")
+    say(f"  Redis    {redis_target.parse(full.get('EDITQ_REDIS_URL', settings.redis_url)).redacted()}")
     say(f"  S3       {full.get('EDITQ_S3_ENDPOINT_URL', 'AWS')}")
     say(f"  model    {full.get('OPENAI_BASE_URL', settings.openai_base_url)}")
     for line in model_banner(settings):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from editq import logs
 from editq.credits import Quote
 from editq.job import Job, Status
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
 from editq.storage.records import Slot
+
+log = logging.getLogger("editq.storage")
 
 
 class Refusal(StrEnum):
@@ -324,9 +328,14 @@ def commit(
     reused_from: str,
 ) -> bool:
     """Write a job, its reservation, its queue entry and the idempotent answer together.
-    False when the budget hold lapsed first (nothing was written)."""
-    result = db.scripts.run(
-        "submit",
+    False when the budget hold lapsed first (nothing was written).
+
+    With `EDITQ_REDIS_WAIT_REPLICAS`, then wait (Redis WAIT, at most
+    `EDITQ_REDIS_WAIT_TIMEOUT_MS`) until that many replicas have it, so a failover of the
+    master right after the answer keeps the job. A replica short when the wait ends is logged
+    (`redis.wait_short`) and the job still accepted: it is on the master, and refusing it now
+    would have the client submit a job that will run anyway a second time."""
+    args = (
         tenant,
         job_id,
         hold_id,
@@ -340,6 +349,12 @@ def commit(
         int(db.settings.economy_window_seconds * 1000),
         db.settings.economy_max_jobs,
     )
+    replicas = db.settings.redis_wait_replicas
+    if not replicas:
+        return bool(db.scripts.run("submit", *args)[0] == "ok")
+    result, acked = db.scripts.run_replicated("submit", replicas, db.settings.redis_wait_timeout_ms, *args)
+    if result[0] == "ok" and acked < replicas:
+        logs.event(log, "redis.wait_short", logging.WARNING, job_id=job_id, tenant=tenant, replicas=acked)
     return bool(result[0] == "ok")
 
 

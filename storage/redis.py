@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from editq.redis_target import RedisTarget, parse
 from editq.storage import keys, records
 from editq.storage.errors import StorageError, StorageUnavailable
 
@@ -41,8 +46,20 @@ SCRIPTS = (
     "credits_topup",
 )
 
+#: Scripts that may simply run again when their reply was lost (a broken connection, a failover):
+#: a second run after a first that took effect leaves the same state. Every other script is
+#: retried only when the error shows it never ran (see `_never_ran`).
+REPEATABLE = frozenset({"renew", "call", "release_hold", "reseal", "tenant_plan", "reap"})
+#: Seconds before each new attempt at a script on the API's request path: one retry, time for
+#: a pool to drop a connection to a master that went away and to ask the Sentinels again.
+FAIL_FAST_RETRIES = (0.25,)
+#: The same for workers and beat, which can wait out a failover (about 6 s in all, like
+#: redis-py's own default retries).
+PATIENT_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
+
 Redis = redis.Redis
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+#: Redis cannot serve now (READONLY: a replica, such as a master demoted by a failover).
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
 #: Anything a Redis call can raise (replies included), for steps that must not fail a request.
 ANY_REDIS_ERROR = redis.RedisError
 
@@ -108,57 +125,158 @@ class Client(redis.Redis):  # type: ignore[misc]
         return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
-def connect(url: str, *, timeout: float = 5.0, fail_fast: bool = False) -> Client:
-    """A client with explicit timeouts and health checks; strings in, strings out.
+def connect(url: str, *, timeout: float = 5.0, fail_fast: bool = False, retries: bool = True) -> Client:
+    """A client with explicit timeouts and health checks; strings in, strings out. `url` is
+    `EDITQ_REDIS_URL`: one server, or a master found through Sentinels (`sentinel://`), whose
+    pool asks the Sentinels again whenever a connection to the master breaks (a failover).
 
     `fail_fast` (the API's request path): a timeout is not retried, and a broken connection
     (a restarted Redis) is retried once on a fresh one, at once. Otherwise redis-py's default
-    retries with backoff apply (workers can wait)."""
-    extra: dict[str, Any] = {"retry": Retry(NoBackoff(), 1, (redis.ConnectionError,))} if fail_fast else {}
-    client: Client = Client.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        socket_keepalive=True,
-        health_check_interval=25,
-        retry_on_timeout=False,
-        **extra,
-    )
+    retries with backoff apply (workers can wait). `retries=False`: no command is ever sent
+    twice by redis-py (the client `Scripts` runs on decides itself)."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+    if not retries:
+        options["retry"] = Retry(NoBackoff(), 0)
+    elif fail_fast:
+        options["retry"] = Retry(NoBackoff(), 1, (redis.ConnectionError,))
+    target = parse(url)
+    if target.is_sentinel:
+        sentinels = redis.sentinel.Sentinel(
+            list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, timeout), **options
+        )
+        master: Client = sentinels.master_for(
+            target.service, redis_class=Client, db=target.db, **_credentials(target)
+        )
+        return master
+    client: Client = Client.from_url(url, retry_on_timeout=False, **options)
     return client
 
 
 def connect_async(url: str, *, timeout: float = 5.0, longest_block: float = 60.0) -> redis.asyncio.Redis:
     """For blocking reads (XREAD BLOCK): the socket timeout outlasts the longest block asked,
     so callers bound each call themselves; retries only a broken connection, once."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=longest_block + timeout,
-        socket_connect_timeout=timeout,
-        socket_keepalive=True,
-        health_check_interval=25,
-        retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": longest_block + timeout,
+        "socket_connect_timeout": timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+        "retry": AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
+    }
+    target = parse(url)
+    if target.is_sentinel:
+        sentinels = redis.asyncio.sentinel.Sentinel(
+            list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, timeout), **options
+        )
+        master: redis.asyncio.Redis = sentinels.master_for(
+            target.service, redis_class=redis.asyncio.Redis, db=target.db, **_credentials(target)
+        )
+        return master
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+def _sentinel_kwargs(target: RedisTarget, timeout: float) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves: their own credentials, short timeouts."""
+    return {
+        **target.sentinel_kwargs(),
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "decode_responses": True,
+    }
+
+
+def _credentials(target: RedisTarget) -> dict[str, str]:
+    found = {"username": target.username, "password": target.password}
+    return {k: v for k, v in found.items() if v}
+
+
+def _never_ran(exc: redis.RedisError) -> bool:
+    """The error shows the command never ran, so sending it again cannot apply it twice: no
+    master known yet, no connection made, a server still loading its data, or a replica (a
+    demoted master) refused it. redis-py has no class of its own for a refused connect; its
+    message says "connecting to"."""
+    if isinstance(exc, (redis.ReadOnlyError, redis.BusyLoadingError, redis.sentinel.MasterNotFoundError)):
+        return True
+    message = str(exc)
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and (
+        " connecting to " in message
+        or message.startswith("Timeout connecting")
+        # redis-py's SentinelManagedConnection turns a READONLY reply into this ConnectionError
+        or "previous master is now a slave" in message
     )
 
 
 class Scripts:
     """editq's Lua scripts registered on one client. `run(name, *args)` passes the prefix first,
-    then the clock's offset in ms, which the shared prelude takes off `ARGV` again."""
+    then the clock's offset in ms, which the shared prelude takes off `ARGV` again.
 
-    def __init__(self, client: Client, prefix: str, clock_offset_ms: int = 0) -> None:
+    The client should be made with `retries=False`: a script is sent again only by `run`, after
+    each delay of `retries` in turn, and only when that cannot apply it twice (it is
+    `REPEATABLE`, or the error shows it never ran). A script whose reply was lost otherwise
+    fails with `StorageUnavailable`, and the caller's own recovery (leases, holds that lapse,
+    idempotency keys) takes over, as after any Redis outage."""
+
+    def __init__(
+        self,
+        client: Client,
+        prefix: str,
+        clock_offset_ms: int = 0,
+        retries: tuple[float, ...] = FAIL_FAST_RETRIES,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.clock_offset = str(clock_offset_ms)
+        self.retries = retries
         self._scripts = {name: client.register_script(_source(name)) for name in SCRIPTS}
 
     def run(self, name: str, *args: Any) -> Any:
-        try:
-            return self._scripts[name](
-                keys=[], args=[self.prefix, self.clock_offset, *(_arg(a) for a in args)]
+        argv = self._argv(args)
+        return self._with_retry(name, lambda: self._scripts[name](keys=[], args=argv))
+
+    def run_replicated(self, name: str, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
+        """`run`, then `WAIT replicas timeout_ms` on the same connection (WAIT counts the
+        replicas that have this connection's writes): the reply and how many replicas have it."""
+        argv = self._argv(args)
+
+        def attempt() -> list[Any]:
+            pipe = redis.client.Pipeline(
+                self.client.connection_pool, self.client.response_callbacks, False, None
             )
-        except redis.RedisError as exc:
-            raise translated(exc) from exc
+            self._scripts[name](keys=[], args=argv, client=pipe)
+            pipe.wait(replicas, timeout_ms)
+            replies: list[Any] = pipe.execute()
+            return replies
+
+        result, acked = self._with_retry(name, attempt)
+        return result, int(acked)
+
+    def _argv(self, args: tuple[Any, ...]) -> list[str]:
+        return [self.prefix, self.clock_offset, *(_arg(a) for a in args)]
+
+    def _with_retry(self, name: str, attempt: Callable[[], Any]) -> Any:
+        for delay in (*self.retries, None):
+            try:
+                return attempt()
+            except (redis.RedisError, StorageError) as exc:
+                # `Client` has already turned redis-py's error into editq's; its cause is the original
+                cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
+                if delay is None or not (
+                    isinstance(cause, redis.RedisError)
+                    and (_never_ran(cause) or (name in REPEATABLE and isinstance(cause, REDIS_ERRORS)))
+                ):
+                    raise _editq_error(exc) from cause
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # the last pass returns or raises
+
+
+def _editq_error(exc: redis.RedisError | StorageError) -> StorageError:
+    return translated(exc) if isinstance(exc, redis.RedisError) else exc
 
 
 def _arg(value: Any) -> str:

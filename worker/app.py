@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from editq import redis_target
 from editq.logs import configure
 from editq.settings import Settings, get_settings
 from editq.worker.probes import LoopProbe
@@ -28,9 +29,13 @@ TASK_ROUTES = {
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("editq", broker=settings.redis_url, include=["editq.worker.tasks"])
+    # sentinel://: kombu's Sentinel transport, one URL per Sentinel and the service as
+    # `master_name`; kombu 5.7 with redis-py 8 reconnects to the promoted master (older pairs
+    # did not: celery/celery#6348), which tests/stack/test_sentinel.py checks with a SIGKILL.
+    target = redis_target.parse(settings.redis_url)
+    app = Celery("editq", broker=target.broker_url(), include=["editq.worker.tasks"])
     app.conf.update(
-        broker_transport_options=_broker_transport(settings),
+        broker_transport_options={**_broker_transport(settings), **target.broker_transport_options()},
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
         # keep reconnecting for as long as Redis is away (the default gives up after 100 tries)
