@@ -38,9 +38,13 @@ unit: $(STAMP)
 integration: deps
 	$(BIN)/pytest -m integration -q
 
+# Two pytest processes (pytest-xdist), each test file on one of them with its own private
+# Redis, S3 endpoint and simulator: most tests wait on real processes, so two share 2 cores well.
+TEST_WORKERS ?= 2
+
 test: deps lint typecheck
 	@./ops/install-system-deps.sh --tests
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: deps
 	$(BIN)/python -m editq.ops.bench

@@ -43,7 +43,13 @@ class Cli:
 
 
 @pytest.fixture
-def cli(stack: Universe, tenant: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(
+    stack: Universe,
+    tenant: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe's width, whatever the test runner set
     return Cli(capsys, stack.api_url, tenant[1])
 
 

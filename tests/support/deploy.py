@@ -58,8 +58,10 @@ def api_paths() -> set[str]:
     app = create_app(Settings())
     paths = set(app.openapi()["paths"])
     paths |= {route.path for route in app.routes if isinstance(route, Route | Mount)}
-    if TestClient(app).get("/").status_code == 200:  # the studio's page, outside the schema
-        paths.add("/")
+    client = TestClient(app)
+    for page in ("/", "/docs"):  # the studio's page and the docs', outside the schema
+        if client.get(page).status_code == 200:
+            paths.add(page)
     return paths
 
 
