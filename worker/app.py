@@ -15,6 +15,7 @@ from celery import Celery, signals
 
 from editq.logs import configure
 from editq.settings import Settings, get_settings
+from editq.worker import broker
 from editq.worker.probes import LoopProbe
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
@@ -30,6 +31,8 @@ def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("editq", broker=settings.redis_url, include=["editq.worker.tasks"])
     app.conf.update(
+        # one Redis client per channel instead of one per published message (worker/broker.py)
+        broker_transport=broker.transport_for(settings.redis_url),
         broker_transport_options=_broker_transport(settings),
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
@@ -56,7 +59,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_on_timeout=True,
         worker_send_task_events=settings.task_events,
         # Jobs reach Celery only when they can run at once, so there is no wait for a task-sent
-        # event to show; the worker's own events (received, started, succeeded) feed Flower.
+        # event to show; the worker's own events (received, succeeded; edits send no started
+        # event: worker/broker.py) feed Flower.
         task_send_sent_event=False,
         task_track_started=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
