@@ -80,6 +80,10 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 def _broker_transport(settings: Settings) -> dict[str, Any]:
     return {
+        # No unacked hash: with early acks kombu would still write each delivered message to it
+        # and delete it again at the ack (two round trips per message), only to restore
+        # messages editq never waits for (its leases bring lost work back).
+        "ack_emulation": False,
         "visibility_timeout": settings.visibility_timeout,
         "global_keyprefix": f"{settings.redis_prefix}:celery:",
         "unacked_restore_throttle": 3,

@@ -1,0 +1,4 @@
+"""Hand-made profiles quoted in BENCHMARKS.md (filled in below)."""
+
+WORKER = ""
+API = ""
