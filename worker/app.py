@@ -1,8 +1,8 @@
 """The Celery app, configured for long paid calls on a Redis broker.
 
-Early acks and prefetch 1; a visibility timeout far above any call, so Redis never hands live
-work to a second worker; no result backend (job state lives in editq's own records); task
-events on for Flower. Queues: `editq.edits` (provider
+Early acks and prefetch 1, and no ack emulation on the broker: Celery never redelivers (editq's
+leases bring lost work back), so no live work goes to a second worker; no result backend (job
+state lives in editq's own records); task events on for Flower (edits send no started event). Queues: `editq.edits` (provider
 calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping, and the
 economy lane's batches).
 """
