@@ -2,9 +2,9 @@
 
 Early acks and prefetch 1, and no ack emulation on the broker: Celery never redelivers (editq's
 leases bring lost work back), so no live work goes to a second worker; no result backend (job
-state lives in editq's own records); task events on for Flower (edits send no started event). Queues: `editq.edits` (provider
-calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping, and the
-economy lane's batches).
+state lives in editq's own records); task events on for Flower (edits send no started event).
+Queues: `editq.edits` (provider calls, admitted only when they can run), `editq.webhooks`,
+`editq.ops` (housekeeping, and the economy lane's batches).
 """
 
 from __future__ import annotations
