@@ -6,10 +6,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from editq import __version__, catalogue, logs
 from editq.api import error_handlers, metrics, openapi, schemas
@@ -24,6 +26,41 @@ from editq.storage.events import EventFeed
 log = logging.getLogger("editq.api")
 #: A client's `X-Request-ID` is kept when it looks like an id; otherwise the API makes one.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class Observe:
+    """The request's id (the client's `X-Request-ID` when it looks like one, else a new one),
+    bound to every log line of the request and echoed in the answer; the request counted and
+    timed per route. Plain ASGI: Starlette's `BaseHTTPMiddleware` (`@app.middleware`) passes
+    every chunk of a request body through a task group of its own, a tenth of the API's CPU
+    for a 1 MB upload."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(8)}"
+        status = 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            with logs.bound(request_id=request_id):
+                await self.app(scope, receive, answer)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUESTS.labels(scope["method"], name, str(status)).inc()
+            metrics.LATENCY.labels(scope["method"], name).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,19 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/studio", studio.assets(), name="studio")
     app.mount(docs.ASSETS, docs.assets(), name="docs-assets")
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        given = request.headers.get("x-request-id", "")
-        request_id = given if REQUEST_ID.fullmatch(given) else f"req_{secrets.token_hex(8)}"
-        with logs.bound(request_id=request_id):
-            response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.REQUESTS.labels(request.method, name, str(response.status_code)).inc()
-        metrics.LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Observe)
     app.add_middleware(RequestGuard, body_seconds=settings.body_timeout_seconds)
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -138,6 +139,66 @@ def _source(data: bytes, content_type: str, image: Image.Image, converted: str |
     )
 
 
+#: Where a scan's entropy-coded data ends: a 0xFF that is neither a stuffed 0xFF00 nor a
+#: restart marker.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+
+
+def _jpeg_structure(data: bytes, param: str) -> None:
+    """Walk a JPEG's segments from SOI to EOI without decoding it: every segment within the
+    file, every scan's coded data ending at a marker, an end-of-image marker at the end.
+    A file cut short is `image_truncated`; a broken one is `image_corrupt`."""
+    truncated = InvalidRequest(
+        "image_truncated", f"{param} is truncated: the file ends before the image does", param
+    )
+    size, pos, scans = len(data), 2, 0
+    while True:
+        if pos + 2 > size:
+            raise truncated
+        marker = data[pos + 1]
+        if data[pos] != 0xFF or marker in (0x00, 0xD8):
+            raise InvalidRequest("image_corrupt", f"{param} is corrupt: no JPEG marker at byte {pos}", param)
+        if marker == 0xD9:
+            if scans:
+                return
+            raise InvalidRequest("image_corrupt", f"{param} is corrupt: it ends before any image data", param)
+        if marker == 0xFF or marker in _STANDALONE:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if pos + 4 > size:
+            raise truncated
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            raise InvalidRequest(
+                "image_corrupt", f"{param} is corrupt: a bad segment length at byte {pos}", param
+            )
+        pos += 2 + length
+        if pos > size:
+            raise truncated
+        if marker == 0xDA:  # start of scan: its coded data runs to the next marker
+            scans += 1
+            found = _SCAN_END.search(data, pos)
+            if found is None:
+                raise truncated
+            pos = found.start()
+
+
+def _plain_jpeg(data: bytes, image: Image.Image, param: str) -> SourceImage:
+    """An upright JPEG, stored as it came: its header was read by Pillow, its structure is
+    walked to the end (`_jpeg_structure`) instead of decoding every block. A decode refuses no
+    more: libjpeg only warns about damaged coded data, and Pillow ignores its warnings."""
+    _jpeg_structure(data, param)
+    return SourceImage(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        content_type="image/jpeg",
+        width=image.width,
+        height=image.height,
+        has_alpha=False,
+    )
+
+
 def check_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> SourceImage:
     """A source image ready to store, or a specific refusal."""
     if len(data) > max_bytes:
@@ -150,6 +211,12 @@ def check_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> 
         raise UnsupportedMedia(
             "animated_image", f"{param} has several frames; send a single still image", param
         )
+    if (
+        fmt == "JPEG"
+        and image.mode in ("L", "RGB")
+        and image.getexif().get(_EXIF_ORIENTATION, 1) in (1, None)
+    ):
+        return _plain_jpeg(data, image, param)
     _load(image, param)
     if fmt in CONVERTED:
         return _source(_encode_png(image), "image/png", image, fmt.lower())

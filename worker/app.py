@@ -1,10 +1,10 @@
 """The Celery app, configured for long paid calls on a Redis broker.
 
-Early acks and prefetch 1; a visibility timeout far above any call, so Redis never hands live
-work to a second worker; no result backend (job state lives in editq's own records); task
-events on for Flower. Queues: `editq.edits` (provider
-calls, admitted only when they can run), `editq.webhooks`, `editq.ops` (housekeeping, and the
-economy lane's batches).
+Early acks and prefetch 1, and no ack emulation on the broker: Celery never redelivers (editq's
+leases bring lost work back), so no live work goes to a second worker; no result backend (job
+state lives in editq's own records); task events on for Flower (edits send no started event).
+Queues: `editq.edits` (provider calls, admitted only when they can run), `editq.webhooks`,
+`editq.ops` (housekeeping, and the economy lane's batches).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from celery import Celery, signals
 from editq import redis_target
 from editq.logs import configure
 from editq.settings import Settings, get_settings
+from editq.worker import broker
 from editq.worker.probes import LoopProbe
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
@@ -35,6 +36,8 @@ def make_app(settings: Settings | None = None) -> Celery:
     target = redis_target.parse(settings.redis_url)
     app = Celery("editq", broker=target.broker_url(), include=["editq.worker.tasks"])
     app.conf.update(
+        # one Redis client per channel instead of one per published message (worker/broker.py)
+        broker_transport=broker.transport_for(settings.redis_url),
         broker_transport_options={**_broker_transport(settings), **target.broker_transport_options()},
         visibility_timeout=settings.visibility_timeout,
         broker_connection_retry_on_startup=True,
@@ -61,7 +64,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_on_timeout=True,
         worker_send_task_events=settings.task_events,
         # Jobs reach Celery only when they can run at once, so there is no wait for a task-sent
-        # event to show; the worker's own events (received, started, succeeded) feed Flower.
+        # event to show; the worker's own events (received, succeeded; edits send no started
+        # event: worker/broker.py) feed Flower.
         task_send_sent_event=False,
         task_track_started=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -81,6 +85,10 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 def _broker_transport(settings: Settings) -> dict[str, Any]:
     return {
+        # No unacked hash: with early acks kombu would still write each delivered message to it
+        # and delete it again at the ack (two round trips per message), only to restore
+        # messages editq never waits for (its leases bring lost work back).
+        "ack_emulation": False,
         "visibility_timeout": settings.visibility_timeout,
         "global_keyprefix": f"{settings.redis_prefix}:celery:",
         "unacked_restore_throttle": 3,

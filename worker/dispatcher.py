@@ -31,6 +31,9 @@ log = logging.getLogger("editq.dispatcher")
 IDLE_SECONDS = 1.0
 #: Most jobs admitted in one round before the schedule gets a turn.
 ROUND = 200
+#: Longest a new schedule entry (a job's webhook event, a retry due at once) waits for a
+#: dispatcher to look; busy dispatchers, woken by every finished job, look no more often.
+SCHEDULE_POLL_SECONDS = 0.05
 
 Publish = Callable[[str, list[str], str], None]
 #: Turns a due job event into a webhook delivery.
@@ -100,6 +103,9 @@ class Dispatcher(threading.Thread):
         self.stopped = threading.Event()
         self.lease_ms = int((db.settings.webhook_timeout_seconds + 60) * 1000)
         self.next_sweep = 0.0
+        #: When the schedule was last looked at (monotonic) and when its next entry falls due.
+        self.schedule_checked = -SCHEDULE_POLL_SECONDS
+        self.schedule_due: float | None = None
 
     def step(self) -> float:
         """One round; returns how long to sleep."""
@@ -111,9 +117,12 @@ class Dispatcher(threading.Thread):
             if self.periodic is not None:
                 self.periodic(first)
         _, wait = admit_round(self.db, self.publish)
-        next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
-        if next_due is not None:
-            wait = min(wait, next_due)
+        if now >= self.schedule_checked + SCHEDULE_POLL_SECONDS:
+            self.schedule_checked = now
+            next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
+            self.schedule_due = None if next_due is None else now + next_due
+        if self.schedule_due is not None:
+            wait = min(wait, max(self.schedule_due, self.schedule_checked + SCHEDULE_POLL_SECONDS) - now)
         return max(0.0, min(wait, IDLE_SECONDS))
 
     def run(self) -> None:

@@ -149,9 +149,9 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
         return _failed_call(ctx, job, exc, attempts)
     _measure(ctx, job, started, ProviderOutcome.OK, status=200, request=result.request_id)
     ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
-    _answered(ctx, job, result)
+    running = _answered(ctx, job, result)
     limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
-    return complete(ctx, job, plan, result)
+    return complete(ctx, job, plan, result, running=running)
 
 
 def _measure(
@@ -211,12 +211,16 @@ def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, An
     return exc.to_error()
 
 
-def _answered(ctx: Context, job: Job, result: EditResult) -> None:
-    """Note the billed call's usage and price at once, before anything else can fail."""
+def _answered(ctx: Context, job: Job, result: EditResult) -> bool | None:
+    """Note the billed call's usage and price at once, before anything else can fail. Returns
+    whether this run still owns the running job (None: Redis could not say)."""
     try:
-        jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, result.usage, _price(ctx, job, result.usage))
+        return jobs.mark_call(
+            ctx.db, job, jobs.CallPhase.ANSWERED, result.usage, _price(ctx, job, result.usage)
+        )
     except StorageUnavailable as exc:
         log.warning("could not note the answered call of %s: %s", job.id, exc)
+        return None
 
 
 def _observe_headers(ctx: Context, exc: ProviderError) -> None:
@@ -281,9 +285,12 @@ def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
     return cost.charge(model, job.lane, usage)
 
 
-def complete(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outcome:
+def complete(
+    ctx: Context, job: Job, plan: EditPlan, result: EditResult, *, running: bool | None = None
+) -> Outcome:
     """A billed answer: shape the outputs, store them, settle. A job canceled meanwhile is
-    settled without storing anything."""
+    settled without storing anything. `running`: whether the run still owns the running job,
+    when the caller just learned it (None: ask Redis)."""
     try:
         shaped = [
             shape_output(
@@ -298,7 +305,9 @@ def complete(ctx: Context, job: Job, plan: EditPlan, result: EditResult) -> Outc
     except ValueError as exc:
         return fail(ctx, job, BadResponse(str(exc)).to_error(), result.usage)
     stored: list[dict[str, Any]] = []
-    if jobs.status(ctx.db, job.tenant, job.id) is Status.RUNNING:
+    if running is None:
+        running = jobs.status(ctx.db, job.tenant, job.id) is Status.RUNNING
+    if running:
         try:
             stored = _store_outputs(ctx, job, shaped, result.echo)
         except StorageError as exc:

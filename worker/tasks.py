@@ -22,7 +22,7 @@ def publish(name: str, args: list[str], task_id: str) -> None:
     app.send_task(name, args=args, task_id=task_id)
 
 
-@app.task(name="editq.edit", bind=True, ignore_result=True)
+@app.task(name="editq.edit", bind=True, ignore_result=True, Request="editq.worker.broker:EditRequest")
 def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
     return edit.run(context.current(), tenant, job_id, token).value
 

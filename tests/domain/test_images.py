@@ -139,3 +139,48 @@ def test_animated_png_and_multipage_tiff_are_refused() -> None:
         with pytest.raises(EditqError) as refused:
             check_image(out.getvalue(), param="image", **LIMITS)
         assert refused.value.code == "animated_image", fmt
+
+
+def _jpeg(**kw: object) -> bytes:
+    return _save(Image.open(io.BytesIO(images.scene(320, 240))).convert("RGB"), "JPEG", **kw)
+
+
+def _eoi_dropped(data: bytes) -> bytes:
+    assert data.endswith(b"\xff\xd9")
+    return data[:-2]
+
+
+def _scan_dropped(data: bytes) -> bytes:
+    """Everything from the first scan on replaced by the end-of-image marker."""
+    return data[: data.index(b"\xff\xda")] + b"\xff\xd9"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("baseline", _jpeg(quality=90)),
+        ("progressive", _jpeg(progressive=True)),
+        ("restart markers", _jpeg(restart_marker_blocks=2)),
+        ("grayscale", _save(Image.new("L", (64, 48), 90), "JPEG")),
+        ("bytes after the end-of-image marker", _jpeg() + b"trailing bytes"),
+    ],
+)
+def test_plain_jpegs_are_stored_as_they_came(name: str, data: bytes) -> None:
+    checked = check_image(data, param="image", **LIMITS)
+    assert (checked.data, checked.content_type) == (data, "image/jpeg"), name
+    assert checked.size == Image.open(io.BytesIO(data)).size
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("end-of-image marker missing", _eoi_dropped(_jpeg()), "image_truncated"),
+        ("cut in a progressive scan", _jpeg(progressive=True)[:-400], "image_truncated"),
+        ("no scan at all", _scan_dropped(_jpeg()), "image_corrupt"),
+        ("garbage where a segment starts", _jpeg().replace(b"\xff\xda", b"\x00\xda", 1), "image_corrupt"),
+    ],
+)
+def test_broken_jpegs_are_refused_without_decoding(name: str, data: bytes, code: str) -> None:
+    with pytest.raises(EditqError) as refused:
+        check_image(data, param="image", **LIMITS)
+    assert refused.value.code == code, (name, refused.value)

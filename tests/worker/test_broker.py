@@ -1,0 +1,60 @@
+"""The worker's broker settings (editq/worker/broker.py): Flower still shows edit tasks, which
+send no `task-started` event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from editq.ops import launcher
+from editq.worker import broker
+from tests import images
+from tests.support.stack import Universe
+
+AUTH = ("admin", "flower-password-for-the-broker-test")
+
+
+def test_editq_transport_only_for_plain_redis_urls() -> None:
+    assert broker.transport_for("redis://127.0.0.1:6379/0") == broker.TRANSPORT
+    assert broker.transport_for("rediss://cache.example:6380/0") == broker.TRANSPORT
+    assert broker.transport_for("sentinel://127.0.0.1:26379") is None
+
+
+def _edit_tasks(port: int) -> dict[str, Any]:
+    answer = httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=AUTH, timeout=10)
+    answer.raise_for_status()
+    tasks: dict[str, Any] = answer.json()
+    return {uuid: task for uuid, task in tasks.items() if task.get("name") == "editq.edit"}
+
+
+def test_flower_shows_edit_tasks_received_then_succeeded(make_stack: Callable[..., Universe]) -> None:
+    u = make_stack(workers=0, beat=False)
+    port = launcher.free_port()
+    flower = launcher.flower(
+        u.env, port, ":".join(AUTH), echo=False, log=u.services.logs / f"{u.prefix}-f.log"
+    )
+    try:
+        launcher.wait_for_http(f"http://127.0.0.1:{port}/healthcheck", timeout=60)
+        u.start_worker(4)
+        _, key = u.tenant()
+        with u.client(key) as client:
+            job = client.post(
+                "/v1/edits",
+                data={"prompt": "make it night", "quality": "low"},
+                files={"image": ("a.png", images.scene(320, 240), "image/png")},
+            ).json()
+            assert u.wait_job(client, job["id"])["status"] == "succeeded"
+        deadline = time.monotonic() + 30
+        while not (tasks := _edit_tasks(port)) or next(iter(tasks.values()))["state"] != "SUCCESS":
+            assert time.monotonic() < deadline, tasks
+            time.sleep(0.3)
+    finally:
+        flower.stop()
+    [task] = tasks.values()
+    assert task["args"].count(job["id"]) == 1
+    assert task["received"]
+    assert task["succeeded"]
+    assert task["started"] is None  # no task-started event: one publish less per job
