@@ -59,7 +59,8 @@ def test_a_pool_of_openai_and_azure_accounts() -> None:
         {"gpt-image-1": "img1"},
         0.9,
     )
-    assert b.serves("gpt-image-1") and not b.serves("gpt-image-1-mini")
+    assert b.serves("gpt-image-1")
+    assert not b.serves("gpt-image-1-mini")
     assert "sk-b" not in repr(b)
 
 
@@ -84,7 +85,8 @@ def test_settings_read_the_pool_from_a_file(tmp_path: Path) -> None:
     path.write_text(json.dumps([_account(), _account(name="b", api_key_env="KEY_B")]))
     s = Settings.from_env({**ENV, "EDITQ_PROVIDER_ACCOUNTS": f"@{path}"})
     assert [a.name for a in s.accounts] == ["a", "b"]
-    assert s.account("b") is not None and s.account("c") is None
+    assert s.account("b") is not None
+    assert s.account("c") is None
 
 
 @pytest.mark.parametrize(
