@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
-from editq.ops.bench import floor
+from editq.ops.bench import accounts, floor
 from editq.ops.bench.harness import (
     ACCESS,
     SECRET,
@@ -711,7 +711,7 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
     quick = args.quick
-    chosen = set(args.only or [1, 2, 3, 4, 5])
+    chosen = set(args.only or [1, 2, 3, 4, 5, 6, 7])
     root = Path(tempfile.mkdtemp(prefix="editq-bench-"))
     services = Services.start(root)
     started = time.monotonic()
@@ -732,6 +732,10 @@ def main() -> None:
         if 5 in chosen:
             results.append(economy(services, 200 if quick else 1000))
             print(results[-1].rows, flush=True)
+        for number, case in ((6, accounts.pooled), (7, accounts.failover)):
+            if number in chosen:
+                results.append(Result(*case(services, 450 if quick else 2000)))
+                print(results[-1].rows, flush=True)
     finally:
         services.stop()
     write(results, Path(args.out), time.monotonic() - started, partial=args.only is not None)
