@@ -146,6 +146,7 @@ def pooled(services: Services, jobs: int) -> Report:
             "within 10%",
         ),
         ("jobs finished", f"{len(ok)} of {jobs}", f"{len(one_ok)} of {jobs // len(NAMES)}", ""),
+        ("worker slots' ceiling: slots / mean seconds a job holds one", _ceiling(ok), _ceiling(one_ok), ""),
     ]
     met = rate / total >= 0.97 and limited / max(1, calls) <= 0.01 and worst <= 0.10
     notes = [
@@ -154,6 +155,13 @@ def pooled(services: Services, jobs: int) -> Report:
         "most room left, so the shares follow the limits."
     ]
     return "6. Pooled accounts", setup, rows, ["met" if met else "MISSED"], notes
+
+
+def _ceiling(records: list[dict[str, str]]) -> str:
+    """The rate the worker slots allow at the mean time a job held one (admission to its end)."""
+    held = [int(r["finished_at"]) - int(r["admitted_at"]) for r in records if r.get("finished_at")]
+    mean = sum(held) / max(1, len(held)) / 1000
+    return f"{WORKERS * CONCURRENCY / max(mean, 0.001) * 60:.0f}/min (a job held a slot {mean:.2f} s)"
 
 
 def _window_rate(stats: dict[str, dict[str, Any]], names: tuple[str, ...], start: float, end: float) -> float:

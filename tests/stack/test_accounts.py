@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +57,13 @@ def _submit(client: httpx.Client, **data: str) -> str:
     return str(response.json()["id"])
 
 
+def _cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "editq.tools.cli", *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
 def _state(u: Universe, name: str) -> dict[str, Any]:
     return next(a for a in limiter.state(u.db)["accounts"] if a["name"] == name)
 
@@ -71,6 +80,9 @@ def test_jobs_go_to_an_account_that_serves_their_model(
         done = {i: u.wait_job(client, i) for i in minis + bigs}
         ready = httpx.get(f"{u.api_url}/readyz", timeout=10).json()
         scraped = httpx.get(f"{u.api_url}/metrics", timeout=10).text
+    with u.admin() as admin:
+        listed = admin.get("/v1/admin/provider").json()["data"]
+    printed = _cli("provider", env=u.env)
     assert {done[i]["status"] for i in done} == {"succeeded"}
     assert {done[i]["account"] for i in minis} == {"a"}
     assert {done[i]["account"] for i in bigs} == {"b"}
@@ -79,6 +91,14 @@ def test_jobs_go_to_an_account_that_serves_their_model(
     assert [a["name"] for a in ready["checks"]["provider"]["accounts"]] == ["a", "b"]
     assert 'editq_account_ipm_limit{account="b"} 6000.0' in scraped
     assert 'editq_account_paused{account="a",reason=""} 0.0' in scraped
+    assert [(a["name"], a["models"], a["state"]) for a in listed] == [
+        ("a", ["gpt-image-1-mini"], "ok"),
+        ("b", ["gpt-image-1.5"], "ok"),
+    ]
+    assert [line.split()[:3] for line in printed.splitlines()[1:]] == [
+        ["a", "openai", "6000"],
+        ["b", "openai", "6000"],
+    ]
 
 
 def test_an_account_out_of_quota_pauses_and_its_jobs_move_to_the_others(
@@ -133,3 +153,23 @@ def test_the_one_account_shorthand_is_the_account_named_default(stack: Universe)
     with stack.client(key) as client:
         job = stack.wait_job(client, _submit(client))
     assert (job["status"], job["account"]) == ("succeeded", "default")
+
+
+def test_sustained_server_errors_pause_an_account_and_its_retries_move(
+    make_stack: Callable[..., Universe], make_sim: Callable[..., PrivateSim]
+) -> None:
+    sim = make_sim()
+    pool = _pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1-mini"]))
+    u = make_stack(workers=1, EDITQ_ACCOUNT_ERROR_THRESHOLD="2", **pool)
+    _account(sim, "a", fail_rate=1.0)
+    _, key = u.tenant()
+    with u.client(key) as client:
+        done = [u.wait_job(client, i) for i in [_submit(client) for _ in range(8)]]
+    assert [j["status"] for j in done] == ["succeeded"] * 8
+    assert {j["account"] for j in done} == {"b"}
+    retried = [j for j in done if j["attempts"] > 1]
+    assert retried  # the jobs a answered 500 were retried, on b
+    state = _state(u, "a")
+    assert state["state"] == "paused"
+    assert state["pause_reason"] == "server_errors"
+    assert set(_stats(sim, "a")["by_status"]) == {"500"}
