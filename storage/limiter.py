@@ -108,6 +108,12 @@ PAUSE_REASONS = {
 }
 
 
+def _first_pause_ms(configured: float, kind: Signal) -> int:
+    if kind is Signal.SERVER_ERROR:
+        configured = min(configured, SERVER_ERROR_PAUSE_SECONDS)
+    return int(configured * 1000)
+
+
 def _account(db: Backend, name: str) -> Account:
     account = db.settings.account(name)
     if account is None:
@@ -140,10 +146,7 @@ def observe(
         h.remaining_images,
         acc.ipm,
         acc.rpm,
-        int(
-            min(s.account_pause_seconds, SERVER_ERROR_PAUSE_SECONDS if kind is Signal.SERVER_ERROR else 1e9)
-            * 1000
-        ),
+        _first_pause_ms(s.account_pause_seconds, kind),
         PAUSE_REASONS.get(kind, ""),
         s.limiter_burst_seconds,
         int(s.account_pause_max_seconds * 1000),
