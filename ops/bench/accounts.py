@@ -19,7 +19,7 @@ from editq.ops.bench.harness import Editq, Services, sim_stats
 PER_ACCOUNT = 300
 NAMES = ("p1", "p2", "p3")
 WORKERS = 2
-CONCURRENCY = 40
+CONCURRENCY = 24
 LATENCY = "1-2"
 
 Report = tuple[str, str, list[tuple[str, str, str, str]], list[str], list[str]]
@@ -33,19 +33,19 @@ def _image() -> bytes:
     return out.getvalue()
 
 
-def _pool(sim_url: str, names: tuple[str, ...]) -> dict[str, str]:
+def _pool(urls: dict[str, str]) -> dict[str, str]:
     spec = [
         {
             "name": name,
             "kind": "openai",
-            "base_url": f"{sim_url}/a/{name}/v1",
+            "base_url": f"{url}/v1",
             "api_key_env": "BENCH_SIM_KEY",
             "models": ["gpt-image-1-mini"],
             "ipm": PER_ACCOUNT,
             "rpm": PER_ACCOUNT,
             "max_inflight": 32,
         }
-        for name in names
+        for name, url in urls.items()
     ]
     return {"BENCH_SIM_KEY": "sk-bench", "EDITQ_PROVIDER_ACCOUNTS": json.dumps(spec)}
 
@@ -63,40 +63,38 @@ def _run(
     *,
     fail_at: float | None = None,
 ) -> tuple[list[dict[str, str]], dict[str, dict[str, Any]], float | None]:
-    """A backlog of `jobs` over the accounts `names` of one simulator. With `fail_at`, the last
-    account starts answering insufficient_quota once that share of the jobs has started.
+    """A backlog of `jobs` over the simulated accounts `names` (one simulator process each, as
+    separate providers do not share a CPU; each account at `/a/{name}/v1`). With `fail_at`, the
+    last account starts answering insufficient_quota once that share of the jobs has started.
     Returns the job records, each account's simulator stats (with timelines) and when it failed."""
-    sim, sim_url = services.sim("--ipm", str(PER_ACCOUNT), "--latency", LATENCY)
+    sims = [services.sim("--ipm", str(PER_ACCOUNT), "--latency", LATENCY) for _ in names]
+    urls = {name: f"{url}/a/{name}" for name, (_, url) in zip(names, sims, strict=True)}
     failed_at = None
     try:
-        editq = Editq.create(
-            services,
-            sim_url,
-            EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY),
-            **_pool(sim_url, names),
-        )
+        editq = Editq.create(services, sims[0][1], EDITQ_WORKER_CONCURRENCY=str(CONCURRENCY), **_pool(urls))
         try:
             key = editq.tenant("acme")
             with editq.client(key) as client:
                 ids = editq.submit_backlog(client, jobs, _image())
-            for name in names:  # fresh buckets and counts for the run
-                httpx.post(f"{sim_url}/a/{name}/_sim/reset", timeout=10).raise_for_status()
+            for url in urls.values():  # fresh buckets and counts for the run
+                httpx.post(f"{url}/_sim/reset", timeout=10).raise_for_status()
             editq.start_workers(WORKERS, CONCURRENCY)
             if fail_at is not None:
                 target = int(jobs * fail_at)
                 while sum(1 for r in editq.records("acme", ids) if r.get("started_at")) < target:
                     time.sleep(0.2)
                 httpx.post(
-                    f"{sim_url}/a/{names[-1]}/_sim/config", json={"quota_exhausted": True}, timeout=10
+                    f"{urls[names[-1]]}/_sim/config", json={"quota_exhausted": True}, timeout=10
                 ).raise_for_status()
                 failed_at = time.time()
             limit = PER_ACCOUNT * (len(names) - (1 if fail_at is not None else 0))
             records = editq.wait("acme", ids, timeout=jobs / limit * 60 * 2 + 120)
         finally:
             editq.stop()
-        stats = {name: sim_stats(f"{sim_url}/a/{name}", timeline=True) for name in names}
+        stats = {name: sim_stats(url, timeline=True) for name, url in urls.items()}
     finally:
-        sim.stop()
+        for sim, _ in sims:
+            sim.stop()
     return records, stats, failed_at
 
 
@@ -109,7 +107,7 @@ def _limited(stats: dict[str, dict[str, Any]]) -> tuple[int, int]:
 
 def pooled(services: Services, jobs: int) -> Report:
     setup = (
-        f"three simulated accounts (one simulator, `/a/p1..p3/v1`), each limited to {PER_ACCOUNT} images/min "
+        f"three simulated accounts (`/a/p1..p3/v1`, one simulator process each), each limited to {PER_ACCOUNT} images/min "
         f"(token bucket, starts full), latency {LATENCY} s; editq told each account's true limit; {jobs}-job "
         f"backlog; {WORKERS} worker processes x {CONCURRENCY} threads. Baseline: one of those accounts alone "
         f"with a third of the jobs, same run."
