@@ -72,7 +72,7 @@ def test_jobs_go_to_an_account_that_serves_their_model(
     make_stack: Callable[..., Universe], make_sim: Callable[..., PrivateSim]
 ) -> None:
     sim = make_sim()
-    u = make_stack(workers=1, **_pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1.5"])))
+    u = make_stack(workers=1, beat=False, **_pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1.5"])))
     _, key = u.tenant()
     with u.client(key) as client:
         minis = [_submit(client, model="gpt-image-1-mini") for _ in range(3)]
@@ -106,7 +106,7 @@ def test_an_account_out_of_quota_pauses_and_its_jobs_move_to_the_others(
 ) -> None:
     sim = make_sim()
     pool = _pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1-mini"]))
-    u = make_stack(workers=1, EDITQ_ACCOUNT_PAUSE_SECONDS="1", **pool)
+    u = make_stack(workers=1, beat=False, EDITQ_ACCOUNT_PAUSE_SECONDS="1", **pool)
     _account(sim, "a", quota_exhausted=True)
     _, key = u.tenant()
     with u.client(key) as client:
@@ -131,7 +131,7 @@ def test_a_paused_account_takes_no_work_until_its_probe(
 ) -> None:
     sim = make_sim()
     pool = _pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1-mini"]))
-    u = make_stack(workers=1, EDITQ_ACCOUNT_PAUSE_SECONDS="60", **pool)
+    u = make_stack(workers=1, beat=False, EDITQ_ACCOUNT_PAUSE_SECONDS="60", **pool)
     _account(sim, "a", quota_exhausted=True)
     _, key = u.tenant()
     with u.client(key) as client:
@@ -160,7 +160,7 @@ def test_sustained_server_errors_pause_an_account_and_its_retries_move(
 ) -> None:
     sim = make_sim()
     pool = _pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1-mini"]))
-    u = make_stack(workers=1, EDITQ_ACCOUNT_ERROR_THRESHOLD="2", **pool)
+    u = make_stack(workers=1, beat=False, EDITQ_ACCOUNT_ERROR_THRESHOLD="2", **pool)
     _account(sim, "a", fail_rate=1.0)
     _, key = u.tenant()
     with u.client(key) as client:
