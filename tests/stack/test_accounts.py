@@ -22,8 +22,8 @@ IMAGE = ("a.png", images.scene(64, 48), "image/png")
 KEYS = {"SIM_KEY_A": "sk-sim-a", "SIM_KEY_B": "sk-sim-b"}
 
 
-def _pool(sim: PrivateSim, *accounts: tuple[str, list[str]]) -> dict[str, str]:
-    """Settings for a pool of simulated accounts `/a/{name}/v1` (name, models)."""
+def _pool(sim: PrivateSim, *accounts: tuple[str, list[str]], **prices: float) -> dict[str, str]:
+    """Settings for a pool of simulated accounts `/a/{name}/v1` (name, models; price_factor by name)."""
     spec = [
         {
             "name": name,
@@ -34,6 +34,7 @@ def _pool(sim: PrivateSim, *accounts: tuple[str, list[str]]) -> dict[str, str]:
             "ipm": 6000,
             "rpm": 6000,
             "max_inflight": 8,
+            "price_factor": prices.get(name, 1.0),
         }
         for name, models in accounts
     ]
@@ -173,3 +174,16 @@ def test_sustained_server_errors_pause_an_account_and_its_retries_move(
     assert state["state"] == "paused"
     assert state["pause_reason"] == "server_errors"
     assert set(_stats(sim, "a")["by_status"]) == {"500"}
+
+
+def test_the_cheapest_account_with_room_goes_first(
+    make_stack: Callable[..., Universe], make_sim: Callable[..., PrivateSim]
+) -> None:
+    sim = make_sim()
+    pool = _pool(sim, ("a", ["gpt-image-1-mini"]), ("b", ["gpt-image-1-mini"]), b=0.5)
+    u = make_stack(workers=1, beat=False, **pool)
+    _, key = u.tenant()
+    with u.client(key) as client:
+        done = [u.wait_job(client, _submit(client)) for _ in range(3)]
+    assert [j["account"] for j in done] == ["b", "b", "b"]
+    assert _stats(sim, "a")["requests"] == 0
