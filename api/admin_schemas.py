@@ -278,3 +278,31 @@ class TenantCredits(CreditBalance):
 
     object: Literal["credit_balance"] = "credit_balance"
     tenant: str
+
+
+class ProviderAccount(Public):
+    """One provider account as admission sees it (`editq provider` prints the same)."""
+
+    object: Literal["provider_account"] = "provider_account"
+    name: str
+    kind: Literal["openai", "azure"]
+    #: Catalogue names the account runs; null: every model (the one-account shorthand).
+    models: list[str] | None
+    ipm_configured: int
+    rpm_configured: int
+    #: The rates the limiter uses now (cut after 429s, capped by the provider's headers).
+    ipm_effective: float
+    rpm_effective: float
+    inflight: int
+    max_inflight: int
+    #: `ok`; `paused` (no new work until `paused_until_ms`); `probing` (one call at a time).
+    state: Literal["ok", "paused", "probing"]
+    paused: bool
+    pause_reason: str | None
+    paused_until_ms: int | None
+    probing: bool
+
+
+class ProviderAccountList(Public):
+    object: Literal["list"] = "list"
+    data: list[ProviderAccount]

@@ -6,6 +6,7 @@ Every replica therefore reports the same cluster-wide series (aggregate them wit
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import (
@@ -57,6 +58,25 @@ def _pending(depths: dict[str, tuple[int, int]]) -> GaugeMetricFamily:
     return pending
 
 
+def _accounts(accounts: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Each provider account's gauges, labelled `account`."""
+    inflight, ipm, limit, paused = (
+        _gauge(name)
+        for name in (
+            "editq_account_inflight",
+            "editq_account_ipm",
+            "editq_account_ipm_limit",
+            "editq_account_paused",
+        )
+    )
+    for a in accounts:
+        inflight.add_metric([a["name"]], a["inflight"])
+        ipm.add_metric([a["name"]], a["ipm_effective"])
+        limit.add_metric([a["name"]], a["ipm_configured"])
+        paused.add_metric([a["name"], a["pause_reason"] or ""], 1 if a["paused"] else 0)
+    yield from (inflight, ipm, limit, paused)
+
+
 class StateCollector(Collector):
     """Reads queue depths, slots, the limiter, live workers and budgets from Redis on every scrape."""
 
@@ -78,6 +98,7 @@ class StateCollector(Collector):
         yield _gauge("editq_limiter_ipm", state["ipm_effective"])
         yield _gauge("editq_limiter_rpm", state["rpm_effective"])
         yield _gauge("editq_provider_paused", 1 if state["paused"] else 0)
+        yield from _accounts(state["accounts"])
         yield _gauge("editq_schedule_due", backlog.due)
         yield _gauge("editq_schedule_size", backlog.scheduled)
         yield _gauge("editq_workers_live", live)

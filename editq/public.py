@@ -137,6 +137,8 @@ class EditJob(Public):
     lane: Lane
     #: The provider's batch that runs or ran the job (economy lane), else null.
     provider_batch_id: str | None
+    #: The provider account that ran (or runs) the job's call; null before its admission.
+    account: str | None
     metadata: dict[str, str]
     webhook: WebhookTarget | None
     sources: list[SourceInfo]
@@ -227,6 +229,7 @@ def edit_job(job: Job, output_url: OutputUrl, queue_position: int | None = None)
         priority=job.priority,
         lane=job.lane,
         provider_batch_id=job.provider_batch_id,
+        account=job.raw.get("account") or None,
         metadata=job.metadata,
         webhook=WebhookTarget(url=job.webhook_url, events=job.webhook_events) if job.webhook_url else None,
         sources=[SourceInfo(**_pick(s, tuple(SourceInfo.model_fields))) for s in job.sources],

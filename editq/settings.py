@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import functools
 import json
+import os
 import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from editq import accounts as accounts_module
+from editq import catalogue as catalogue_module
 from editq import redis_target
+from editq.accounts import DEFAULT_ACCOUNT, Account
 from editq.clock import Clock
 
 #: Standard Webhooks retry schedule (seconds after the event): immediately, 5 s, 5 min, 30 min,
@@ -28,6 +40,10 @@ DRAIN_MARGIN_SECONDS = 30.0
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
 #: Shortest EDITQ_ADMIN_API_KEY accepted: it opens every tenant's settings.
 MIN_ADMIN_KEY_CHARS = 16
+
+
+#: The environment `Settings.from_env` reads (account keys are looked up in it), else None.
+_ENV: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("editq_env", default=None)
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -101,6 +117,17 @@ class Settings(BaseSettings):
     provider_ipm: int = Field(250, ge=1, validation_alias=_env("EDITQ_PROVIDER_IPM"))
     provider_rpm: int = Field(250, ge=1, validation_alias=_env("EDITQ_PROVIDER_RPM"))
     provider_max_inflight: int = Field(32, ge=1, validation_alias=_env("EDITQ_PROVIDER_MAX_INFLIGHT"))
+    #: The pool of provider accounts: a JSON list, or `@path` to a JSON file (editq/accounts.py).
+    #: Unset: the settings above make one account, `default`.
+    provider_accounts_spec: str | None = Field(None, validation_alias=_env("EDITQ_PROVIDER_ACCOUNTS"))
+    #: First pause of an account out of quota, refused its key or failing (doubles per relapse).
+    account_pause_seconds: float = Field(300.0, gt=0, validation_alias=_env("EDITQ_ACCOUNT_PAUSE_SECONDS"))
+    #: Longest pause of an account before one call probes it again.
+    account_pause_max_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("EDITQ_ACCOUNT_PAUSE_MAX_SECONDS")
+    )
+    #: Consecutive 5xx answers (or unreachable calls) that pause an account.
+    account_error_threshold: int = Field(5, ge=1, validation_alias=_env("EDITQ_ACCOUNT_ERROR_THRESHOLD"))
     #: Largest burst the limiter lets through at once, in seconds of the configured rate.
     limiter_burst_seconds: float = Field(1.0, gt=0, validation_alias=_env("EDITQ_LIMITER_BURST_SECONDS"))
     #: Credit, in images, a tenant gets when it becomes active again after being idle.
@@ -300,6 +327,8 @@ class Settings(BaseSettings):
         redis_target.parse(value)  # RedisURLError (a ValueError) names what is wrong
         return value
 
+    _accounts: tuple[Account, ...] = PrivateAttr(())
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.api_redis_timeout_seconds * 1000:
@@ -326,12 +355,47 @@ class Settings(BaseSettings):
             raise ValueError(
                 "EDITQ_SECRETS_KEY must be Fernet keys (32 url-safe base64 bytes), comma separated"
             )
+        env = _ENV.get()
+        pool = accounts_module.load(
+            self.provider_accounts_spec,
+            os.environ if env is None else env,
+            catalogue_module.load(self.catalogue_path),
+        )
+        self._accounts = pool or (self._shorthand(),)
         return self
+
+    def _shorthand(self) -> Account:
+        """The one account the single-account settings describe."""
+        azure = self.provider == "azure"
+        key = (self.azure_api_key or self.openai_api_key) if azure else self.openai_api_key
+        return Account(
+            name=DEFAULT_ACCOUNT,
+            kind=self.provider,
+            ipm=self.provider_ipm,
+            rpm=self.provider_rpm,
+            max_inflight=self.provider_max_inflight,
+            base_url=(self.azure_endpoint if azure else self.openai_base_url).rstrip("/"),
+            api_key=key.get_secret_value() if key is not None else None,
+            deployments=dict(self.azure_deployments),
+            api_version=self.azure_api_version,
+        )
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """The provider accounts, in the order configured."""
+        return self._accounts
+
+    def account(self, name: str) -> Account | None:
+        return next((a for a in self._accounts if a.name == name), None)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Settings from an explicit environment (a child process's), not this process's."""
-        return cls.model_validate(dict(env))
+        token = _ENV.set(env)
+        try:
+            return cls.model_validate(dict(env))
+        finally:
+            _ENV.reset(token)
 
     @property
     def clock(self) -> Clock:

@@ -100,6 +100,12 @@ JOBS_FINISHED = Family(
 PROVIDER_CALLS = Family(
     "editq_provider_calls", Kind.COUNTER, "Provider calls by how they ended", ("model", "outcome")
 )
+ACCOUNT_CALLS = Family(
+    "editq_account_calls",
+    Kind.COUNTER,
+    "Provider calls by account and how they ended",
+    ("account", "outcome"),
+)
 PROVIDER_IMAGES = Family(
     "editq_provider_images", Kind.COUNTER, "Images the provider returned (what IPM limits count)", ("model",)
 )
@@ -142,6 +148,7 @@ RETRIES = Family(
 RECORDED = (
     JOBS_FINISHED,
     PROVIDER_CALLS,
+    ACCOUNT_CALLS,
     PROVIDER_IMAGES,
     PROVIDER_CALL_SECONDS,
     JOB_QUEUE_SECONDS,
@@ -159,6 +166,10 @@ GAUGES = (
     Family("editq_limiter_ipm", Kind.GAUGE, "Effective images per minute"),
     Family("editq_limiter_rpm", Kind.GAUGE, "Effective requests per minute"),
     Family("editq_provider_paused", Kind.GAUGE, "1 while admission is paused"),
+    Family("editq_account_inflight", Kind.GAUGE, "Provider calls in flight per account", ("account",)),
+    Family("editq_account_ipm", Kind.GAUGE, "Effective images per minute per account", ("account",)),
+    Family("editq_account_ipm_limit", Kind.GAUGE, "Configured images per minute per account", ("account",)),
+    Family("editq_account_paused", Kind.GAUGE, "1 while an account takes no new work", ("account", "reason")),
     Family("editq_schedule_due", Kind.GAUGE, "Scheduled items already due"),
     Family("editq_schedule_size", Kind.GAUGE, "Scheduled retries and deliveries"),
     Family("editq_workers_live", Kind.GAUGE, "Workers whose heartbeat is live"),

@@ -50,9 +50,10 @@ TEMPLATES: dict[str, str] = {
     "fair_clock": "fair:clock",
     "fair_vt": "fair:vt",
     "sequence": "seq",
-    "limiter": "lim",
-    "limiter_sent": "lim:sent",
-    "limiter_rejected": "lim:rej",
+    "limiter": "lim:{account}",
+    "limiter_sent": "lim:{account}:sent",
+    "limiter_rejected": "lim:{account}:rej",
+    "account_inflight": "inflight:{account}",
     "workers": "workers",
     "worker_slots": "workers:slots",
     "wake": "wake",
@@ -203,9 +204,13 @@ class Keys:
     def fair_cfg(self) -> str:
         return self.build("fair_cfg")
 
-    @property
-    def limiter(self) -> str:
-        return self.build("limiter")
+    def limiter(self, account: str) -> str:
+        """An account's limiter: GCRA state, effective rates, pause and probe state."""
+        return self.build("limiter", account)
+
+    def account_inflight(self, account: str) -> str:
+        """The in-flight leases of an account's calls (`inflight` holds every account's)."""
+        return self.build("account_inflight", account)
 
     @property
     def workers(self) -> str:

@@ -1,4 +1,7 @@
-"""The provider limiter and fair admission, shared by every worker through Redis.
+"""The provider limiters and fair admission, shared by every worker through Redis.
+
+Each provider account has its own limiter; admission routes each job to an account that serves
+its model and has room now.
 
 Images per minute and requests per minute are GCRA buckets on Redis' clock; calls in flight
 are leases in a sorted set, so a dead worker's slots come back when its leases lapse. The
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from editq.accounts import Account
 from editq.ratelimits import RateHeaders
 from editq.storage import metrics
 from editq.storage.backend import Backend
@@ -43,23 +47,36 @@ class Admission:
     reason: str = ""
     #: After an admission: whether a slot is still free (else the round can stop).
     more: bool = False
+    #: The provider account the admitted job goes to.
+    account: str = ""
+
+
+def _account_args(account: Account) -> list[str | int | float]:
+    models = "*" if account.models is None else "," + ",".join(sorted(account.models)) + ","
+    return [account.name, account.ipm, account.rpm, account.max_inflight, models, account.price_factor]
 
 
 def admit(db: Backend) -> Admission:
     s = db.settings
+    pool = s.accounts
     result = db.scripts.run(
         "admit",
-        s.provider_ipm,
-        s.provider_rpm,
-        s.provider_max_inflight,
         s.limiter_burst_seconds,
         int(s.admit_grace_seconds * 1000),
         16,
+        len(pool),
+        *[arg for account in pool for arg in _account_args(account)],
     )
     outcome = Outcome(result[0])
     if outcome is Outcome.ADMITTED:
         return Admission(
-            outcome, str(result[1]), str(result[2]), str(result[3]), int(result[4]), more=result[5] == 1
+            outcome,
+            str(result[1]),
+            str(result[2]),
+            str(result[3]),
+            int(result[4]),
+            more=result[5] == 1,
+            account=str(result[6]),
         )
     if outcome is Outcome.EXPIRED:
         return Admission(outcome, str(result[1]), str(result[2]))
@@ -71,30 +88,55 @@ def admit(db: Backend) -> Admission:
 
 
 class Signal(StrEnum):
-    """What the provider said about a call, for the limiter."""
+    """What the provider said about a call, for the account's limiter."""
 
     OK = "ok"  #: answered
     RATE_LIMITED = "rate_limited"  #: a 429 rate_limit_exceeded
     QUOTA = "quota"  #: out of quota: pause the account
     AUTH = "auth"  #: the key was refused: pause the account
+    SERVER_ERROR = "server_error"  #: a 5xx or no answer: enough in a row pause the account
     HEADERS = "headers"  #: only its rate-limit headers count
+
+
+#: First pause of an account after EDITQ_ACCOUNT_ERROR_THRESHOLD 5xx in a row (doubles per relapse).
+SERVER_ERROR_PAUSE_SECONDS = 30.0
+#: Why an account is paused, by the signal that paused it.
+PAUSE_REASONS = {
+    Signal.QUOTA: "insufficient_quota",
+    Signal.AUTH: "provider_auth_failed",
+    Signal.SERVER_ERROR: "server_errors",
+}
+
+
+def _first_pause_ms(configured: float, kind: Signal) -> int:
+    if kind is Signal.SERVER_ERROR:
+        configured = min(configured, SERVER_ERROR_PAUSE_SECONDS)
+    return int(configured * 1000)
+
+
+def _account(db: Backend, name: str) -> Account:
+    account = db.settings.account(name)
+    if account is None:
+        raise StorageError(f"no provider account named {name!r} is configured")
+    return account
 
 
 def observe(
     db: Backend,
+    account: str,
     kind: Signal,
     *,
     images: int = 0,
     retry_after_ms: int = 0,
     headers: RateHeaders | None = None,
-    pause_ms: int = 0,
-    reason: str = "",
 ) -> None:
-    """Tell the limiter how a call went."""
+    """Tell an account's limiter how a call went."""
     h = headers or RateHeaders()
     s = db.settings
+    acc = _account(db, account)
     db.scripts.run(
         "observe",
+        acc.name,
         kind.value,
         images,
         retry_after_ms,
@@ -102,41 +144,92 @@ def observe(
         h.remaining_requests,
         h.limit_images,
         h.remaining_images,
-        s.provider_ipm,
-        s.provider_rpm,
-        pause_ms,
-        reason,
+        acc.ipm,
+        acc.rpm,
+        _first_pause_ms(s.account_pause_seconds, kind),
+        PAUSE_REASONS.get(kind, ""),
         s.limiter_burst_seconds,
+        int(s.account_pause_max_seconds * 1000),
+        s.account_error_threshold,
     )
 
 
-def state(db: Backend) -> dict[str, Any]:
-    """The limiter as operators see it in /readyz and /metrics."""
-    h = db.redis.hgetall(db.keys.limiter)
-    now_ms = db.clock.ms()
+_HARD = set(PAUSE_REASONS.values())
+
+
+def account_state(db: Backend, account: Account, now_ms: int | None = None) -> dict[str, Any]:
+    """One account's limiter as operators see it: limits, effective rates, in flight, pause."""
+    h = db.redis.hgetall(db.keys.limiter(account.name))
+    now_ms = db.clock.ms() if now_ms is None else now_ms
     paused_until = int(h.get("paused_until", "0") or 0)
-    reason = h.get("pause_reason", "") if paused_until > now_ms else ""
-    s = db.settings
+    reason = h.get("pause_reason", "") or ""
+    paused = bool(reason) and paused_until > now_ms
+    probing = reason in _HARD and paused_until <= now_ms
     return {
-        "ipm_configured": s.provider_ipm,
-        "rpm_configured": s.provider_rpm,
+        "name": account.name,
+        "kind": account.kind,
+        "models": None if account.models is None else sorted(account.models),
+        "ipm_configured": account.ipm,
+        "rpm_configured": account.rpm,
         "ipm_effective": round(
-            min(float(h.get("ipm_eff", s.provider_ipm)), float(h.get("learned_ipm", s.provider_ipm))), 2
+            min(float(h.get("ipm_eff", account.ipm)), float(h.get("learned_ipm", account.ipm))), 2
         ),
         "rpm_effective": round(
-            min(float(h.get("rpm_eff", s.provider_rpm)), float(h.get("learned_rpm", s.provider_rpm))), 2
+            min(float(h.get("rpm_eff", account.rpm)), float(h.get("learned_rpm", account.rpm))), 2
         ),
-        "inflight": int(db.redis.zcount(db.keys.inflight, f"({now_ms}", "+inf")),
-        "max_inflight": s.provider_max_inflight,
-        "paused": bool(reason),
-        "pause_reason": reason or None,
-        "paused_until_ms": paused_until if reason else None,
+        "inflight": int(db.redis.zcount(db.keys.account_inflight(account.name), f"({now_ms}", "+inf")),
+        "max_inflight": account.max_inflight,
+        "paused": paused,
+        "pause_reason": reason if paused or probing else None,
+        "paused_until_ms": paused_until if paused else None,
+        "probing": probing,
+        "state": "paused" if paused else "probing" if probing else "ok",
     }
 
 
-def resume(db: Backend) -> None:
-    """Lift a quota or auth pause (after the operator fixed the account)."""
-    db.redis.hset(db.keys.limiter, mapping={"paused_until": "0", "pause_reason": ""})
+def state(db: Backend) -> dict[str, Any]:
+    """The limiter as operators see it in /readyz and /metrics: the pool's totals (paused only
+    when every account is) and each account."""
+    now_ms = db.clock.ms()
+    accounts = [account_state(db, a, now_ms) for a in db.settings.accounts]
+    open_ = [a for a in accounts if not a["paused"]]
+    first_paused = next((a for a in accounts if a["paused"]), None)
+    return {
+        "ipm_configured": sum(a["ipm_configured"] for a in accounts),
+        "rpm_configured": sum(a["rpm_configured"] for a in accounts),
+        "ipm_effective": round(sum(a["ipm_effective"] for a in open_), 2),
+        "rpm_effective": round(sum(a["rpm_effective"] for a in open_), 2),
+        "inflight": int(db.redis.zcount(db.keys.inflight, f"({now_ms}", "+inf")),
+        "max_inflight": sum(a["max_inflight"] for a in accounts),
+        "paused": not open_,
+        "pause_reason": None if open_ or first_paused is None else first_paused["pause_reason"],
+        "paused_until_ms": None if open_ else min(a["paused_until_ms"] or 0 for a in accounts),
+        "accounts": accounts,
+    }
+
+
+def serves_elsewhere(db: Backend, model: str, besides: str) -> bool:
+    """Whether an account other than `besides` serves `model` and is not paused."""
+    now_ms = db.clock.ms()
+    for account in db.settings.accounts:
+        if account.name == besides or not account.serves(model):
+            continue
+        h = db.redis.hmget(db.keys.limiter(account.name), ["paused_until", "pause_reason"])
+        if not (h[1] in _HARD and int(h[0] or 0) > now_ms):
+            return True
+    return False
+
+
+def resume(db: Backend, account: str | None = None) -> None:
+    """Lift a quota, auth or error pause of one account, or of all (after the operator fixed it)."""
+    names = [account] if account else [a.name for a in db.settings.accounts]
+    pipe = db.redis.pipeline()
+    for name in names:
+        pipe.hset(
+            db.keys.limiter(name),
+            mapping={"paused_until": "0", "pause_reason": "", "pauses": "0", "errors": "0"},
+        )
+    pipe.execute()
     wake(db)
 
 

@@ -95,6 +95,12 @@ class Context:
     availability: AvailabilityCache = field(default_factory=AvailabilityCache)
     #: Provider calls counted here go to Redis with each heartbeat (and at shutdown).
     recorder: metrics.Recorder = field(default_factory=metrics.Recorder)
+    #: The adapters of the accounts after the first (whose adapter is `provider`), by name.
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    def adapter(self, account: str) -> Provider:
+        """The adapter that calls `account` (the first account's when it names none known)."""
+        return self.providers.get(account, self.provider)
 
     def __post_init__(self) -> None:
         self.leases = LeaseKeeper(self)
@@ -136,6 +142,7 @@ def build(settings: Settings, slots: int) -> Context:
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         batches=batches.build(settings, batch_http),
         batch_http=batch_http,
+        providers={a.name: openai.for_account(a, http) for a in settings.accounts[1:]},
     )
 
 

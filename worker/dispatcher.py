@@ -47,7 +47,7 @@ def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
         step = limiter.admit(db)
         if step.outcome is Outcome.ADMITTED:
             publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
-            logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant)
+            logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant, account=step.account)
             admitted += 1
             if not step.more:
                 return admitted, IDLE_SECONDS

@@ -23,7 +23,13 @@ from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
 from editq.storage.limiter import Signal
-from editq.telemetry import PROVIDER_CALL_SECONDS, PROVIDER_CALLS, PROVIDER_IMAGES, ProviderOutcome
+from editq.telemetry import (
+    ACCOUNT_CALLS,
+    PROVIDER_CALL_SECONDS,
+    PROVIDER_CALLS,
+    PROVIDER_IMAGES,
+    ProviderOutcome,
+)
 from editq.worker import models as worker_models
 from editq.worker.context import Context
 from editq.worker.provider.failures import (
@@ -31,6 +37,8 @@ from editq.worker.provider.failures import (
     BadResponse,
     ModelUnavailable,
     ProviderError,
+    ProviderServerError,
+    ProviderUnreachable,
     QuotaExceeded,
     RateLimited,
     Retryable,
@@ -39,8 +47,6 @@ from editq.worker.provider.openai import EditCall, EditResult, Upload
 
 log = logging.getLogger("editq.worker")
 
-#: How long admission stays paused after the account ran out of quota or its key was refused.
-ACCOUNT_PAUSE_MS = 300_000
 #: How long a worker keeps trying to settle a paid call while Redis is unreachable, before it
 #: leaves the job to the lease reaper (which re-runs it and notes the lost call).
 SETTLE_RETRY_SECONDS = 20.0
@@ -139,18 +145,26 @@ def _run(ctx: Context, job: Job) -> Outcome:
     return _call(ctx, job, plan, EditCall(plan, uploads, mask, job.raw.get("user") or None), attempts)
 
 
+def account_of(ctx: Context, job: Job) -> str:
+    """The provider account admission routed the job to."""
+    return str(job.raw.get("account") or ctx.settings.accounts[0].name)
+
+
 def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int) -> Outcome:
-    """The provider call, and what each answer means for the job and the limiter."""
+    """The provider call on the job's account, and what each answer means for the job and the
+    account's limiter."""
+    account = account_of(ctx, job)
+    logs.bind(account=account)
     started = time.monotonic()
     try:
-        result = ctx.provider.edit(call)
+        result = ctx.adapter(account).edit(call)
     except ProviderError as exc:
         _measure(ctx, job, started, exc.outcome, status=exc.status, code=exc.code, request=exc.request_id)
         return _failed_call(ctx, job, exc, attempts)
     _measure(ctx, job, started, ProviderOutcome.OK, status=200, request=result.request_id)
     ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
     running = _answered(ctx, job, result)
-    limiter.observe(ctx.db, Signal.OK, images=len(result.images), headers=result.rate)
+    limiter.observe(ctx.db, account, Signal.OK, images=len(result.images), headers=result.rate)
     return complete(ctx, job, plan, result, running=running)
 
 
@@ -167,6 +181,7 @@ def _measure(
     """Count the call and its duration (flushed with the next heartbeat) and log it."""
     seconds = time.monotonic() - started
     ctx.recorder.count(PROVIDER_CALLS, job.model, outcome.value)
+    ctx.recorder.count(ACCOUNT_CALLS, account_of(ctx, job), outcome.value)
     ctx.recorder.observe(PROVIDER_CALL_SECONDS, seconds, job.model)
     level = logging.INFO if outcome in (ProviderOutcome.OK, ProviderOutcome.RATE_LIMITED) else logging.WARNING
     logs.event(
@@ -185,29 +200,45 @@ def _failed_call(ctx: Context, job: Job, exc: ProviderError, attempts: int) -> O
     """A 429 waits for the limiter, other retryable errors back off (bounded), the rest fail."""
     if isinstance(exc, RateLimited):
         return _rate_limited(ctx, job, exc)
+    if isinstance(exc, QuotaExceeded | AuthenticationFailed):
+        return _account_refused(ctx, job, exc)
     if isinstance(exc, Retryable):
-        _observe_headers(ctx, exc)
+        if isinstance(exc, ProviderUnreachable) or (
+            isinstance(exc, ProviderServerError) and (exc.status or 500) >= 500
+        ):
+            limiter.observe(ctx.db, account_of(ctx, job), Signal.SERVER_ERROR, headers=exc.rate)
+        else:
+            _observe_headers(ctx, job, exc)
         if attempts >= ctx.settings.provider_max_attempts:
             return fail(ctx, job, exc.to_error() | {"attempts": attempts})
         return _retry(ctx, job, exc.to_error(), exc.retry_after or _backoff(ctx, attempts))
     return fail(ctx, job, _permanent_error(ctx, job, exc))
 
 
+def _account_refused(ctx: Context, job: Job, exc: QuotaExceeded | AuthenticationFailed) -> Outcome:
+    """Out of quota or its key refused: the account pauses, and the job goes back in line for
+    another account that serves its model, or fails when none does. Like a 429, the turned-away
+    call counts against EDITQ_PROVIDER_MAX_RATE_LIMITED, not the attempts."""
+    account = account_of(ctx, job)
+    limiter.observe(ctx.db, account, Signal.QUOTA if isinstance(exc, QuotaExceeded) else Signal.AUTH)
+    error = exc.to_error() | {"account": account, "account_paused": True}
+    if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited or not limiter.serves_elsewhere(
+        ctx.db, job.model, account
+    ):
+        return fail(ctx, job, error)
+    jobs.requeue(ctx.db, job, due_ms=0, counter="rate_limited", last_error=error, reason=exc.code)
+    logs.event(log, "job.retried", reason=exc.code, account=account, delay_s=0)
+    return Outcome.RETRY
+
+
 def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, Any]:
-    """The job's error for a call that must not be retried, pausing the account or marking the
-    model where the answer says so."""
-    db = ctx.db
-    if isinstance(exc, QuotaExceeded):
-        limiter.observe(db, Signal.QUOTA, pause_ms=ACCOUNT_PAUSE_MS, reason="insufficient_quota")
-        return exc.to_error() | {"account_paused": True}
+    """The job's error for a call that must not be retried, marking the model where the answer
+    says so."""
     if isinstance(exc, ModelUnavailable):
-        model_store.mark_unavailable(db, job.model)
+        model_store.mark_unavailable(ctx.db, job.model)
         ctx.availability.forget()
         return exc.to_error() | {"model": job.model}
-    if isinstance(exc, AuthenticationFailed):
-        limiter.observe(db, Signal.AUTH, pause_ms=ACCOUNT_PAUSE_MS, reason="provider_auth_failed")
-        return exc.to_error() | {"account_paused": True}
-    _observe_headers(ctx, exc)
+    _observe_headers(ctx, job, exc)
     return exc.to_error()
 
 
@@ -223,15 +254,20 @@ def _answered(ctx: Context, job: Job, result: EditResult) -> bool | None:
         return None
 
 
-def _observe_headers(ctx: Context, exc: ProviderError) -> None:
+def _observe_headers(ctx: Context, job: Job, exc: ProviderError) -> None:
     if exc.rate is not None:
-        limiter.observe(ctx.db, Signal.HEADERS, headers=exc.rate)
+        limiter.observe(ctx.db, account_of(ctx, job), Signal.HEADERS, headers=exc.rate)
 
 
 def _rate_limited(ctx: Context, job: Job, exc: RateLimited) -> Outcome:
     wait = exc.retry_after if exc.retry_after is not None else 1.0
     limiter.observe(
-        ctx.db, Signal.RATE_LIMITED, images=job.images, retry_after_ms=int(wait * 1000), headers=exc.rate
+        ctx.db,
+        account_of(ctx, job),
+        Signal.RATE_LIMITED,
+        images=job.images,
+        retry_after_ms=int(wait * 1000),
+        headers=exc.rate,
     )
     if job.rate_limited + 1 >= ctx.settings.provider_max_rate_limited:
         return fail(ctx, job, exc.to_error() | {"rate_limited_attempts": job.rate_limited + 1})

@@ -30,12 +30,7 @@ def refresh(ctx: Context, *, force: bool = False) -> bool:
     db, settings = ctx.db, ctx.settings
     if not model_store.refresh_due(db, settings.models_refresh_seconds, force=force):
         return False
-    try:
-        ids = ctx.provider.models()
-    except ProviderError as exc:
-        log.warning("listing the provider's models failed: %s", exc)
-        model_store.postpone_refresh(db, RETRY_LISTING_SECONDS)
-        return False
+    ids = _listing(ctx)
     if ids is None:
         return False
     names = sorted({name for i in ids if (name := ctx.catalogue.canonical(i)) is not None})
@@ -53,14 +48,34 @@ def refresh(ctx: Context, *, force: bool = False) -> bool:
     return True
 
 
-_listing: threading.Thread | None = None
+def _listing(ctx: Context) -> list[str] | None:
+    """What the accounts serve together: each account's listing, less the models it is not
+    configured for. None when no account could be listed (a failure postpones the next try)."""
+    ids: list[str] = []
+    listed = failed = False
+    for account in ctx.settings.accounts:
+        try:
+            got = ctx.adapter(account.name).models()
+        except ProviderError as exc:
+            log.warning("listing the models of account %s failed: %s", account.name, exc)
+            failed = True
+            continue
+        if got is not None:
+            listed = True
+            ids += [i for i in got if account.serves(ctx.catalogue.canonical(i) or i)]
+    if failed and not listed:
+        model_store.postpone_refresh(ctx.db, RETRY_LISTING_SECONDS)
+    return sorted(set(ids)) if listed else None
+
+
+_listing_thread: threading.Thread | None = None
 _listing_lock = threading.Lock()
 
 
 def refresh_in_background(ctx: Context, *, force: bool = False) -> None:
     """`refresh` in a thread of its own, so a slow provider never holds up the dispatcher's
     admission loop that calls this; at most one listing runs per process."""
-    global _listing
+    global _listing_thread
 
     def run() -> None:
         try:
@@ -69,10 +84,10 @@ def refresh_in_background(ctx: Context, *, force: bool = False) -> None:
             log.warning("recording the provider's models failed: %s", exc)
 
     with _listing_lock:
-        if _listing is not None and _listing.is_alive():
+        if _listing_thread is not None and _listing_thread.is_alive():
             return
-        _listing = threading.Thread(target=run, name="editq-models", daemon=True)
-        _listing.start()
+        _listing_thread = threading.Thread(target=run, name="editq-models", daemon=True)
+        _listing_thread.start()
 
 
 def options_of(job: Job) -> EditOptions:

@@ -14,6 +14,8 @@ from editq.api.admin_schemas import (
     ApiKeyList,
     CreatedTenant,
     NewApiKey,
+    ProviderAccount,
+    ProviderAccountList,
     RevokedApiKey,
     TenantCreate,
     TenantCredits,
@@ -24,7 +26,7 @@ from editq.api.admin_schemas import (
 from editq.api.deps import DB
 from editq.errors import Conflict, InvalidRequest, NotFound
 from editq.storage import credits as credit_store
-from editq.storage import money, tenants
+from editq.storage import limiter, money, tenants
 from editq.storage.backend import Backend
 
 log = logging.getLogger("editq.admin")
@@ -189,3 +191,10 @@ def revoke_key(name: str, key_id: str, db: DB) -> RevokedApiKey:
         raise NotFound("key_not_found", f"tenant {name!r} has no key {key_id[:64]!r}", "key_id") from None
     log.info("admin: key %s of %s revoked", key_id, name)
     return RevokedApiKey(id=key_id, tenant=name)
+
+
+@router.get("/provider", response_model=ProviderAccountList, responses=refusals())
+def list_provider_accounts(db: DB) -> ProviderAccountList:
+    """Each provider account: limits, effective rates, calls in flight, pause or probe."""
+    accounts = limiter.state(db)["accounts"]
+    return ProviderAccountList(data=[ProviderAccount.model_validate(a) for a in accounts])

@@ -120,6 +120,8 @@ class EditJob(Answer):
     lane: str | None = None
     #: The provider's batch that runs or ran the job (economy lane), else None.
     provider_batch_id: str | None = None
+    #: The provider account that ran the job's call (None before its admission).
+    account: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: dict[str, Any] | None = None
     sources: list[dict[str, Any]] = Field(default_factory=list)

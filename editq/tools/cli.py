@@ -340,11 +340,25 @@ def cmd_provider(args: argparse.Namespace) -> int:
 
     db = _db()
     try:
+        if args.account and db.settings.account(args.account) is None:
+            known = ", ".join(a.name for a in db.settings.accounts)
+            sys.stderr.write(f"editq: no provider account {args.account!r} (configured: {known})\n")
+            return 2
         if args.action == "resume":
-            limiter.resume(db)
-        _print(dumps(limiter.state(db)))
+            limiter.resume(db, args.account)
+        state = limiter.state(db)
     finally:
         db.close()
+    if args.json:
+        _print(dumps(state))
+        return 0
+    _print(f"{'account':<16} {'kind':<7} {'ipm':>7} {'effective':>9} {'rpm':>7} {'inflight':>9}  state")
+    for a in state["accounts"]:
+        status = a["state"] + (f" ({a['pause_reason']})" if a["pause_reason"] else "")
+        _print(
+            f"{a['name']:<16} {a['kind']:<7} {a['ipm_configured']:>7} {a['ipm_effective']:>9g} "
+            f"{a['rpm_configured']:>7} {a['inflight']:>4}/{a['max_inflight']:<4}  {status}"
+        )
     return 0
 
 
@@ -575,8 +589,10 @@ def _add_keys_command(sub: Subcommands) -> None:
 
 
 def _add_provider_command(sub: Subcommands) -> None:
-    p = sub.add_parser("provider", help="the shared provider limiter")
-    p.add_argument("action", choices=["status", "resume"])
+    p = sub.add_parser("provider", help="the provider accounts: limits, rates, in flight, pauses")
+    p.add_argument("action", nargs="?", choices=["status", "resume"], default="status")
+    p.add_argument("--account", help="resume only this account (default: every account)")
+    p.add_argument("--json", action="store_true", help="the whole state as JSON")
     p.set_defaults(func=cmd_provider)
 
 

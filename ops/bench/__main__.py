@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
-from editq.ops.bench import floor, profiles, submit
+from editq.ops.bench import accounts, floor, profiles, submit
 from editq.ops.bench.harness import (
     ACCESS,
     SECRET,
@@ -746,7 +746,7 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
     quick = args.quick
-    chosen = set(args.only or [1, 2, 3, 4, 5, 8])
+    chosen = set(args.only or [1, 2, 3, 4, 5, 6, 7, 8])
     root = Path(tempfile.mkdtemp(prefix="editq-bench-"))
     services = Services.start(root)
     started = time.monotonic()
@@ -767,6 +767,10 @@ def main() -> None:
         if 5 in chosen:
             results.append(economy(services, 200 if quick else 1000))
             print(results[-1].rows, flush=True)
+        for number, case in ((6, accounts.pooled), (7, accounts.failover)):
+            if number in chosen:
+                results.append(Result(*case(services, 450 if quick else 2000)))
+                print(results[-1].rows, flush=True)
         if 8 in chosen:
             results.append(submissions(services, 10 if quick else 30))
             print(results[-1].rows, flush=True)

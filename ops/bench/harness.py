@@ -198,9 +198,9 @@ class Editq:
                 return records
             time.sleep(0.5)
 
-    def limiter(self) -> dict[str, str]:
+    def limiter(self, account: str = "default") -> dict[str, str]:
         client = redis.Redis.from_url(self.services.redis_url, decode_responses=True)
-        state = client.hgetall(f"{self.prefix}:lim")
+        state = client.hgetall(f"{self.prefix}:lim:{account}")
         client.close()
         return dict(state)
 

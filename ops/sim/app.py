@@ -14,9 +14,10 @@ import hashlib
 import io
 import math
 import random
+import re
 import time
 from collections import Counter, OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any
 
@@ -157,6 +158,30 @@ class Simulator:
         return self.limits.headers(include_images=mode == "all")
 
 
+#: Most simulated accounts one simulator serves under `/a/{account}/`.
+MAX_ACCOUNTS = 64
+_ACCOUNT = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class UnknownAccount(Exception):
+    """The path names an account the simulator cannot open."""
+
+
+def _sim(request: Request) -> Simulator:
+    """The account the path names (`/a/{account}/v1/...`: each with its own limits, faults and
+    stats, opened on first use with the simulator's startup settings), or the default one."""
+    base: Simulator = request.app.state.sim
+    name = request.path_params.get("account")
+    if name is None:
+        return base
+    accounts: dict[str, Simulator] = request.app.state.accounts
+    if name not in accounts:
+        if not _ACCOUNT.fullmatch(name) or len(accounts) >= MAX_ACCOUNTS:
+            raise UnknownAccount(name)
+        accounts[name] = Simulator(replace(request.app.state.startup), base.catalogue)
+    return accounts[name]
+
+
 def _model(sim: Simulator, name: str) -> Model:
     base = sim.catalogue.snapshots.get(name, name)
     model = sim.catalogue.models.get(base)
@@ -251,7 +276,7 @@ def _refused(sim: Simulator, request: Request) -> Response | None:
 
 
 async def edits(request: Request) -> Response:
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     refused = _refused(sim, request)
     if refused is not None:
         return refused
@@ -663,7 +688,7 @@ def _render_all(
 
 async def list_models(request: Request) -> Response:
     """`GET /v1/models`: what this account serves, names and snapshots, as OpenAI lists them."""
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     refused = _refused(sim, request)
     if refused is not None:
         return refused
@@ -678,12 +703,12 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_config(request: Request) -> Response:
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     return JSONResponse(asdict(sim.config))
 
 
 async def set_config(request: Request) -> Response:
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     try:
         sim.reconfigure(await request.json())
     except (ValueError, TypeError) as exc:
@@ -692,7 +717,7 @@ async def set_config(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     s = sim.stats
     since = float(request.query_params.get("since", "0"))
     timeline = [t for t in s.timeline if t[0] >= since] if request.query_params.get("timeline") else []
@@ -710,12 +735,16 @@ async def stats(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    sim: Simulator = request.app.state.sim
+    sim = _sim(request)
     sim.stats = Stats()
     sim.limits = Limits(sim.config.rpm, sim.config.ipm, start_full=sim.config.start_full)
     sim.batch_store.finished.clear()
     sim.batch_store.lines = 0
     return JSONResponse({"reset": True})
+
+
+async def _unknown_account(request: Request, exc: Exception) -> Response:
+    return _error(404, f"no simulated account {exc!s:.40}: names are 1-32 letters, digits, '-' or '_'")
 
 
 async def root(request: Request) -> Response:
@@ -736,7 +765,18 @@ def create_app(config: SimConfig | None = None, catalogue: Catalogue | None = No
             Route("/_sim/stats", stats, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),
             *BATCH_ROUTES,
-        ]
+            # several simulated accounts, each with its own limits, faults and stats
+            Route("/a/{account}/v1/images/edits", edits, methods=["POST"]),
+            Route("/a/{account}/v1/models", list_models, methods=["GET"]),
+            Route("/a/{account}/_sim/config", get_config, methods=["GET"]),
+            Route("/a/{account}/_sim/config", set_config, methods=["POST"]),
+            Route("/a/{account}/_sim/stats", stats, methods=["GET"]),
+            Route("/a/{account}/_sim/reset", reset, methods=["POST"]),
+        ],
+        exception_handlers={UnknownAccount: _unknown_account},
     )
-    app.state.sim = Simulator(config or SimConfig(), catalogue or catalogue_module.load())
+    config = config or SimConfig()
+    app.state.startup = replace(config)
+    app.state.sim = Simulator(config, catalogue or catalogue_module.load())
+    app.state.accounts = {}
     return app

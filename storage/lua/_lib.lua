@@ -91,8 +91,15 @@ local function enqueue(t, id, prio, head)
   wake()
 end
 
+-- The account a job was admitted to ('' before its first admission).
+local function account_of(t, id)
+  return redis.call('HGET', K.job(t, id), 'account') or ''
+end
+
 local function drop_slot(t, id)
   redis.call('ZREM', K.inflight(), R.slot(t, id))
+  local a = account_of(t, id)
+  if a ~= '' then redis.call('ZREM', K.account_inflight(a), R.slot(t, id)) end
   redis.call('ZREM', K.running(t), id)
 end
 

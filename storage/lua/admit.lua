@@ -1,52 +1,97 @@
--- Admission: pick the next job fairly and let it run if the provider limiter has room.
--- ARGV: prefix, ipm_cfg, rpm_cfg, inflight_cfg, burst_seconds, grace_ms, scan
+-- Admission: pick the next job fairly and route it to a provider account that serves its model
+-- and has room now (cheapest first, then the most room left), if any.
+-- ARGV: prefix, burst_seconds, grace_ms, scan, n, then n accounts of 6 values each:
+--       name, ipm_cfg, rpm_cfg, inflight_cfg, models (',a,b,' or '*'), price_factor
 -- Returns one of:
---   {'admitted', tenant, job_id, token, images, more} (more: 1 if another slot is free)
+--   {'admitted', tenant, job_id, token, images, more, account} (more: 1 if another slot is free)
 --   {'expired', tenant, job_id}          (deadline passed; the caller expires it)
 --   {'wait', ms}                         (rate or pause; try again after ms)
---   {'full'} | {'empty'} | {'paused', reason}
-local ipm_cfg, rpm_cfg = tonumber(ARGV[2]), tonumber(ARGV[3])
-local inflight_cfg, burst_s = tonumber(ARGV[4]), tonumber(ARGV[5])
-local grace, scan = tonumber(ARGV[6]), tonumber(ARGV[7])
+--   {'full'} | {'empty'} | {'paused', reason} (paused: every account is)
+local burst_s, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+local scan, n_acc = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
-local lim = K.limiter()
-local state = hget_all(lim)
 
-local paused = tonumber(state['paused_until'] or '0') or 0
-if paused > now then
-  if (state['pause_reason'] or '') ~= '' and (state['pause_reason'] or '') ~= 'rate_limited' then
-    return {'paused', state['pause_reason']}
+local HARD = {insufficient_quota = true, provider_auth_failed = true, server_errors = true}
+
+-- Each account as this round sees it; `blocked` once it has no room for anything this round.
+local accounts = {}
+local hard_reason = nil
+local open = 0
+for i = 0, n_acc - 1 do
+  local base = 6 + i * 6
+  local a = {name = ARGV[base], ipm_cfg = tonumber(ARGV[base + 1]), rpm_cfg = tonumber(ARGV[base + 2]),
+             cap = tonumber(ARGV[base + 3]), models = ARGV[base + 4], price = tonumber(ARGV[base + 5])}
+  a.lim = K.limiter(a.name)
+  a.state = hget_all(a.lim)
+  a.live = redis.call('ZCOUNT', K.account_inflight(a.name), '(' .. int(now), '+inf')
+  local st = a.state
+  local paused = tonumber(st['paused_until'] or '0') or 0
+  local reason = st['pause_reason'] or ''
+  if HARD[reason] then
+    if paused > now then
+      a.blocked, a.paused = true, true
+      hard_reason = hard_reason or reason
+    else
+      -- The pause lapsed: one call at a time probes whether the account is back.
+      a.cap = math.min(a.cap, 1)
+    end
+  elseif paused > now then
+    a.wait = paused - now
   end
-  return {'wait', int(paused - now)}
+  if not a.paused then open = open + 1 end
+  if a.live >= a.cap then a.blocked = true end
+  local ipm = math.min(a.ipm_cfg, tonumber(st['ipm_eff'] or '') or a.ipm_cfg)
+  local rpm = math.min(a.rpm_cfg, tonumber(st['rpm_eff'] or '') or a.rpm_cfg)
+  a.ipm = math.min(ipm, tonumber(st['learned_ipm'] or '') or ipm)
+  a.rpm = math.min(rpm, tonumber(st['learned_rpm'] or '') or rpm)
+  accounts[#accounts + 1] = a
 end
+if open == 0 then return {'paused', hard_reason or 'paused'} end
 
--- Capacity: live provider leases against the account cap and the live worker slots.
+-- Capacity: live provider leases against the live worker slots.
 local live = redis.call('ZCOUNT', K.inflight(), '(' .. int(now), '+inf')
 local slots = 0
 local workers = redis.call('ZRANGEBYSCORE', K.workers(), '(' .. int(now), '+inf')
 for _, w in ipairs(workers) do
   slots = slots + (tonumber(redis.call('HGET', K.worker_slots(), w) or '0') or 0)
 end
-local cap = math.min(inflight_cfg, slots)
-if live >= cap then return {'full'} end
+if live >= slots then return {'full'} end
 
-local ipm = math.min(ipm_cfg, tonumber(state['ipm_eff'] or '') or ipm_cfg)
-local rpm = math.min(rpm_cfg, tonumber(state['rpm_eff'] or '') or rpm_cfg)
-local learned_ipm = tonumber(state['learned_ipm'] or '')
-local learned_rpm = tonumber(state['learned_rpm'] or '')
-if learned_ipm then ipm = math.min(ipm, learned_ipm) end
-if learned_rpm then rpm = math.min(rpm, learned_rpm) end
-
--- GCRA: how long until `n` units fit, given a rate per minute and a burst in seconds.
-local function gcra(tat_field, rate, n)
+-- GCRA: how long until `n` units fit, given a rate per minute and a burst in seconds; and the
+-- share of the burst still free after them (the account's room).
+local function gcra(a, tat_field, rate, n)
   local interval = 60000 / rate
   local burst = math.max(n, math.floor(rate * burst_s / 60))
-  local tat = math.max(tonumber(state[tat_field] or '0') or 0, now)
+  local tat = math.max(tonumber(a.state[tat_field] or '0') or 0, now)
   local new_tat = tat + n * interval
   local wait = new_tat - burst * interval - now
-  return wait, new_tat
+  return wait, new_tat, (burst * interval - (new_tat - now)) / (burst * interval)
 end
 
+-- The account for a job of `n` images of `model`: nil and the shortest wait when none has room.
+local function route(model, n)
+  local best, best_wait = nil, nil
+  for _, a in ipairs(accounts) do
+    if not a.blocked and (a.models == '*' or string.find(a.models, ',' .. model .. ',', 1, true)) then
+      local wait_i, tat_i, room_i = gcra(a, 'img_tat', a.ipm, n)
+      local wait_r, tat_r, room_r = gcra(a, 'req_tat', a.rpm, 1)
+      local wait = math.max(wait_i, wait_r, a.wait or 0)
+      if wait > 0 then
+        -- Blocked for the rest of the round: a smaller job behind this one must not take it.
+        a.blocked = true
+        if not best_wait or wait < best_wait then best_wait = wait end
+      else
+        local room = math.min(room_i, room_r, (a.cap - a.live) / a.cap)
+        if not best or a.price < best.price or (a.price == best.price and room > best.room) then
+          best = {a = a, room = room, price = a.price, tat_i = tat_i, tat_r = tat_r}
+        end
+      end
+    end
+  end
+  return best, best_wait
+end
+
+local min_wait = nil
 local candidates = redis.call('ZRANGE', K.fair(), 0, scan - 1, 'WITHSCORES')
 for i = 1, #candidates, 2 do
   local t, vt = candidates[i], tonumber(candidates[i + 1])
@@ -69,42 +114,54 @@ for i = 1, #candidates, 2 do
       redis.call('ZREM', K.fair(), t)
       redis.call('HSET', K.fair_vt(), t, num(vt))
     else
-      local job = redis.call('HMGET', K.job(t, id), 'images', 'deadline')
+      local job = redis.call('HMGET', K.job(t, id), 'images', 'deadline', 'model')
       local n = tonumber(job[1] or '1') or 1
       local deadline = tonumber(job[2] or '')
       if deadline and deadline <= now then
         redis.call('LPOP', K.queue(t, prio))
         return {'expired', t, id}
       end
-      local wait_i, tat_i = gcra('img_tat', ipm, n)
-      local wait_r, tat_r = gcra('req_tat', rpm, 1)
-      local wait = math.max(wait_i, wait_r)
-      if wait > 0 then return {'wait', int(math.ceil(wait))} end
-      redis.call('LPOP', K.queue(t, prio))
-      local token = int(redis.call('INCR', K.sequence()))
-      redis.call('HSET', K.job(t, id), 'token', token, 'admitted_at', int(now))
-      redis.call('ZADD', K.inflight(), int(now + grace), R.slot(t, id))
-      redis.call('ZADD', K.running(t), int(now + grace), id)
-      redis.call('HSET', lim, 'img_tat', num(tat_i), 'req_tat', num(tat_r))
-      local sec = tostring(math.floor(now / 1000))
-      redis.call('HINCRBY', K.limiter_sent(), 'i' .. sec, n)
-      redis.call('HINCRBY', K.limiter_sent(), 'r' .. sec, 1)
-      redis.call('EXPIRE', K.limiter_sent(), 120)
-      local weight = tonumber(redis.call('HGET', tenant, 'weight') or '1') or 1
-      if weight <= 0 then weight = 1 end
-      local next_vt = vt + n / weight
-      redis.call('SET', K.fair_clock(), num(vt))
-      if redis.call('LLEN', K.queue(t, K.lane('interactive'))) + redis.call('LLEN', K.queue(t, K.lane('batch'))) > 0 then
-        redis.call('ZADD', K.fair(), num(next_vt), t)
-      else
-        redis.call('ZREM', K.fair(), t)
-        redis.call('HSET', K.fair_vt(), t, num(next_vt))
+      local pick, wait = route(job[3] or '', n)
+      if wait and (not min_wait or wait < min_wait) then min_wait = wait end
+      -- No account has room for this job now: the tenant keeps its turn, and the next tenant
+      -- may still go to an account this job cannot use.
+      if pick then
+        local a = pick.a
+        redis.call('LPOP', K.queue(t, prio))
+        local token = int(redis.call('INCR', K.sequence()))
+        redis.call('HSET', K.job(t, id), 'token', token, 'admitted_at', int(now), 'account', a.name)
+        redis.call('ZADD', K.inflight(), int(now + grace), R.slot(t, id))
+        redis.call('ZADD', K.account_inflight(a.name), int(now + grace), R.slot(t, id))
+        redis.call('ZADD', K.running(t), int(now + grace), id)
+        redis.call('HSET', a.lim, 'img_tat', num(pick.tat_i), 'req_tat', num(pick.tat_r))
+        local sec = tostring(math.floor(now / 1000))
+        local sent = K.limiter_sent(a.name)
+        redis.call('HINCRBY', sent, 'i' .. sec, n)
+        redis.call('HINCRBY', sent, 'r' .. sec, 1)
+        redis.call('EXPIRE', sent, 120)
+        local weight = tonumber(redis.call('HGET', tenant, 'weight') or '1') or 1
+        if weight <= 0 then weight = 1 end
+        local next_vt = vt + n / weight
+        redis.call('SET', K.fair_clock(), num(vt))
+        if redis.call('LLEN', K.queue(t, K.lane('interactive'))) + redis.call('LLEN', K.queue(t, K.lane('batch'))) > 0 then
+          redis.call('ZADD', K.fair(), num(next_vt), t)
+        else
+          redis.call('ZREM', K.fair(), t)
+          redis.call('HSET', K.fair_vt(), t, num(next_vt))
+        end
+        local more = 0
+        if live + 1 < slots then
+          for _, b in ipairs(accounts) do
+            local used = b.live
+            if b == a then used = used + 1 end
+            if not b.paused and used < b.cap then more = 1 end
+          end
+        end
+        return {'admitted', t, id, token, int(n), more, a.name}
       end
-      local more = 0
-      if live + 1 < cap then more = 1 end
-      return {'admitted', t, id, token, int(n), more}
     end
   end
 end
+if min_wait then return {'wait', int(math.ceil(min_wait))} end
 if redis.call('ZCARD', K.fair()) == 0 then return {'empty'} end
 return {'full'}

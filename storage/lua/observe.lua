@@ -1,26 +1,44 @@
--- Teach the shared limiter what the provider said: a success, a 429, or rate-limit headers.
--- ARGV: prefix, kind ('ok'|'rate_limited'|'quota'|'auth'), images, retry_after_ms,
---       limit_requests, remaining_requests, limit_images, remaining_images,
---       ipm_cfg, rpm_cfg, pause_ms (quota/auth pauses), reason, burst_seconds
+-- Teach an account's limiter what the provider said: a success, a 429, a failure that pauses
+-- the account, or rate-limit headers.
+-- ARGV: prefix, account, kind ('ok'|'rate_limited'|'quota'|'auth'|'server_error'|'headers'),
+--       images, retry_after_ms, limit_requests, remaining_requests, limit_images,
+--       remaining_images, ipm_cfg, rpm_cfg, pause_ms (first pause of a failing account),
+--       reason, burst_seconds, pause_max_ms, error_threshold
+-- A paused account takes no new work until its pause lapses; then admission lets one call
+-- through, whose success ends the pause (and whose failure pauses it twice as long).
 -- Returns {ipm_eff, rpm_eff, paused_until}.
-local kind, images, retry_after = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local limit_req, remaining_req = tonumber(ARGV[5]), tonumber(ARGV[6])
-local limit_img, remaining_img = tonumber(ARGV[7]), tonumber(ARGV[8])
-local ipm_cfg, rpm_cfg, pause_ms, reason = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
-local burst_s = tonumber(ARGV[13]) or 1
+local account, kind, images, retry_after = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local limit_req, remaining_req = tonumber(ARGV[6]), tonumber(ARGV[7])
+local limit_img, remaining_img = tonumber(ARGV[8]), tonumber(ARGV[9])
+local ipm_cfg, rpm_cfg, pause_ms, reason = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
+local burst_s = tonumber(ARGV[14]) or 1
+local pause_max, threshold = tonumber(ARGV[15]) or pause_ms, tonumber(ARGV[16]) or 5
 local now = now_ms()
-local lim = K.limiter()
+local lim = K.limiter(account)
 local s = hget_all(lim)
 local ipm = tonumber(s['ipm_eff'] or '') or ipm_cfg
 local rpm = tonumber(s['rpm_eff'] or '') or rpm_cfg
 ipm, rpm = math.min(ipm, ipm_cfg), math.min(rpm, rpm_cfg)
 local paused = tonumber(s['paused_until'] or '0') or 0
+local current = s['pause_reason'] or ''
+local HARD = {insufficient_quota = true, provider_auth_failed = true, server_errors = true}
 local sec = math.floor(now / 1000)
+
+-- Pause the account for good reason: first for pause_ms, doubling at each relapse.
+local function hard_pause(why)
+  if HARD[current] and paused > now then return end
+  local pauses = tonumber(s['pauses'] or '0') or 0
+  local ms = math.min(pause_max, pause_ms * 2 ^ pauses)
+  paused, current = now + ms, why
+  redis.call('HSET', lim, 'paused_until', int(paused), 'pause_reason', why, 'pauses', pauses + 1,
+             'paused_at', int(now), 'errors', 0)
+end
 
 -- The provider's own figures, when it sends them, cap what editq tries.
 if limit_req and limit_req > 0 then redis.call('HSET', lim, 'learned_rpm', int(limit_req)) end
 if limit_img and limit_img > 0 then redis.call('HSET', lim, 'learned_ipm', int(limit_img)) end
 local function pause(ms, why)
+  if HARD[current] then return end
   if now + ms > paused then
     paused = now + ms
     redis.call('HSET', lim, 'paused_until', int(paused), 'pause_reason', why)
@@ -34,6 +52,12 @@ if remaining_img and remaining_img <= 0 and limit_img and limit_img > 0 then
 end
 
 if kind == 'ok' then
+  if HARD[current] and paused <= now then
+    -- the probe went through: the account is back
+    redis.call('HSET', lim, 'pause_reason', '', 'paused_until', '0', 'pauses', 0)
+    current = ''
+  end
+  if (s['errors'] or '0') ~= '0' then redis.call('HSET', lim, 'errors', 0) end
   local last_429 = tonumber(s['last_429'] or '0') or 0
   local last_change = tonumber(s['last_change'] or '0') or 0
   -- Probe back up: +2% of the configured rate every 5 s without a 429 in the last 10 s.
@@ -46,7 +70,7 @@ if kind == 'ok' then
   end
 elseif kind == 'rate_limited' then
   pause(math.max(retry_after, 100), 'rate_limited')
-  local rej = K.limiter_rejected()
+  local rej = K.limiter_rejected(account)
   redis.call('HINCRBY', rej, 'i' .. tostring(sec), math.max(1, images))
   redis.call('HINCRBY', rej, 'r' .. tostring(sec), 1)
   redis.call('EXPIRE', rej, 120)
@@ -55,7 +79,7 @@ elseif kind == 'rate_limited' then
     -- The provider rejects at arrival, so what it accepted over the last few seconds of
     -- sending (sent minus rejected) is its real rate. Trust it once 2 s have been seen.
     local window = 5
-    local sent = redis.call('HGETALL', K.limiter_sent())
+    local sent = redis.call('HGETALL', K.limiter_sent(account))
     local rejected = redis.call('HGETALL', rej)
     local first = sec
     local totals = {i = 0, r = 0, ri = 0, rr = 0}
@@ -95,8 +119,11 @@ elseif kind == 'rate_limited' then
   end
   redis.call('HSET', lim, 'last_429', int(now), 'img_tat', num(no_burst(ipm)), 'req_tat', num(no_burst(rpm)))
 elseif kind == 'quota' or kind == 'auth' then
-  pause(pause_ms, reason)
-  redis.call('HSET', lim, 'pause_reason', reason, 'paused_until', int(math.max(paused, now + pause_ms)))
+  hard_pause(reason)
+elseif kind == 'server_error' then
+  if redis.call('HINCRBY', lim, 'errors', 1) >= threshold or (HARD[current] and paused <= now) then
+    hard_pause('server_errors')
+  end
 end
 redis.call('HSET', lim, 'ipm_eff', num(ipm), 'rpm_eff', num(rpm))
 return {num(ipm), num(rpm), int(paused)}

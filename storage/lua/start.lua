@@ -15,6 +15,9 @@ if (job['started_at'] or '') == '' then redis.call('HSET', key, 'started_at', in
 redis.call('HINCRBY', key, 'runs', 1)
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('ZADD', K.inflight(), int(now + lease), R.slot(t, id))
+if (job['account'] or '') ~= '' then
+  redis.call('ZADD', K.account_inflight(job['account']), int(now + lease), R.slot(t, id))
+end
 redis.call('ZADD', K.running(t), int(now + lease), id)
 redis.call('ZREM', K.deadlines(), R.slot(t, id))
 if (job['started_at'] or '') == '' then emit(t, id, job, 'running', now, '') end

@@ -91,8 +91,15 @@ def test_s3_frozen_then_thawed(services: Services, tmp_path: Path) -> None:
 
 
 def test_provider_5xx_storm_hangs_and_429_bursts(services: Services, tmp_path: Path) -> None:
+    # the storm must reach the retry schedule, not pause the account (sustained 5xx pause it for
+    # up to 30 s, which tests/stack/test_accounts.py covers): then the 429 phase meets real calls
     rig = make_rig(
-        services, tmp_path, universe, EDITQ_PROVIDER_READ_TIMEOUT="1", EDITQ_PROVIDER_MAX_ATTEMPTS="4"
+        services,
+        tmp_path,
+        universe,
+        EDITQ_PROVIDER_READ_TIMEOUT="1",
+        EDITQ_PROVIDER_MAX_ATTEMPTS="4",
+        EDITQ_ACCOUNT_ERROR_THRESHOLD="1000",
     )
     try:
         rig.sim(latency_min=0.1, latency_max=0.3, fail_rate=0.7)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from editq.accounts import Account
 from editq.options import EditPlan
 from editq.ratelimits import RateHeaders
 from editq.settings import Settings
@@ -339,18 +340,19 @@ def http_client(settings: Settings, pool: int) -> httpx.Client:
     )
 
 
-def build(settings: Settings, client: httpx.Client) -> Provider:
-    if settings.provider == "azure":
-        key = settings.azure_api_key or settings.openai_api_key
-        if key is None:
+def for_account(account: Account, client: httpx.Client) -> Provider:
+    """The adapter calling one provider account (all share the worker's httpx client)."""
+    if account.api_key is None:
+        if account.kind == "azure":
             raise ValueError("EDITQ_PROVIDER=azure needs AZURE_OPENAI_API_KEY")
-        return AzureProvider(
-            client,
-            settings.azure_endpoint,
-            key.get_secret_value(),
-            settings.azure_api_version,
-            settings.azure_deployments,
-        )
-    if settings.openai_api_key is None:
         raise ValueError("OPENAI_API_KEY is not set (make run starts the simulator and sets it)")
-    return OpenAIProvider(client, settings.openai_base_url, settings.openai_api_key.get_secret_value())
+    if account.kind == "azure":
+        return AzureProvider(
+            client, account.base_url, account.api_key, account.api_version, dict(account.deployments)
+        )
+    return OpenAIProvider(client, account.base_url, account.api_key)
+
+
+def build(settings: Settings, client: httpx.Client) -> Provider:
+    """The adapter of the first account."""
+    return for_account(settings.accounts[0], client)
