@@ -77,8 +77,9 @@ CODES = {
     400: "unsupported_content_type invalid_json json_too_deep unknown_parameter unknown_plan "
     "invalid_tenant_name invalid_weight invalid_max_running invalid_budget invalid_plan_name "
     "invalid_default_priority invalid_plan invalid_credit_usd invalid_markup invalid_per_image "
-    "invalid_credits invalid_note",
+    "invalid_credits invalid_note invalid_idempotency_key",
     409: "tenant_exists plan_exists",
+    422: "idempotency_key_reused",
     413: "request_too_large",
 }
 

@@ -10,6 +10,8 @@ So the balance never goes below what is held, and never below zero.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,13 +101,43 @@ def balance(db: Backend, tenant: str) -> Balance:
     return Balance(plan or None, int(total or 0), int(reserved or 0))
 
 
-def top_up(db: Backend, tenant: str, credits: int, note: str = "") -> Balance:
-    """Add `credits` (> 0) to the balance, with a `topup` entry in the ledger."""
+class TopUpKeyReused(TenantError):
+    """The top-up's `Idempotency-Key` was used with another top-up."""
+
+
+@dataclass(frozen=True)
+class TopUp:
+    """What a top-up left: the balance it made, and whether it is a replay of an earlier one."""
+
+    balance: Balance
+    replayed: bool = False
+
+
+def top_up(
+    db: Backend, tenant: str, credits: int, note: str = "", *, idempotency_key: str | None = None
+) -> TopUp:
+    """Add `credits` (> 0) to the balance, with a `topup` entry in the ledger. With an
+    `idempotency_key`, a retry of the same top-up (same credits and note) adds nothing and
+    answers the balance the first one made; another top-up under the key is refused."""
     if credits < 1:
         raise TenantError("a top-up is at least 1 credit")
-    result = db.scripts.run("credits_topup", tenant, credits, MAX_BALANCE, note)
+    key_hash = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else ""
+    fingerprint = hashlib.sha256(json.dumps([credits, note]).encode()).hexdigest()
+    result = db.scripts.run(
+        "credits_topup",
+        tenant,
+        credits,
+        MAX_BALANCE,
+        note,
+        key_hash,
+        fingerprint,
+        db.settings.idempotency_ttl_seconds,
+    )
     if result[0] == "no_tenant":
         raise NoSuchTenant(f"no tenant {tenant!r}")
     if result[0] == "too_large":
         raise BalanceTooLarge(f"the balance would be over {MAX_BALANCE} credits (it is {result[1]})")
-    return balance(db, tenant)
+    if result[0] == "key_reused":
+        raise TopUpKeyReused("this Idempotency-Key was used with a different top-up")
+    plan = db.redis.hget(db.keys.tenant(tenant), "plan")
+    return TopUp(Balance(plan or None, int(result[1]), int(result[2])), replayed=result[3] == 1)

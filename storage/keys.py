@@ -35,6 +35,7 @@ TEMPLATES: dict[str, str] = {
     "plans": "plans",
     "reuse": "reuse:{tenant}:{fingerprint}",
     "idempotency": "idem:{tenant}:{key_hash}",
+    "topup_idempotency": "idem:{tenant}:topup:{key_hash}",
     "hold": "hold:{hold_id}",
     "holds": "holds",
     "delivery": "dlv:{delivery_id}",
@@ -164,6 +165,10 @@ class Keys:
 
     def idempotency(self, tenant: str, key_hash: str) -> str:
         return self.build("idempotency", tenant, key_hash)
+
+    def topup_idempotency(self, tenant: str, key_hash: str) -> str:
+        """A credit top-up's `Idempotency-Key`: what it asked and what it answered."""
+        return self.build("topup_idempotency", tenant, key_hash)
 
     def hold(self, hold_id: str) -> str:
         return self.build("hold", hold_id)

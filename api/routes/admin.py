@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from editq.api.admin import admin, body, documented, refusals
 from editq.api.admin_schemas import (
@@ -23,10 +23,10 @@ from editq.api.admin_schemas import (
     TenantPatch,
     TopUp,
 )
-from editq.api.deps import DB
-from editq.errors import Conflict, InvalidRequest, NotFound
+from editq.api.deps import DB, IdempotencyKey
+from editq.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from editq.storage import credits as credit_store
-from editq.storage import limiter, money, tenants
+from editq.storage import idempotency, limiter, money, tenants
 from editq.storage.backend import Backend
 
 log = logging.getLogger("editq.admin")
@@ -144,20 +144,35 @@ def update_tenant(
 @router.post(
     "/tenants/{name}/credits",
     response_model=TenantCredits,
-    responses=refusals(404, 413),
+    responses=refusals(404, 413, 422),
     openapi_extra=documented(TopUp),
 )
-def top_up(name: str, db: DB, top: Annotated[TopUp, Depends(body(TopUp))]) -> TenantCredits:
-    """Add credits to the tenant's balance (recorded in its ledger as `topup`)."""
+def top_up(
+    name: str,
+    db: DB,
+    top: Annotated[TopUp, Depends(body(TopUp))],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> TenantCredits:
+    """Add credits to the tenant's balance (recorded in its ledger as `topup`). With an
+    `Idempotency-Key`, a retried top-up adds nothing and answers what the first one did
+    (`Idempotent-Replayed: true`); the key with another top-up is refused (422)."""
     _tenant(db, name)
+    key = idempotency.parse_key(idempotency_key)
     try:
-        now = credit_store.top_up(db, name, top.credits, top.note)
+        done = credit_store.top_up(db, name, top.credits, top.note, idempotency_key=key)
     except tenants.NoSuchTenant:
         raise NotFound("tenant_not_found", f"no tenant {name!r}", "name") from None
     except credit_store.BalanceTooLarge as exc:
         raise InvalidRequest("invalid_credits", str(exc), "credits") from None
-    log.info("admin: %d credits added to %s (balance %d)", top.credits, name, now.balance)
-    return TenantCredits(tenant=name, **now.public())
+    except credit_store.TopUpKeyReused as exc:
+        raise Unprocessable("idempotency_key_reused", str(exc), "Idempotency-Key") from None
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        log.info("admin: top-up of %d credits to %s replayed", top.credits, name)
+    else:
+        log.info("admin: %d credits added to %s (balance %d)", top.credits, name, done.balance.balance)
+    return TenantCredits(tenant=name, **done.balance.public())
 
 
 @router.post("/tenants/{name}/keys", status_code=201, response_model=NewApiKey, responses=refusals(404))

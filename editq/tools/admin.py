@@ -80,10 +80,16 @@ class AdminClient:
         )
         return result
 
-    def top_up(self, tenant: str, credits: int, note: str = "") -> dict[str, Any]:
+    def top_up(
+        self, tenant: str, credits: int, note: str = "", *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Add credits; with `idempotency_key`, a repeat of the same top-up adds nothing."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         result: dict[str, Any] = self._json(
             self.http.post(
-                f"/v1/admin/tenants/{_segment(tenant)}/credits", json={"credits": credits, "note": note}
+                f"/v1/admin/tenants/{_segment(tenant)}/credits",
+                json={"credits": credits, "note": note},
+                headers=headers,
             )
         )
         return result

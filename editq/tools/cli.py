@@ -151,7 +151,7 @@ def _tenants_on_api(api: Any, args: argparse.Namespace) -> int:
         for tenant in api.tenants():
             _print(tenant["name"])
     elif args.action == "top-up":
-        _print(dumps(api.top_up(args.name, args.credits, args.note)))
+        _print(dumps(api.top_up(args.name, args.credits, args.note, idempotency_key=args.idempotency_key)))
     else:
         return _fail(
             f"tenants {args.action} is not part of the admin API: run it without --api (on Redis), "
@@ -201,9 +201,8 @@ def _tenants_on_redis(db: Any, args: argparse.Namespace) -> int:
     elif args.action == "rotate-secret":
         _print(dumps(tenants.rotate_secret(db, args.name, db.settings.secret_overlap_seconds)))
     elif args.action == "top-up":
-        _print(
-            dumps({"tenant": args.name, **credits.top_up(db, args.name, args.credits, args.note).public()})
-        )
+        done = credits.top_up(db, args.name, args.credits, args.note, idempotency_key=args.idempotency_key)
+        _print(dumps({"tenant": args.name, **done.balance.public()}))
     return 0
 
 
@@ -549,6 +548,11 @@ def _add_tenants_command(sub: Subcommands) -> None:
     p.add_argument("name")
     p.add_argument("credits", type=int)
     p.add_argument("--note", default="", help="recorded in the ledger (an invoice number, say)")
+    p.add_argument(
+        "--idempotency-key",
+        default=None,
+        help="run it again with the same key and nothing more is added (an invoice number, say)",
+    )
     _add_admin_api_arg(p)
     p.set_defaults(func=cmd_tenants)
 

@@ -152,6 +152,36 @@ def test_hostile_top_ups_change_nothing(stack: Universe) -> None:
     assert (entry["kind"], entry["credits"], entry["note"]) == ("topup", 12, "invoice 7")
 
 
+def test_a_retried_top_up_with_its_idempotency_key_adds_once(stack: Universe) -> None:
+    name, _ = stack.tenant()
+    other, _ = stack.tenant()
+    url = f"/v1/admin/tenants/{name}/credits"
+    with stack.admin() as admin:
+        first = admin.post(url, json={"credits": 40, "note": "inv 9"}, headers={"Idempotency-Key": "inv-9"})
+        assert first.status_code == 200, first.text
+        assert "idempotent-replayed" not in first.headers
+        admin.post(url, json={"credits": 5})  # another top-up meanwhile, without a key
+        again = admin.post(url, json={"credits": 40, "note": "inv 9"}, headers={"Idempotency-Key": "inv-9"})
+        assert again.status_code == 200
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()  # the answer the first one gave: balance 40
+        assert again.json()["balance"] == 40
+        reused = admin.post(url, json={"credits": 41, "note": "inv 9"}, headers={"Idempotency-Key": "inv-9"})
+        assert (reused.status_code, _code(reused)) == (422, "idempotency_key_reused")
+        bad = admin.post(url, json={"credits": 7}, headers={"Idempotency-Key": "k" * 256})
+        assert (bad.status_code, _code(bad)) == (400, "invalid_idempotency_key")
+        # the key is the tenant's own: the same key tops up another tenant
+        theirs = admin.post(
+            f"/v1/admin/tenants/{other}/credits",
+            json={"credits": 40, "note": "inv 9"},
+            headers={"Idempotency-Key": "inv-9"},
+        )
+        assert "idempotent-replayed" not in theirs.headers
+    assert credits.balance(stack.db, name).balance == 45
+    assert credits.balance(stack.db, other).balance == 40
+    assert [e["credits"] for e in money.ledger(stack.db, name)] == [40, 5]
+
+
 def test_a_submit_the_plan_cannot_price_or_afford_leaves_nothing(stack: Universe) -> None:
     with stack.admin() as admin:
         plan = _name()

@@ -75,4 +75,10 @@ def test_plans_and_top_ups_both_ways(stack: Universe, tmp_path: Path) -> None:
     topped = json.loads(_ok("tenants", "top-up", tenant, "40", "--note", "inv 1", env=redis))
     assert (topped["plan"], topped["balance"]) == (name, 40)
     assert credits.balance(stack.db, tenant).balance == 40
+    for env in (api, redis, api):  # a repeated top-up under its key adds nothing, either way
+        keyed = json.loads(_ok("tenants", "top-up", tenant, "5", "--idempotency-key", "inv-2", env=env))
+        assert keyed["balance"] == 45
+    reused = _editq("tenants", "top-up", tenant, "6", "--idempotency-key", "inv-2", env=api, check=False)
+    assert "idempotency_key_reused" in reused.stderr
+    assert credits.balance(stack.db, tenant).balance == 45
     assert credits.get_plan(stack.db, f"{name}c") is None

@@ -98,3 +98,15 @@ def test_settlement_charges_at_most_the_reservation_and_only_on_success(db: Back
         ("released", 0, 5),
     ]
     assert entries[1]["note"] == "credits capped at the reservation"
+
+
+def test_a_top_up_under_an_idempotency_key_applies_once(db: Backend) -> None:
+    first = credits.top_up(db, "acme", 10, "inv 1", idempotency_key="inv-1")
+    assert first == credits.TopUp(credits.Balance(None, 10, 0), replayed=False)
+    credits.top_up(db, "acme", 3)
+    again = credits.top_up(db, "acme", 10, "inv 1", idempotency_key="inv-1")
+    assert again == credits.TopUp(credits.Balance(None, 10, 0), replayed=True)
+    with pytest.raises(credits.TopUpKeyReused):
+        credits.top_up(db, "acme", 10, "inv 2", idempotency_key="inv-1")
+    assert credits.balance(db, "acme").balance == 13
+    assert [e["credits"] for e in money.ledger(db, "acme")] == [10, 3]
