@@ -403,8 +403,16 @@ class Settings(BaseSettings):
 
     @property
     def economy_available(self) -> bool:
-        """Whether priority=economy is accepted (enabled, on a provider with the Batch API)."""
-        return self.economy_enabled and self.provider == "openai"
+        """Whether priority=economy is accepted (enabled, with an account whose provider has
+        the Batch API)."""
+        return self.economy_enabled and self.economy_account is not None
+
+    @property
+    def economy_account(self) -> Account | None:
+        """The account the economy lane's batches go to: the first OpenAI account (Azure's batch
+        routes are not spoken). Every batch, from upload to its results, stays on it, so it must
+        stay first while batches are in flight."""
+        return next((a for a in self._accounts if a.kind == "openai"), None)
 
     @property
     def worker_drain_seconds(self) -> float:

@@ -130,3 +130,28 @@ def test_broken_or_hostile_pools_are_refused_clearly(data: Any, message: str) ->
 def test_settings_fail_fast_on_a_bad_pool() -> None:
     with pytest.raises(ValidationError, match="which is not set"):
         Settings.from_env({"EDITQ_PROVIDER_ACCOUNTS": json.dumps([_account(api_key_env="NOPE")])})
+
+
+def test_the_economy_lane_runs_on_the_first_openai_account() -> None:
+    azure = _account(
+        name="az", kind="azure", base_url=None, endpoint="https://eu.openai.azure.com", api_key_env="KEY_B"
+    )
+    pool = [azure, _account(name="p1"), _account(name="p2", api_key_env="KEY_B")]
+    s = Settings.from_env({**ENV, "EDITQ_PROVIDER_ACCOUNTS": json.dumps(pool)})
+    assert s.economy_account is not None
+    assert (s.economy_account.name, s.economy_available) == ("p1", True)
+    only_azure = Settings.from_env({**ENV, "EDITQ_PROVIDER_ACCOUNTS": json.dumps([azure])})
+    assert (only_azure.economy_account, only_azure.economy_available) == (None, False)
+    off = Settings.from_env({**ENV, "EDITQ_PROVIDER_ACCOUNTS": json.dumps(pool), "EDITQ_ECONOMY": "false"})
+    assert not off.economy_available
+    shorthand = Settings.from_env({"OPENAI_API_KEY": "sk-x"})
+    assert shorthand.economy_account is not None
+    assert shorthand.economy_account.name == DEFAULT_ACCOUNT
+    azure_shorthand = Settings.from_env(
+        {
+            "EDITQ_PROVIDER": "azure",
+            "AZURE_OPENAI_API_KEY": "k",
+            "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+        }
+    )
+    assert not azure_shorthand.economy_available

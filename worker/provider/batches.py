@@ -176,7 +176,9 @@ def http_client(settings: Settings) -> httpx.Client:
 
 
 def build(settings: Settings, client: httpx.Client) -> BatchClient | None:
-    """None when the provider has no batch route editq speaks (Azure)."""
-    if settings.provider != "openai" or settings.openai_api_key is None:
+    """On the economy account (`Settings.economy_account`); None when no account has a batch
+    route editq speaks (Azure only)."""
+    account = settings.economy_account
+    if account is None or account.api_key is None:
         return None
-    return BatchClient(client, settings.openai_base_url, settings.openai_api_key.get_secret_value())
+    return BatchClient(client, account.base_url, account.api_key)
