@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from editq.credits import Plan
+from editq.storage import idempotency
 from editq.storage.backend import Backend
 from editq.storage.tenants import NoSuchTenant, TenantError
 
@@ -121,7 +122,7 @@ def top_up(
     answers the balance the first one made; another top-up under the key is refused."""
     if credits < 1:
         raise TenantError("a top-up is at least 1 credit")
-    key_hash = hashlib.sha256(idempotency_key.encode()).hexdigest() if idempotency_key else ""
+    key = idempotency.key_hash(idempotency_key) if idempotency_key else ""
     fingerprint = hashlib.sha256(json.dumps([credits, note]).encode()).hexdigest()
     result = db.scripts.run(
         "credits_topup",
@@ -129,7 +130,7 @@ def top_up(
         credits,
         MAX_BALANCE,
         note,
-        key_hash,
+        key,
         fingerprint,
         db.settings.idempotency_ttl_seconds,
     )

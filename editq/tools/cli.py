@@ -169,24 +169,11 @@ def _tenants_on_redis(db: Any, args: argparse.Namespace) -> int:
     if plan.get("plan") and credits.get_plan(db, str(plan["plan"])) is None:
         return _fail(f"no plan {plan['plan']!r}")
     if args.action in ("create", "update"):
+        limits = {"weight": args.weight, "max_running": args.max_running, "budgets": budgets}
         if args.action == "create":
-            tenant = tenants.create(
-                db,
-                args.name,
-                weight=args.weight,
-                max_running=args.max_running,
-                budgets=budgets,
-                default_priority=args.default_priority or "",
-            )
+            tenant = tenants.create(db, args.name, **limits, default_priority=args.default_priority or "")
         else:
-            tenant = tenants.update(
-                db,
-                args.name,
-                weight=args.weight,
-                max_running=args.max_running,
-                budgets=budgets,
-                default_priority=args.default_priority,
-            )
+            tenant = tenants.update(db, args.name, **limits, default_priority=args.default_priority)
         if plan:
             credits.assign(db, args.name, plan["plan"])
         shown = {**tenant.public(), **plan}
