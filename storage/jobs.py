@@ -14,6 +14,7 @@ from editq.job import Job, Status
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
 from editq.storage.records import Slot
+from editq.storage.redis import ScriptCall
 
 log = logging.getLogger("editq.storage")
 
@@ -150,10 +151,13 @@ def list_jobs(
     return Page(found, next_cursor)
 
 
-def start(db: Backend, tenant: str, job_id: str, token: str, worker: str = "") -> Job | Refused:
-    """Claim an admitted job for this run: the job as claimed, or why not."""
+def start(
+    db: Backend, tenant: str, job_id: str, token: str, worker: str = "", *, calling: bool = False
+) -> Job | Refused:
+    """Claim an admitted job for this run: the job as claimed, or why not. `calling`: the run's
+    provider call goes out next, so the claim also notes it sent (`mark_call`'s SENT)."""
     lease_ms = int(db.settings.lease_seconds * 1000)
-    result = db.scripts.run("start", tenant, job_id, token, lease_ms, worker)
+    result = db.scripts.run("start", tenant, job_id, token, lease_ms, worker, calling)
     if result[0] == "ok":
         flat = result[1:]
         return Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -174,13 +178,23 @@ class CallPhase(StrEnum):
 
 
 def mark_call(
-    db: Backend, job: Job, phase: CallPhase, usage: dict[str, Any] | None = None, actual: int = 0
+    db: Backend,
+    job: Job,
+    phase: CallPhase,
+    usage: dict[str, Any] | None = None,
+    actual: int = 0,
+    *,
+    along: ScriptCall | None = None,
 ) -> bool:
     """Note on the job where its provider call is, so the reaper can account for the call if
-    this run is lost. False when the run no longer owns the job (or it is no longer running)."""
-    result = db.scripts.run(
-        "call", job.tenant, job.id, job.token, phase.value, json.dumps(usage) if usage else "", actual
+    this run is lost. False when the run no longer owns the job (or it is no longer running).
+    `along`: another script to run in the same round trip, after this one (the limiter's
+    observation of the call)."""
+    call: ScriptCall = (
+        "call",
+        (job.tenant, job.id, job.token, phase.value, json.dumps(usage) if usage else "", actual),
     )
+    result = db.scripts.run(call[0], *call[1]) if along is None else db.scripts.run_many([call, along])[0]
     return bool(result[0] == "ok")
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from editq.accounts import Account
 from editq.ratelimits import RateHeaders
 from editq.storage import metrics
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageError
+from editq.storage.redis import ScriptCall
 
 
 class Outcome(StrEnum):
@@ -49,6 +50,10 @@ class Admission:
     more: bool = False
     #: The provider account the admitted job goes to.
     account: str = ""
+    #: The admitted job's model, and its sources and mask as recorded (JSON).
+    model: str = ""
+    sources: str = ""
+    mask: str = ""
 
 
 def _account_args(account: Account) -> list[str | int | float]:
@@ -77,6 +82,9 @@ def admit(db: Backend) -> Admission:
             int(result[4]),
             more=result[5] == 1,
             account=str(result[6]),
+            model=str(result[7]),
+            sources=str(result[8]),
+            mask=str(result[9]),
         )
     if outcome is Outcome.EXPIRED:
         return Admission(outcome, str(result[1]), str(result[2]))
@@ -121,7 +129,7 @@ def _account(db: Backend, name: str) -> Account:
     return account
 
 
-def observe(
+def observation(
     db: Backend,
     account: str,
     kind: Signal,
@@ -129,29 +137,46 @@ def observe(
     images: int = 0,
     retry_after_ms: int = 0,
     headers: RateHeaders | None = None,
-) -> None:
-    """Tell an account's limiter how a call went."""
+) -> ScriptCall:
+    """The script that tells an account's limiter how a call went, to run (`observe`) or to
+    send along with another (`Scripts.run_many`)."""
     h = headers or RateHeaders()
     s = db.settings
     acc = _account(db, account)
-    db.scripts.run(
+    return (
         "observe",
-        acc.name,
-        kind.value,
-        images,
-        retry_after_ms,
-        h.limit_requests,
-        h.remaining_requests,
-        h.limit_images,
-        h.remaining_images,
-        acc.ipm,
-        acc.rpm,
-        _first_pause_ms(s.account_pause_seconds, kind),
-        PAUSE_REASONS.get(kind, ""),
-        s.limiter_burst_seconds,
-        int(s.account_pause_max_seconds * 1000),
-        s.account_error_threshold,
+        (
+            acc.name,
+            kind.value,
+            images,
+            retry_after_ms,
+            h.limit_requests,
+            h.remaining_requests,
+            h.limit_images,
+            h.remaining_images,
+            acc.ipm,
+            acc.rpm,
+            _first_pause_ms(s.account_pause_seconds, kind),
+            PAUSE_REASONS.get(kind, ""),
+            s.limiter_burst_seconds,
+            int(s.account_pause_max_seconds * 1000),
+            s.account_error_threshold,
+        ),
     )
+
+
+class Details(TypedDict, total=False):
+    """What else the limiter is told about a call."""
+
+    images: int
+    retry_after_ms: int
+    headers: RateHeaders | None
+
+
+def observe(db: Backend, account: str, kind: Signal, **details: Unpack[Details]) -> None:
+    """Tell an account's limiter how a call went."""
+    name, args = observation(db, account, kind, **details)
+    db.scripts.run(name, *args)
 
 
 _HARD = set(PAUSE_REASONS.values())

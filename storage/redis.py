@@ -58,6 +58,8 @@ FAIL_FAST_RETRIES = (0.25,)
 PATIENT_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 Redis = redis.Redis
+#: A script by name and its arguments (after the prefix), for `Scripts.run_many`.
+ScriptCall = tuple[str, tuple[Any, ...]]
 #: Redis cannot serve now (READONLY: a replica, such as a master demoted by a failover).
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
 #: Anything a Redis call can raise (replies included), for steps that must not fail a request.
@@ -237,7 +239,34 @@ class Scripts:
 
     def run(self, name: str, *args: Any) -> Any:
         argv = self._argv(args)
-        return self._with_retry(name, lambda: self._scripts[name](keys=[], args=argv))
+        return self._with_retry(name in REPEATABLE, lambda: self._scripts[name](keys=[], args=argv))
+
+    def run_many(self, calls: list[ScriptCall]) -> list[Any]:
+        """Several scripts in one round trip, each atomic on its own (not a transaction), in
+        order; their replies. Sent again only as `run` would send every one of them again. A
+        script the server does not have (a restarted or promoted Redis) is loaded and run alone."""
+        sent = [(name, self._argv(args)) for name, args in calls]
+
+        def attempt() -> list[Any]:
+            pipe = redis.client.Pipeline(
+                self.client.connection_pool, self.client.response_callbacks, False, None
+            )
+            for name, argv in sent:
+                pipe.evalsha(self._scripts[name].sha, 0, *argv)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+            return replies
+
+        replies = self._with_retry(all(name in REPEATABLE for name, _ in sent), attempt)
+        results = []
+        for (name, argv), reply in zip(sent, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                alone = functools.partial(self._scripts[name], keys=[], args=argv)
+                results.append(self._with_retry(name in REPEATABLE, alone))
+            elif isinstance(reply, redis.RedisError):
+                raise translated(reply) from reply
+            else:
+                results.append(reply)
+        return results
 
     def run_replicated(self, name: str, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
         """`run`, then `WAIT replicas timeout_ms` on the same connection (WAIT counts the
@@ -253,13 +282,13 @@ class Scripts:
             replies: list[Any] = pipe.execute()
             return replies
 
-        result, acked = self._with_retry(name, attempt)
+        result, acked = self._with_retry(name in REPEATABLE, attempt)
         return result, int(acked)
 
     def _argv(self, args: tuple[Any, ...]) -> list[str]:
         return [self.prefix, self.clock_offset, *(_arg(a) for a in args)]
 
-    def _with_retry(self, name: str, attempt: Callable[[], Any]) -> Any:
+    def _with_retry(self, repeatable: bool, attempt: Callable[[], Any]) -> Any:
         for delay in (*self.retries, None):
             try:
                 return attempt()
@@ -268,7 +297,7 @@ class Scripts:
                 cause = exc if isinstance(exc, redis.RedisError) else exc.__cause__
                 if delay is None or not (
                     isinstance(cause, redis.RedisError)
-                    and (_never_ran(cause) or (name in REPEATABLE and isinstance(cause, REDIS_ERRORS)))
+                    and (_never_ran(cause) or (repeatable and isinstance(cause, REDIS_ERRORS)))
                 ):
                     raise _editq_error(exc) from cause
             time.sleep(delay)

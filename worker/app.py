@@ -20,12 +20,20 @@ from editq.worker import broker
 from editq.worker.probes import LoopProbe
 
 EDITS, WEBHOOKS, OPS = "editq.edits", "editq.webhooks", "editq.ops"
+#: The app setting that carries the number of edit threads from `editq worker` to the worker.
+EDIT_SLOTS = "editq_edit_slots"
 TASK_ROUTES = {
     "editq.edit": {"queue": EDITS},
     "editq.deliver": {"queue": WEBHOOKS},
     "editq.housekeeping": {"queue": OPS},
     "editq.economy": {"queue": OPS},
 }
+
+
+def edit_slots(concurrency: int) -> int:
+    """Of a worker's `concurrency` threads, those that run edits; the rest (two, or one for a
+    worker of fewer than four) are Celery's pool, for webhooks, housekeeping and economy work."""
+    return concurrency - 2 if concurrency >= 4 else max(1, concurrency - 1)
 
 
 def make_app(settings: Settings | None = None) -> Celery:

@@ -1,10 +1,12 @@
-"""The dispatcher: moves admitted jobs into Celery and drains the Redis schedule.
+"""The dispatcher: admits jobs for its own process's edit threads and drains the Redis schedule.
 
 Every worker process runs one, in a thread. Admission is one Lua script, so any number of
-dispatchers can run at once; each sleeps on the Redis wake list (pushed by submissions and by
-finished jobs) for no longer than the limiter or the schedule asks. Dispatchers also run the
-housekeeping sweep (lapsed leases, deadlines, dead holds, retention) when it is due, so jobs are
-recovered even while beat is down.
+dispatchers can run at once; each admits only while its process has a free edit slot and hands
+the job straight to that slot (`worker.runner`). With a slot free it sleeps on the Redis wake
+list (pushed by submissions and by finished jobs) for no longer than the limiter or the schedule
+asks; with every slot taken it waits for one of its own jobs to end instead, leaving wake-ups to
+dispatchers that have room. Dispatchers also run the housekeeping sweep (lapsed leases,
+deadlines, dead holds, retention) when it is due, so jobs are recovered even while beat is down.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from editq import logs
 from editq.errors import EditqError
@@ -24,6 +27,7 @@ from editq.storage.errors import StorageError
 from editq.storage.limiter import Outcome
 from editq.storage.records import Entry, Kind
 from editq.worker import housekeeping
+from editq.worker.runner import Admitted, EditRunner
 
 log = logging.getLogger("editq.dispatcher")
 
@@ -36,20 +40,37 @@ ROUND = 200
 SCHEDULE_POLL_SECONDS = 0.05
 
 Publish = Callable[[str, list[str], str], None]
+
+
+class Slots(Protocol):
+    """Where admitted jobs run: this process's edit threads."""
+
+    def room(self) -> int: ...
+
+    def hand(self, job: Admitted) -> None: ...
+
+
 #: Turns a due job event into a webhook delivery.
 Materialize = Callable[[Entry], object]
 
 
-def admit_round(db: Backend, publish: Publish) -> tuple[int, float]:
-    """Admit what the limiter allows. Returns (jobs admitted, seconds until worth trying again)."""
+def admit_round(db: Backend, slots: Slots) -> tuple[int, float]:
+    """Admit what the limiter allows and this process has slots for, handing each job to a slot.
+    Returns (jobs admitted, seconds until worth trying again)."""
     admitted = 0
     while admitted < ROUND:
+        if slots.room() <= 0:
+            return admitted, IDLE_SECONDS
         step = limiter.admit(db)
         if step.outcome is Outcome.ADMITTED:
-            publish("editq.edit", [step.tenant, step.job_id, step.token], f"{step.job_id}.{step.token}")
+            slots.hand(Admitted(step.tenant, step.job_id, step.token, step.model, step.sources, step.mask))
             logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant, account=step.account)
             admitted += 1
             if not step.more:
+                return admitted, IDLE_SECONDS
+            if slots.room() <= 0:
+                # Capacity is left elsewhere: pass the wake-up on to a dispatcher with room.
+                limiter.wake(db)
                 return admitted, IDLE_SECONDS
         elif step.outcome is Outcome.EXPIRED:
             if isinstance(jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED), Status):
@@ -90,12 +111,14 @@ class Dispatcher(threading.Thread):
     def __init__(
         self,
         db: Backend,
+        runner: EditRunner,
         publish: Publish,
         materialize: Materialize,
         periodic: Callable[[bool], object] | None = None,
     ) -> None:
         super().__init__(name="editq-dispatcher", daemon=True)
         self.db = db
+        self.runner = runner
         #: Called on each housekeeping tick (True on the first): the provider's model listing.
         self.periodic = periodic
         self.publish = publish
@@ -116,7 +139,8 @@ class Dispatcher(threading.Thread):
             housekeeping.sweep_if_due(self.db)
             if self.periodic is not None:
                 self.periodic(first)
-        _, wait = admit_round(self.db, self.publish)
+        _, wait = admit_round(self.db, self.runner)
+        self.runner.events.flush()
         if now >= self.schedule_checked + SCHEDULE_POLL_SECONDS:
             self.schedule_checked = now
             next_due = drain_schedule(self.db, self.publish, self.materialize, self.lease_ms)
@@ -129,8 +153,12 @@ class Dispatcher(threading.Thread):
         while not self.stopped.is_set():
             try:
                 wait = self.step()
-                if wait > 0:
+                if wait <= 0:
+                    continue
+                if self.runner.room() > 0:
                     limiter.sleep_until_woken(self.db, wait)
+                else:
+                    self.runner.wait_for_room(wait)
             except (StorageError, EditqError) as exc:
                 log.warning("dispatcher: %s", exc)
                 self.stopped.wait(1.0)

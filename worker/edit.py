@@ -7,9 +7,11 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +25,7 @@ from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
 from editq.storage.limiter import Signal
+from editq.storage.redis import ScriptCall
 from editq.telemetry import (
     ACCOUNT_CALLS,
     PROVIDER_CALL_SECONDS,
@@ -69,15 +72,51 @@ def _ended(result: Status | jobs.Refused) -> Outcome:
     return Outcome(result.value) if isinstance(result, Status) else Outcome.STALE
 
 
-def run(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
+@dataclass(frozen=True)
+class Ahead:
+    """What admission read of the job: enough to load its sources before claiming it, so the
+    claim also notes the call sent (one Redis round trip less per job)."""
+
+    model: str
+    sources: list[dict[str, Any]]
+    mask: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, model: str, sources: str, mask: str) -> Ahead | None:
+        """From admission's reply; None when it said too little (the job is read at its claim)."""
+        try:
+            parsed = json.loads(sources) if sources else None
+            parsed_mask = json.loads(mask) if mask else None
+        except ValueError:
+            return None
+        if not model or not isinstance(parsed, list) or not parsed:
+            return None
+        return cls(model, parsed, parsed_mask if isinstance(parsed_mask, dict) else None)
+
+
+def run(ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None = None) -> Outcome:
     """Run the job if this message still owns it. Returns what happened, for logs and tests."""
     with logs.bound(job_id=job_id, tenant=tenant):
-        return _claimed(ctx, tenant, job_id, token)
+        return _claimed(ctx, tenant, job_id, token, ahead)
 
 
-def _claimed(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
+def _loaded_ahead(ctx: Context, tenant: str, ahead: Ahead | None) -> Loaded | None:
+    """The job's sources, loaded before the claim when admission named them and its model is
+    served as it is (no reroute ahead). None: load them after the claim, as a rerouted job or
+    one whose sources fail to load needs."""
+    if ahead is None or not ctx.availability.get(ctx.db).serves(ahead.model):
+        return None
+    try:
+        return _load(ctx, tenant, ahead.sources, ahead.mask)
+    except (StorageError, KeyError, TypeError) as exc:
+        log.debug("sources of a %s job not loaded ahead: %s", tenant, exc)
+        return None
+
+
+def _claimed(ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None) -> Outcome:
     db = ctx.db
-    job = jobs.start(db, tenant, job_id, token, ctx.worker_id)
+    loaded = _loaded_ahead(ctx, tenant, ahead)
+    job = jobs.start(db, tenant, job_id, token, ctx.worker_id, calling=loaded is not None)
     if isinstance(job, jobs.Refused):
         if job.why is jobs.Refusal.EXPIRED:
             if isinstance(jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED), Status):
@@ -89,6 +128,8 @@ def _claimed(ctx: Context, tenant: str, job_id: str, token: str) -> Outcome:
     logs.event(log, "job.started", priority=job.priority, worker=ctx.worker_id)
     ctx.leases.hold(job)
     try:
+        if loaded is not None and ahead is not None and job.model == ahead.model:
+            return _call_loaded(ctx, job, loaded)
         return _run(ctx, job)
     finally:
         ctx.leases.drop(job)
@@ -100,17 +141,25 @@ def _backoff(ctx: Context, attempt: int) -> float:
     return float(delay) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 
-def _load_sources(ctx: Context, job: Job) -> tuple[list[Upload], Upload | None]:
+#: A job's sources and mask, read from S3 for its call.
+Loaded = tuple[list[Upload], Upload | None]
+
+
+def _load(ctx: Context, tenant: str, sources: list[dict[str, Any]], mask: dict[str, Any] | None) -> Loaded:
     db = ctx.db
     uploads = []
-    for index, source in enumerate(job.sources):
-        data = db.objects.get(source_object(job.tenant, source["sha256"]))
+    for index, source in enumerate(sources):
+        data = db.objects.get(source_object(tenant, source["sha256"]))
         ext = EXTENSIONS.get(source["content_type"], "png")
         uploads.append(Upload(f"image{index}.{ext}", data, source["content_type"]))
-    mask = None
-    if job.mask:
-        mask = Upload("mask.png", db.objects.get(source_object(job.tenant, job.mask["sha256"])), "image/png")
-    return uploads, mask
+    loaded_mask = None
+    if mask:
+        loaded_mask = Upload("mask.png", db.objects.get(source_object(tenant, mask["sha256"])), "image/png")
+    return uploads, loaded_mask
+
+
+def _load_sources(ctx: Context, job: Job) -> Loaded:
+    return _load(ctx, job.tenant, job.sources, job.mask)
 
 
 def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
@@ -145,6 +194,14 @@ def _run(ctx: Context, job: Job) -> Outcome:
     return _call(ctx, job, plan, EditCall(plan, uploads, mask, job.raw.get("user") or None), attempts)
 
 
+def _call_loaded(ctx: Context, job: Job, loaded: Loaded) -> Outcome:
+    """The call of a job whose sources were loaded before its claim, which noted the call sent."""
+    plan = EditPlan.from_dict(job.plan)
+    uploads, mask = loaded
+    call = EditCall(plan, uploads, mask, job.raw.get("user") or None)
+    return _call(ctx, job, plan, call, job.attempts - job.rate_limited)
+
+
 def account_of(ctx: Context, job: Job) -> str:
     """The provider account admission routed the job to."""
     return str(job.raw.get("account") or ctx.settings.accounts[0].name)
@@ -163,8 +220,8 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
         return _failed_call(ctx, job, exc, attempts)
     _measure(ctx, job, started, ProviderOutcome.OK, status=200, request=result.request_id)
     ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
-    running = _answered(ctx, job, result)
-    limiter.observe(ctx.db, account, Signal.OK, images=len(result.images), headers=result.rate)
+    observed = limiter.observation(ctx.db, account, Signal.OK, images=len(result.images), headers=result.rate)
+    running = _answered(ctx, job, result, observed)
     return complete(ctx, job, plan, result, running=running)
 
 
@@ -242,12 +299,18 @@ def _permanent_error(ctx: Context, job: Job, exc: ProviderError) -> dict[str, An
     return exc.to_error()
 
 
-def _answered(ctx: Context, job: Job, result: EditResult) -> bool | None:
-    """Note the billed call's usage and price at once, before anything else can fail. Returns
-    whether this run still owns the running job (None: Redis could not say)."""
+def _answered(ctx: Context, job: Job, result: EditResult, observed: ScriptCall) -> bool | None:
+    """Note the billed call's usage and price at once, before anything else can fail, and tell
+    the account's limiter (`observed`) in the same round trip. Returns whether this run still
+    owns the running job (None: Redis could not say)."""
     try:
         return jobs.mark_call(
-            ctx.db, job, jobs.CallPhase.ANSWERED, result.usage, _price(ctx, job, result.usage)
+            ctx.db,
+            job,
+            jobs.CallPhase.ANSWERED,
+            result.usage,
+            _price(ctx, job, result.usage),
+            along=observed,
         )
     except StorageUnavailable as exc:
         log.warning("could not note the answered call of %s: %s", job.id, exc)

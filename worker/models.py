@@ -35,6 +35,7 @@ def refresh(ctx: Context, *, force: bool = False) -> bool:
         return False
     names = sorted({name for i in ids if (name := ctx.catalogue.canonical(i)) is not None})
     model_store.record_listing(db, names, ids)
+    ctx.availability.forget()  # this process routes by the new listing from its next job
     state = lifecycle.report(
         ctx.catalogue,
         configured_default=settings.default_model,
@@ -88,6 +89,15 @@ def refresh_in_background(ctx: Context, *, force: bool = False) -> None:
             return
         _listing_thread = threading.Thread(target=run, name="editq-models", daemon=True)
         _listing_thread.start()
+
+
+def wait_for_listing(seconds: float) -> None:
+    """Wait up to `seconds` for the listing under way (a worker's first, before it admits jobs,
+    so it routes them by what the provider serves now)."""
+    with _listing_lock:
+        thread = _listing_thread
+    if thread is not None:
+        thread.join(seconds)
 
 
 def options_of(job: Job) -> EditOptions:

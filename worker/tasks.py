@@ -4,6 +4,7 @@ functions (`worker.edit`, `worker.webhooks`, `worker.housekeeping`) that tests c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import signals
@@ -11,11 +12,18 @@ from celery import signals
 from editq.settings import get_settings
 from editq.storage import limiter
 from editq.worker import context, dispatcher, economy, edit, housekeeping, models, probes, webhooks
-from editq.worker.app import app
+from editq.worker.app import EDIT_SLOTS, app, edit_slots
+from editq.worker.runner import Admitted, EditRunner, TaskEvents
 
 log = logging.getLogger("editq.worker")
 
+#: Longest a starting worker waits for the provider's model listing before it admits jobs.
+FIRST_LISTING_WAIT_SECONDS = 5.0
+
 _dispatcher: dispatcher.Dispatcher | None = None
+_runner: EditRunner | None = None
+#: How the worker is stopping: "Warm" lets running edits finish, "Cold" does not wait.
+_stopping = "Warm"
 
 
 def publish(name: str, args: list[str], task_id: str) -> None:
@@ -24,7 +32,15 @@ def publish(name: str, args: list[str], task_id: str) -> None:
 
 @app.task(name="editq.edit", bind=True, ignore_result=True, Request="editq.worker.broker:EditRequest")
 def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
+    """Edits run on the dispatcher's own threads (`worker.runner`); this task only runs a message
+    a worker of an earlier version left in the `editq.edits` queue (the token check makes a
+    stale one a no-op)."""
     return edit.run(context.current(), tenant, job_id, token).value
+
+
+def _run_edit(job: Admitted) -> str:
+    ahead = edit.Ahead.parse(job.model, job.sources, job.mask)
+    return edit.run(context.current(), job.tenant, job.job_id, job.token, ahead).value
 
 
 @app.task(name="editq.deliver", ignore_result=True)
@@ -46,7 +62,7 @@ def economy_task(action: str, batch_id: str) -> str:
 def housekeeping_task() -> dict[str, Any]:
     ctx = context.current()
     result = housekeeping.sweep_if_due(ctx.db) or {}
-    dispatcher.admit_round(ctx.db, publish)
+    limiter.wake(ctx.db)  # the dispatchers admit: each for its own edit threads
     dispatcher.drain_schedule(
         ctx.db,
         publish,
@@ -56,31 +72,42 @@ def housekeeping_task() -> dict[str, Any]:
     return result
 
 
-def _edit_slots(concurrency: int) -> int:
-    """Threads kept for edits; two stay free for webhooks and housekeeping."""
-    return concurrency - 2 if concurrency >= 4 else max(1, concurrency - 1)
+def _events_wanted(consumer: Any) -> Callable[[], bool]:
+    """Whether task events are wanted now: as Celery's own dispatcher says, which `-E` and
+    Flower's `enable_events`/`disable_events` switch."""
+
+    def wanted() -> bool:
+        # read each time: the consumer makes a new dispatcher when it reconnects
+        own = getattr(consumer, "event_dispatcher", None)
+        return own is not None and bool(own.enabled) and (not own.groups or "task" in own.groups)
+
+    return wanted
 
 
 @signals.worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
-    global _dispatcher
+    global _dispatcher, _runner
     settings = get_settings()
-    concurrency = (
-        int(getattr(sender.controller, "concurrency", None) or settings.worker_concurrency)
-        if sender
-        else settings.worker_concurrency
-    )
-    ctx = context.build(settings, _edit_slots(concurrency))
+    slots = int(app.conf.get(EDIT_SLOTS) or edit_slots(settings.worker_concurrency))
+    ctx = context.build(settings, slots)
     context.install(ctx)
     ctx.db.objects.ensure_bucket()
     ctx.leases.beat()
     probes.redis_reached(True)
     ctx.leases.start()
+    hostname = str(getattr(sender, "hostname", "") or ctx.worker_id)
+    _runner = EditRunner(slots, _run_edit, TaskEvents.for_app(app, hostname, _events_wanted(sender)))
+    _runner.start()
+    # What the provider serves, before the first admission (bounded: a slow provider only
+    # delays the listing, not the worker).
+    models.refresh_in_background(ctx, force=True)
+    models.wait_for_listing(FIRST_LISTING_WAIT_SECONDS)
     _dispatcher = dispatcher.Dispatcher(
         ctx.db,
+        _runner,
         publish,
         lambda member: webhooks.materialize(ctx, member),
-        lambda first: models.refresh_in_background(ctx, force=first),
+        lambda _first: models.refresh_in_background(ctx),
     )
     _dispatcher.start()
     limiter.wake(ctx.db)
@@ -89,9 +116,12 @@ def _start(sender: Any = None, **_: Any) -> None:
 
 
 @signals.worker_shutting_down.connect
-def _stop(**_: Any) -> None:
+def _stop(how: str = "Warm", **_: Any) -> None:
     """SIGTERM (warm shutdown): admit nothing more, keep the running jobs' leases alive while
-    Celery lets them finish (it waits for the pool's threads), and stop offering slots."""
+    they finish (Celery waits for its pool's threads, `_closed` for the edit threads), and stop
+    offering slots. A cold shutdown waits for nothing: the leases bring the jobs back."""
+    global _stopping
+    _stopping = how
     probes.phase("stopping")
     if _dispatcher is not None:
         _dispatcher.stop()
@@ -103,5 +133,11 @@ def _stop(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _closed(**_: Any) -> None:
+    if _runner is not None:
+        settings = get_settings()
+        # A warm stop waits as long as a provider call may take, and the settling after it.
+        grace = settings.provider_connect_timeout + settings.provider_read_timeout + 30
+        if not _runner.close(grace if _stopping == "Warm" else 0.0):
+            log.warning("edits still running at exit; their leases will bring them back")
     context.shutdown()
     probes.finish()

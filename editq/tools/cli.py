@@ -398,11 +398,14 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from editq.logs import configure
     from editq.settings import get_settings
-    from editq.worker.app import EDITS, OPS, WEBHOOKS, app
+    from editq.worker.app import EDIT_SLOTS, EDITS, OPS, WEBHOOKS, app, edit_slots
 
     settings = get_settings()
     configure(settings)
     concurrency = args.concurrency or settings.worker_concurrency
+    # Edits run on threads of editq's own (worker/runner.py); Celery's pool gets the rest.
+    slots = edit_slots(concurrency)
+    app.conf[EDIT_SLOTS] = slots
     app.worker_main(
         [
             "--quiet",  # no banner on stdout: every line the worker writes is a log record
@@ -410,7 +413,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "-P",
             "threads",
             "-c",
-            str(concurrency),
+            str(max(1, concurrency - slots)),
             "-Q",
             ",".join([EDITS, WEBHOOKS, OPS]),
             *(["-E"] if settings.task_events else []),

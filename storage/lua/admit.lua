@@ -3,7 +3,9 @@
 -- ARGV: prefix, burst_seconds, grace_ms, scan, n, then n accounts of 6 values each:
 --       name, ipm_cfg, rpm_cfg, inflight_cfg, models (',a,b,' or '*'), price_factor
 -- Returns one of:
---   {'admitted', tenant, job_id, token, images, more, account} (more: 1 if another slot is free)
+--   {'admitted', tenant, job_id, token, images, more, account, model, sources, mask}
+--     (more: 1 if another slot is free; model, sources and mask as the job record has them, so
+--     the worker can load the sources before it claims the job)
 --   {'expired', tenant, job_id}          (deadline passed; the caller expires it)
 --   {'wait', ms}                         (rate or pause; try again after ms)
 --   {'full'} | {'empty'} | {'paused', reason} (paused: every account is)
@@ -114,7 +116,7 @@ for i = 1, #candidates, 2 do
       redis.call('ZREM', K.fair(), t)
       redis.call('HSET', K.fair_vt(), t, num(vt))
     else
-      local job = redis.call('HMGET', K.job(t, id), 'images', 'deadline', 'model')
+      local job = redis.call('HMGET', K.job(t, id), 'images', 'deadline', 'model', 'sources', 'mask')
       local n = tonumber(job[1] or '1') or 1
       local deadline = tonumber(job[2] or '')
       if deadline and deadline <= now then
@@ -157,7 +159,7 @@ for i = 1, #candidates, 2 do
             if not b.paused and used < b.cap then more = 1 end
           end
         end
-        return {'admitted', t, id, token, int(n), more, a.name}
+        return {'admitted', t, id, token, int(n), more, a.name, job[3] or '', job[4] or '', job[5] or ''}
       end
     end
   end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -93,9 +94,14 @@ def test_killed_workers_slots_come_back(make_stack: Callable[..., Universe], pri
         # both slots taken by runs that have started (a slot is taken at admission, before the
         # worker claims the job; a kill in between is no loss, just a re-dispatch)
         running = f"{u.prefix}:running:{tenant}"
+
+        def started() -> int:
+            return sum(u.redis.hget(f"{u.prefix}:job:{tenant}:{i}", "status") == "running" for i in ids)
+
         deadline = time.monotonic() + 20
-        while u.redis.zcard(running) < 2 and time.monotonic() < deadline:
+        while started() < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert started() == 2
         assert u.redis.zcard(running) == 2
         assert u.redis.zcount(f"{u.prefix}:inflight", "-inf", "+inf") == 2
         u.workers[0].kill()
@@ -147,9 +153,12 @@ def test_interactive_runs_before_batch(make_stack: Callable[..., Universe], priv
     assert position >= 8
 
 
-def test_celery_holds_only_work_that_can_run_now(
+def test_admission_takes_only_work_that_can_run_now(
     make_stack: Callable[..., Universe], private_sim: PrivateSim
 ) -> None:
+    """Each worker admits only for its own free edit threads: live slot leases never exceed the
+    cluster's slots, no worker ever runs more jobs than it has threads for, admitted jobs start
+    at once, and nothing goes through the broker's edit queue."""
     private_sim(latency_min=0.2, latency_max=0.5)
     u = make_stack(
         workers=2,
@@ -159,23 +168,35 @@ def test_celery_holds_only_work_that_can_run_now(
         EDITQ_PROVIDER_IPM="600",
     )
     tenant, key = u.tenant()
-    depths: list[int] = []
+    leases: list[int] = []
+    per_worker: list[int] = []
+    broker: list[int] = []
+    ids: list[str] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            depths.append(int(u.redis.llen(f"{u.prefix}:celery:editq.edits")))
+            now_ms = int(u.redis.time()[0]) * 1000
+            leases.append(int(u.redis.zcount(f"{u.prefix}:inflight", f"({now_ms}", "+inf")))
+            broker.append(int(u.redis.llen(f"{u.prefix}:celery:editq.edits")))
+            pipe = u.redis.pipeline()
+            for job_id in list(ids):
+                pipe.hmget(f"{u.prefix}:job:{tenant}:{job_id}", "status", "worker")
+            running = Counter(worker for status, worker in pipe.execute() if status == "running")
+            per_worker.append(max(running.values(), default=0))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     with u.client(key) as client:
-        ids = _batch(client, _upload(client), 40)
+        ids.extend(_batch(client, _upload(client), 40))
     records = _wait_all(u, tenant, ids)
     stop.set()
     sampler.join()
-    slots = 2 * (4 - 2)  # each worker keeps two of its threads for webhooks and housekeeping
-    assert max(depths) <= slots
+    slots = 4 - 2  # each worker keeps two of its threads for webhooks and housekeeping
+    assert max(leases) <= 2 * slots
+    assert 0 < max(per_worker) <= slots
+    assert max(broker) == 0
     waits = [int(r["started_at"]) - int(r["admitted_at"]) for r in records]
     assert max(waits) <= 3000, sorted(waits)[-5:]
     assert all(r["status"] == "succeeded" for r in records)

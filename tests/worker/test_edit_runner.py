@@ -74,15 +74,18 @@ def runner(services: Services) -> Iterator[tuple[Universe, context.Context]]:
 
 
 def _drive(
-    u: Universe, ctx: context.Context, tenant: str, job_id: str, timeout: float = 20
+    u: Universe, ctx: context.Context, tenant: str, job_id: str, timeout: float = 20, *, ahead: bool = False
 ) -> dict[str, str]:
-    """What a dispatcher and a worker do, in-process, until the job ends."""
+    """What a dispatcher and a worker do, in-process, until the job ends (`ahead`: the worker
+    loads the sources admission named before its claim, as the edit threads do)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         dispatcher.drain_schedule(ctx.db, lambda *a: None, lambda m: None, 1000)
         step = limiter.admit(ctx.db)
         if step.outcome == "admitted":
-            edit.run(ctx, step.tenant, step.job_id, step.token)
+            told = edit.Ahead.parse(step.model, step.sources, step.mask) if ahead else None
+            assert told is not None or not ahead
+            edit.run(ctx, step.tenant, step.job_id, step.token, told)
         record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{job_id}")
         if record["status"] not in ("queued", "running"):
             return dict(record)
@@ -180,6 +183,52 @@ def test_a_canceled_running_job_is_charged_for_its_call(runner: tuple[Universe, 
     assert len(settled) == 1
     assert settled[0]["amount_micros"] == 20 * 2 + 80 * 2.5 + 272 * 8
     assert settled[0]["note"] == "canceled while running"
+
+
+def test_sources_loaded_before_the_claim_run_the_same_job(runner: tuple[Universe, context.Context]) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    limited = failures.RateLimited("slow down", status=429, retry_after=0.01)
+    ctx.provider = Scripted([limited, "ok"])
+    record = _drive(u, ctx, tenant, _submit(u, key), ahead=True)
+    assert record["status"] == "succeeded"
+    assert (record["attempts"], record["rate_limited"], record["runs"]) == ("2", "1", "2")
+    assert "calling" not in record
+    assert [len(call.images) for call in ctx.provider.calls] == [1, 1]
+    assert [e["kind"] for e in money.ledger(ctx.db, tenant)] == ["reserved", "settled"]
+
+
+def test_a_claim_with_its_sources_loaded_notes_the_call_sent(
+    runner: tuple[Universe, context.Context],
+) -> None:
+    """The claim stands for the sent mark: a run lost after it leaves its call in the ledger."""
+    u, ctx = runner
+    tenant, key = u.tenant()
+    job_id = _submit(u, key)
+    step = limiter.admit(ctx.db)
+    assert step.job_id == job_id
+    assert edit.Ahead.parse(step.model, step.sources, step.mask) is not None
+    job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed", calling=True)
+    assert isinstance(job, Job)
+    assert u.redis.hget(f"{u.prefix}:job:{tenant}:{job_id}", "calling") == "1"
+    u.redis.zadd(f"{u.prefix}:inflight", {f"{tenant}/{job_id}": 0})  # the worker died: lease lapsed
+    assert housekeeping.reap_leases(ctx.db) == {"requeued": 1}
+    assert [e["kind"] for e in money.ledger(ctx.db, tenant)] == ["reserved", "unknown_charge"]
+
+
+@pytest.mark.parametrize(
+    ("model", "sources", "mask"),
+    [
+        ("", '[{"sha256": "ab"}]', ""),  # no model named
+        ("gpt-image-1-mini", "", ""),  # no sources
+        ("gpt-image-1-mini", "[]", ""),
+        ("gpt-image-1-mini", "{not json", ""),
+        ("gpt-image-1-mini", '{"sha256": "ab"}', ""),  # not a list
+        ("gpt-image-1-mini", '[{"sha256": "ab"}]', "{broken"),
+    ],
+)
+def test_what_admission_says_too_little_of_is_read_at_the_claim(model: str, sources: str, mask: str) -> None:
+    assert edit.Ahead.parse(model, sources, mask) is None
 
 
 @pytest.mark.parametrize("answered", [True, False])
