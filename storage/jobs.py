@@ -6,13 +6,15 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from editq import logs
 from editq.credits import Quote
 from editq.job import Job, Status
+from editq.storage import limiter
 from editq.storage.backend import Backend
 from editq.storage.errors import StorageUnavailable
+from editq.storage.limiter import Admission
 from editq.storage.records import Slot
 from editq.storage.redis import ScriptCall
 
@@ -203,38 +205,64 @@ def renew(db: Backend, tenant: str, job_id: str, token: str) -> bool:
     return bool(db.scripts.run("renew", tenant, job_id, token, lease_ms))
 
 
-def finish(
-    db: Backend,
-    job: Job,
-    *,
-    outcome: Status,
-    outputs: list[dict[str, Any]] | None = None,
-    error: dict[str, Any] | None = None,
-    usage: dict[str, Any] | None = None,
-    actual: int = 0,
-    reuse_key: str = "",
-    credits: int = 0,
-) -> Status | Refused:
-    """Settle a run (`outcome`: succeeded or failed; `credits`: what a succeeded job on a credit
-    plan is charged, at most what it holds). Returns the status the job ended in (canceled if it
-    was canceled during the call), or why it was not this run's to settle."""
+class Settlement(TypedDict, total=False):
+    """How a run ended, beyond its outcome."""
+
+    outputs: list[dict[str, Any]] | None
+    error: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    actual: int  #: what the call cost (micro-dollars)
+    reuse_key: str  #: "" for none
+    credits: int  #: what a succeeded job on a credit plan is charged, at most what it holds
+
+
+def _finish_call(db: Backend, job: Job, *, outcome: Status, **settled: Unpack[Settlement]) -> ScriptCall:
+    """The script that settles a run, to run (`finish`) or to send with another (`run_many`)."""
     settings = db.settings
-    result = db.scripts.run(
+    error, usage = settled.get("error"), settled.get("usage")
+    return (
         "finish",
-        job.tenant,
-        job.id,
-        job.token,
-        outcome.value,
-        json.dumps(outputs or []),
-        json.dumps(error) if error else "",
-        json.dumps(usage) if usage else "",
-        actual,
-        reuse_key,
-        settings.reuse_window_seconds,
-        settings.output_retention_seconds,
-        credits,
+        (
+            job.tenant,
+            job.id,
+            job.token,
+            outcome.value,
+            json.dumps(settled.get("outputs") or []),
+            json.dumps(error) if error else "",
+            json.dumps(usage) if usage else "",
+            settled.get("actual", 0),
+            settled.get("reuse_key", ""),
+            settings.reuse_window_seconds,
+            settings.output_retention_seconds,
+            settled.get("credits", 0),
+        ),
     )
+
+
+def _finished(result: list[Any]) -> Status | Refused:
+    """What the settling script answered: the status the job ended in, or why it was not the
+    run's to settle."""
     return Status(result[1]) if result[0] == "ok" else _refused(result)
+
+
+def finish(db: Backend, job: Job, *, outcome: Status, **settled: Unpack[Settlement]) -> Status | Refused:
+    """Settle a run (`outcome`: succeeded or failed). Returns the status the job ended in
+    (canceled if it was canceled during the call), or why it was not this run's to settle."""
+    name, args = _finish_call(db, job, outcome=outcome, **settled)
+    return _finished(db.scripts.run(name, *args))
+
+
+def finish_and_admit(
+    db: Backend, job: Job, *, outcome: Status, **settled: Unpack[Settlement]
+) -> tuple[Status | Refused, Admission]:
+    """`finish`, and the next admission in the same round trip (each script atomic on its own):
+    an edit thread whose job settled admits its own next job. Sent once: when Redis fails
+    meanwhile, the admission may have gone through (its slot lease lapses and the job is
+    admitted again)."""
+    replies = db.scripts.run_many(
+        [_finish_call(db, job, outcome=outcome, **settled), limiter.admission_call(db)]
+    )
+    return _finished(replies[0]), limiter.admission(replies[1])
 
 
 def requeue(

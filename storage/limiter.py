@@ -61,17 +61,25 @@ def _account_args(account: Account) -> list[str | int | float]:
     return [account.name, account.ipm, account.rpm, account.max_inflight, models, account.price_factor]
 
 
-def admit(db: Backend) -> Admission:
+def admission_call(db: Backend) -> ScriptCall:
+    """The admission script with its arguments, to run (`admit`) or to send along with another
+    (`Scripts.run_many`: an edit thread settles its job and admits its next in one round trip)."""
     s = db.settings
     pool = s.accounts
-    result = db.scripts.run(
+    return (
         "admit",
-        s.limiter_burst_seconds,
-        int(s.admit_grace_seconds * 1000),
-        16,
-        len(pool),
-        *[arg for account in pool for arg in _account_args(account)],
+        (
+            s.limiter_burst_seconds,
+            int(s.admit_grace_seconds * 1000),
+            16,
+            len(pool),
+            *[arg for account in pool for arg in _account_args(account)],
+        ),
     )
+
+
+def admission(result: list[Any]) -> Admission:
+    """What the admission script answered."""
     outcome = Outcome(result[0])
     if outcome is Outcome.ADMITTED:
         return Admission(
@@ -93,6 +101,11 @@ def admit(db: Backend) -> Admission:
     if outcome is Outcome.PAUSED:
         return Admission(outcome, reason=str(result[1]))
     return Admission(outcome)
+
+
+def admit(db: Backend) -> Admission:
+    name, args = admission_call(db)
+    return admission(db.scripts.run(name, *args))
 
 
 class Signal(StrEnum):

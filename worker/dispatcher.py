@@ -54,6 +54,19 @@ class Slots(Protocol):
 Materialize = Callable[[Entry], object]
 
 
+def take(db: Backend, step: limiter.Admission) -> Admitted | None:
+    """The job an admission step admitted, to run here; a job whose deadline passed is expired
+    (admission took it off its queue). None when the step admitted nothing."""
+    if step.outcome is Outcome.ADMITTED:
+        logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant, account=step.account)
+        return Admitted(step.tenant, step.job_id, step.token, step.model, step.sources, step.mask)
+    if step.outcome is Outcome.EXPIRED and isinstance(
+        jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED), Status
+    ):
+        logs.event(log, "job.expired", job_id=step.job_id, tenant=step.tenant, reason="deadline")
+    return None
+
+
 def admit_round(db: Backend, slots: Slots) -> tuple[int, float]:
     """Admit what the limiter allows and this process has slots for, handing each job to a slot.
     Returns (jobs admitted, seconds until worth trying again)."""
@@ -62,9 +75,9 @@ def admit_round(db: Backend, slots: Slots) -> tuple[int, float]:
         if slots.room() <= 0:
             return admitted, IDLE_SECONDS
         step = limiter.admit(db)
-        if step.outcome is Outcome.ADMITTED:
-            slots.hand(Admitted(step.tenant, step.job_id, step.token, step.model, step.sources, step.mask))
-            logs.event(log, "job.admitted", job_id=step.job_id, tenant=step.tenant, account=step.account)
+        job = take(db, step)
+        if job is not None:
+            slots.hand(job)
             admitted += 1
             if not step.more:
                 return admitted, IDLE_SECONDS
@@ -73,8 +86,7 @@ def admit_round(db: Backend, slots: Slots) -> tuple[int, float]:
                 limiter.wake(db)
                 return admitted, IDLE_SECONDS
         elif step.outcome is Outcome.EXPIRED:
-            if isinstance(jobs.cancel(db, step.tenant, step.job_id, mode=Status.EXPIRED), Status):
-                logs.event(log, "job.expired", job_id=step.job_id, tenant=step.tenant, reason="deadline")
+            continue
         elif step.outcome is Outcome.WAIT:
             return admitted, step.wait_ms / 1000
         else:  # full, empty, paused: a wake-up (new job, freed slot, resume) says when

@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,7 @@ from editq.storage import jobs, limiter
 from editq.storage import models as model_store
 from editq.storage.errors import StorageError, StorageUnavailable
 from editq.storage.keys import output_object, source_object
-from editq.storage.limiter import Signal
+from editq.storage.limiter import Admission, Signal
 from editq.storage.redis import ScriptCall
 from editq.telemetry import (
     ACCOUNT_CALLS,
@@ -94,10 +95,22 @@ class Ahead:
         return cls(model, parsed, parsed_mask if isinstance(parsed_mask, dict) else None)
 
 
-def run(ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None = None) -> Outcome:
+@dataclass
+class Then:
+    """An edit thread's request to a run: admit the thread's next job in the round trip that
+    settles this one (a succeeded job's; other endings leave admission to the dispatcher), if
+    `wanted()` still says so then (a stopping worker admits nothing more)."""
+
+    wanted: Callable[[], bool] = lambda: True
+    admission: Admission | None = None
+
+
+def run(
+    ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None = None, then: Then | None = None
+) -> Outcome:
     """Run the job if this message still owns it. Returns what happened, for logs and tests."""
     with logs.bound(job_id=job_id, tenant=tenant):
-        return _claimed(ctx, tenant, job_id, token, ahead)
+        return _claimed(ctx, tenant, job_id, token, ahead, then)
 
 
 def _loaded_ahead(ctx: Context, tenant: str, ahead: Ahead | None) -> Loaded | None:
@@ -113,7 +126,9 @@ def _loaded_ahead(ctx: Context, tenant: str, ahead: Ahead | None) -> Loaded | No
         return None
 
 
-def _claimed(ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None) -> Outcome:
+def _claimed(
+    ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | None, then: Then | None
+) -> Outcome:
     db = ctx.db
     loaded = _loaded_ahead(ctx, tenant, ahead)
     job = jobs.start(db, tenant, job_id, token, ctx.worker_id, calling=loaded is not None)
@@ -129,7 +144,7 @@ def _claimed(ctx: Context, tenant: str, job_id: str, token: str, ahead: Ahead | 
     ctx.leases.hold(job)
     try:
         if loaded is not None and ahead is not None and job.model == ahead.model:
-            return _call_loaded(ctx, job, loaded)
+            return _call_loaded(ctx, job, loaded, then)
         return _run(ctx, job)
     finally:
         ctx.leases.drop(job)
@@ -194,12 +209,12 @@ def _run(ctx: Context, job: Job) -> Outcome:
     return _call(ctx, job, plan, EditCall(plan, uploads, mask, job.raw.get("user") or None), attempts)
 
 
-def _call_loaded(ctx: Context, job: Job, loaded: Loaded) -> Outcome:
+def _call_loaded(ctx: Context, job: Job, loaded: Loaded, then: Then | None) -> Outcome:
     """The call of a job whose sources were loaded before its claim, which noted the call sent."""
     plan = EditPlan.from_dict(job.plan)
     uploads, mask = loaded
     call = EditCall(plan, uploads, mask, job.raw.get("user") or None)
-    return _call(ctx, job, plan, call, job.attempts - job.rate_limited)
+    return _call(ctx, job, plan, call, job.attempts - job.rate_limited, then)
 
 
 def account_of(ctx: Context, job: Job) -> str:
@@ -207,7 +222,9 @@ def account_of(ctx: Context, job: Job) -> str:
     return str(job.raw.get("account") or ctx.settings.accounts[0].name)
 
 
-def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int) -> Outcome:
+def _call(
+    ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int, then: Then | None = None
+) -> Outcome:
     """The provider call on the job's account, and what each answer means for the job and the
     account's limiter."""
     account = account_of(ctx, job)
@@ -222,7 +239,7 @@ def _call(ctx: Context, job: Job, plan: EditPlan, call: EditCall, attempts: int)
     ctx.recorder.count(PROVIDER_IMAGES, job.model, by=len(result.images))
     observed = limiter.observation(ctx.db, account, Signal.OK, images=len(result.images), headers=result.rate)
     running = _answered(ctx, job, result, observed)
-    return complete(ctx, job, plan, result, running=running)
+    return complete(ctx, job, plan, result, running=running, then=then)
 
 
 def _measure(
@@ -385,7 +402,13 @@ def _price(ctx: Context, job: Job, usage: dict[str, Any] | None) -> int:
 
 
 def complete(
-    ctx: Context, job: Job, plan: EditPlan, result: EditResult, *, running: bool | None = None
+    ctx: Context,
+    job: Job,
+    plan: EditPlan,
+    result: EditResult,
+    *,
+    running: bool | None = None,
+    then: Then | None = None,
 ) -> Outcome:
     """A billed answer: shape the outputs, store them, settle. A job canceled meanwhile is
     settled without storing anything. `running`: whether the run still owns the running job,
@@ -417,7 +440,7 @@ def complete(
                 "message": f"the edit ran but its outputs could not be stored: {exc}",
             }
             return fail(ctx, job, error, result.usage)
-    return _settle(ctx, job, stored, result)
+    return _settle(ctx, job, stored, result, then)
 
 
 def _store_outputs(
@@ -442,7 +465,9 @@ def _store_outputs(
     return stored
 
 
-def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditResult) -> Outcome:
+def _settle(
+    ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditResult, then: Then | None = None
+) -> Outcome:
     """Mark the job succeeded with its outputs and settle its cost, retrying while Redis is
     briefly unreachable (the call was paid for)."""
     usage = dict(result.usage or {})
@@ -453,18 +478,23 @@ def _settle(ctx: Context, job: Job, stored: list[dict[str, Any]], result: EditRe
     credits = (terms.credits(actual, len(stored)) or 0) if terms else 0
     reuse_key = job.fingerprint if job.reusable else ""
     deadline = time.monotonic() + SETTLE_RETRY_SECONDS
+    settled: jobs.Settlement = {
+        "outputs": stored,
+        "usage": usage or None,
+        "actual": actual,
+        "reuse_key": reuse_key,
+        "credits": credits,
+    }
     while True:
+        # a retry settles alone: the admission may have gone through
+        asking, then = (then if then is not None and then.wanted() else None), None
         try:
-            finished = jobs.finish(
-                ctx.db,
-                job,
-                outcome=Status.SUCCEEDED,
-                outputs=stored,
-                usage=usage or None,
-                actual=actual,
-                reuse_key=reuse_key,
-                credits=credits,
-            )
+            if asking is None:
+                finished = jobs.finish(ctx.db, job, outcome=Status.SUCCEEDED, **settled)
+            else:
+                finished, asking.admission = jobs.finish_and_admit(
+                    ctx.db, job, outcome=Status.SUCCEEDED, **settled
+                )
         except StorageUnavailable:
             if time.monotonic() > deadline:
                 log.exception("settling %s failed; the lease reaper will run it again", job.id)

@@ -136,13 +136,21 @@ class TaskEvents:
             log.debug("event connection not released: %s", exc)
 
 
+#: What an edit thread runs: an admitted job, and whether it may admit its next job itself (asked
+#: when it settles; not once the worker stops). Returns the run's result and the next job it
+#: admitted, if any (which the thread runs even if the worker began to stop meanwhile).
+RunJob = Callable[[Admitted, Callable[[], bool]], tuple[str, Admitted | None]]
+
+
 class EditRunner:
-    """`slots` threads that run the edits the dispatcher hands over, one each at a time."""
+    """`slots` threads that run the edits the dispatcher hands over, one each at a time. A
+    thread whose job succeeded admits its own next job in the round trip that settles the last
+    (`edit.Then`), so a busy worker's dispatcher only fills threads that fall idle."""
 
     def __init__(
         self,
         slots: int,
-        run: Callable[[Admitted], str],
+        run: RunJob,
         events: TaskEvents | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -187,6 +195,9 @@ class EditRunner:
             self._work.notify()
         self.events.received(job)
 
+    def _accepting(self) -> bool:
+        return not self._closing
+
     def _take(self) -> Admitted | None:
         with self._lock:
             while not self._pending:
@@ -195,21 +206,29 @@ class EditRunner:
                 self._work.wait()
             return self._pending.popleft()
 
+    def _run(self, job: Admitted) -> Admitted | None:
+        """One job on this thread; the next job it admitted for the same thread, if any."""
+        began = self.clock()
+        try:
+            result, following = self.run_job(job, self._accepting)
+        except Exception as exc:
+            # The job's lease brings it back (housekeeping); this run is over.
+            log.exception("edit %s raised; its lease will bring it back", job.task_id)
+            self.events.failed(job, exc)
+            return None
+        self.events.succeeded(job, result, self.clock() - began)
+        if following is not None:
+            self.events.received(following)
+        return following
+
     def _loop(self) -> None:
         while (job := self._take()) is not None:
-            began = self.clock()
-            try:
-                result = self.run_job(job)
-            except Exception as exc:
-                # The job's lease brings it back (housekeeping); this run is over.
-                log.exception("edit %s raised; its lease will bring it back", job.task_id)
-                self.events.failed(job, exc)
-            else:
-                self.events.succeeded(job, result, self.clock() - began)
-            finally:
-                with self._lock:
-                    self._free += 1
-                    self._room.notify()
+            following: Admitted | None = job
+            while following is not None:
+                following = self._run(following)
+            with self._lock:
+                self._free += 1
+                self._room.notify()
 
     def close(self, timeout: float | None = None) -> bool:
         """Take nothing more, let the running and handed-over jobs finish (for at most

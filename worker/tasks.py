@@ -38,9 +38,13 @@ def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
     return edit.run(context.current(), tenant, job_id, token).value
 
 
-def _run_edit(job: Admitted) -> str:
+def _run_edit(job: Admitted, may_admit: Callable[[], bool]) -> tuple[str, Admitted | None]:
+    ctx = context.current()
     ahead = edit.Ahead.parse(job.model, job.sources, job.mask)
-    return edit.run(context.current(), job.tenant, job.job_id, job.token, ahead).value
+    then = edit.Then(may_admit)
+    outcome = edit.run(ctx, job.tenant, job.job_id, job.token, ahead, then)
+    following = dispatcher.take(ctx.db, then.admission) if then.admission else None
+    return outcome.value, following
 
 
 @app.task(name="editq.deliver", ignore_result=True)

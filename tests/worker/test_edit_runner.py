@@ -198,6 +198,34 @@ def test_sources_loaded_before_the_claim_run_the_same_job(runner: tuple[Universe
     assert [e["kind"] for e in money.ledger(ctx.db, tenant)] == ["reserved", "settled"]
 
 
+@pytest.mark.parametrize("wanted", [True, False])
+def test_a_succeeded_run_admits_the_next_job_as_it_settles(
+    runner: tuple[Universe, context.Context], wanted: bool
+) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    first, second = _submit(u, key), _submit(u, key)
+    step = limiter.admit(ctx.db)
+    assert step.job_id == first
+    ctx.provider = Scripted(["ok"])
+    then = edit.Then(lambda: wanted)
+    outcome = edit.run(
+        ctx, tenant, first, step.token, edit.Ahead.parse(step.model, step.sources, step.mask), then
+    )
+    assert outcome is edit.Outcome.SUCCEEDED
+    assert u.redis.hget(f"{u.prefix}:job:{tenant}:{first}", "status") == "succeeded"
+    if not wanted:
+        assert then.admission is None
+        assert limiter.admit(ctx.db).job_id == second
+        return
+    assert then.admission is not None
+    assert then.admission.outcome == "admitted"
+    assert then.admission.job_id == second
+    record = u.redis.hgetall(f"{u.prefix}:job:{tenant}:{second}")
+    assert (record["status"], record["token"]) == ("queued", then.admission.token)
+    assert limiter.admit(ctx.db).outcome == "empty"
+
+
 def test_a_claim_with_its_sources_loaded_notes_the_call_sent(
     runner: tuple[Universe, context.Context],
 ) -> None:

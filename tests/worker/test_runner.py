@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,14 +51,20 @@ class Gate:
         self.started: list[str] = []
         self.lock = threading.Lock()
 
-    def __call__(self, job: Admitted) -> str:
+        #: What a finished job's thread admits next, by job id (an `edit.Then` answer).
+        self.following: dict[str, Admitted] = {}
+        self.may_admit: list[bool] = []
+
+    def __call__(self, job: Admitted, may_admit: Callable[[], bool]) -> tuple[str, Admitted | None]:
         with self.lock:
             self.started.append(job.job_id)
         if not self.open.wait(10):
             raise AssertionError("gate never opened")
         if job.job_id.startswith("boom"):
             raise RuntimeError("provider adapter bug")
-        return "succeeded"
+        admits = may_admit()  # asked when the job settles, as edit.Then does
+        self.may_admit.append(admits)
+        return "succeeded", self.following.pop(job.job_id, None) if admits else None
 
 
 def _until(check: Any, timeout: float = 5.0) -> None:
@@ -121,6 +128,44 @@ def test_close_lets_running_and_handed_jobs_finish_and_takes_no_more() -> None:
     assert not closer.is_alive()
     assert gate.started == ["job1", "job2"]
     assert runner.room() == 0  # closed: the dispatcher admits nothing more
+
+
+def test_a_thread_runs_the_job_it_admitted_itself_without_giving_up_its_slot() -> None:
+    gate = Gate()
+    events = Recorded()
+    gate.following = {"job1": _job(2), "job2": _job(3)}
+    runner = EditRunner(1, gate, TaskEvents(events))
+    runner.start()
+    runner.hand(_job(1))
+    gate.open.set()
+    _until(lambda: gate.started == ["job1", "job2", "job3"])
+    _until(lambda: runner.room() == 1)
+    assert gate.may_admit == [True, True, True]
+    _until(lambda: len(events.sent) == 6)
+    assert [(t, f["uuid"]) for t, f in events.sent] == [
+        ("task-received", "job1.1"),
+        ("task-succeeded", "job1.1"),
+        ("task-received", "job2.2"),
+        ("task-succeeded", "job2.2"),
+        ("task-received", "job3.3"),
+        ("task-succeeded", "job3.3"),
+    ]
+    assert runner.close(5)
+
+
+def test_a_stopping_worker_admits_nothing_from_its_threads() -> None:
+    gate = Gate()
+    gate.following = {"job1": _job(2)}
+    runner = EditRunner(1, gate)
+    runner.start()
+    runner.hand(_job(1))
+    _until(lambda: gate.started == ["job1"])
+    closer = threading.Thread(target=runner.close, args=(10,))
+    closer.start()
+    _until(lambda: runner.room() == 0 and runner._closing)
+    gate.open.set()
+    closer.join(10)
+    assert gate.started == ["job1"]
 
 
 def test_close_with_no_time_left_reports_the_jobs_still_running() -> None:
