@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     #: Times a job is restarted after its worker died before it fails with `worker_lost`.
     max_worker_losses: int = Field(3, validation_alias=_env("EDITQ_MAX_WORKER_LOSSES"))
     #: Workers send task events from the start (Flower also switches them on while it watches;
-    #: false saves each job the CPU of three event messages when nobody does).
+    #: false saves each job the CPU of its two buffered events when nobody does).
     task_events: bool = Field(True, validation_alias=_env("EDITQ_TASK_EVENTS"))
     housekeeping_seconds: float = Field(5.0, gt=0, validation_alias=_env("EDITQ_HOUSEKEEPING_SECONDS"))
     #: Where workers and beat keep the state file `editq probe` reads (one per process name).

@@ -52,39 +52,51 @@ class Admitted:
 
 class TaskEvents:
     """Celery task events for the edits this process runs, so Flower lists them with their
-    arguments, times and outcome. Publishing never holds up or fails a job."""
+    arguments, times and outcome. Publishing never holds up or fails a job: when the broker
+    refuses a publish, the events buffered so far are dropped with their dispatcher, and the
+    next event makes a new one (no backlog grows while Redis is away)."""
 
     def __init__(
         self,
-        dispatcher: Any,
+        make: Callable[[], Any] | None,
         wanted: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        #: A celery `EventDispatcher` with the `task` group buffered (None: never send).
-        self.dispatcher = dispatcher
+        #: Makes a celery `EventDispatcher` with the `task` group buffered (None: never send).
+        self.make = make
+        self.dispatcher: Any = None
         #: Whether events are wanted now (Flower switches them on and off while it watches).
         self.wanted = wanted
         self.clock = clock
         self.flushed = clock()
+        self._lock = threading.Lock()
 
     @classmethod
     def for_app(cls, app: Any, hostname: str, wanted: Callable[[], bool]) -> TaskEvents:
-        dispatcher = app.events.Dispatcher(
-            app.connection_for_write(),
-            hostname=hostname,
-            enabled=True,
-            buffer_group=["task"],
-            buffer_limit=EVENT_BUFFER,
-        )
-        return cls(dispatcher, wanted)
+        def make() -> Any:
+            return app.events.Dispatcher(
+                app.connection_for_write(),
+                hostname=hostname,
+                enabled=True,
+                buffer_group=["task"],
+                buffer_limit=EVENT_BUFFER,
+                buffer_while_offline=False,  # a failed publish raises: `_drop` forgets the batch
+            )
+
+        return cls(make, wanted)
 
     def _send(self, type_: str, **fields: Any) -> None:
-        if self.dispatcher is None or not self.wanted():
+        if self.make is None or not self.wanted():
             return
         try:
-            self.dispatcher.send(type_, **fields)
-        except Exception as exc:  # a broker hiccup costs Flower an event, never a job
+            with self._lock:
+                if self.dispatcher is None:
+                    self.dispatcher = self.make()
+                dispatcher = self.dispatcher
+            dispatcher.send(type_, **fields)
+        except Exception as exc:  # a broker hiccup costs Flower events, never a job
             log.debug("task event %s not sent: %s", type_, exc)
+            self._drop(dispatcher=None)
 
     def received(self, job: Admitted) -> None:
         self._send(
@@ -113,24 +125,40 @@ class TaskEvents:
 
     def flush(self, force: bool = False) -> None:
         """Publish what is buffered, when it has waited long enough (or `force`)."""
-        if self.dispatcher is None:
+        dispatcher = self.dispatcher
+        if dispatcher is None:
             return
         now = self.clock()
         if not force and now - self.flushed < EVENT_FLUSH_SECONDS:
             return
         self.flushed = now
         try:
-            self.dispatcher.flush()
+            dispatcher.flush()
         except Exception as exc:
             log.debug("task events not flushed: %s", exc)
+            self._drop(dispatcher)
+
+    def _drop(self, dispatcher: Any) -> None:
+        """Forget the dispatcher (`dispatcher`, or whichever is current) and what it buffered."""
+        with self._lock:
+            if dispatcher is not None and dispatcher is not self.dispatcher:
+                return
+            dropped, self.dispatcher = self.dispatcher, None
+        if dropped is not None:
+            self._close(dropped)
 
     def close(self) -> None:
-        if self.dispatcher is None:
-            return
         self.flush(force=True)
-        connection = self.dispatcher.connection
-        self.dispatcher.close()
+        with self._lock:
+            dispatcher, self.dispatcher = self.dispatcher, None
+        if dispatcher is not None:
+            self._close(dispatcher)
+
+    @staticmethod
+    def _close(dispatcher: Any) -> None:
+        connection = dispatcher.connection
         try:
+            dispatcher.close()
             connection.release()
         except Exception as exc:
             log.debug("event connection not released: %s", exc)

@@ -4,43 +4,42 @@ CPU of its own)."""
 
 WORKER = """
 Where the worker's CPU goes, profiled by hand on this machine for issue 15 (2026-11-26, not by this run):
-`py-spy record --gil` at 200 Hz on the worker of this benchmark's busy case (3 batches of 200 jobs,
-events on), samples grouped by where the thread was. The S3 and provider rows are what the floor
-does too. Shares move by a point or two between runs (the machine is shared).
+`py-spy record --gil` at 200-250 Hz on the worker of this benchmark's busy case (events on), samples
+grouped by where the thread was. "Before" is the worker as issue 15 found it after its first round
+(a Celery message per edit; 3 batches of 200 jobs), "after" the worker as it is now (one batch of
+600 jobs, 980 samples). The S3 and provider rows are what the floor does too. Shares move by a
+point or two between runs (the machine is shared).
 
 | where (share of samples holding the GIL) | before | after |
 |---|---|---|
-| S3 put of the output (floor too) | 17.9% | 18.5% |
-| provider call, JSON and base64 decode (floor too) | 15.5% | 16.8% |
-| S3 get of the source (floor too) | 12.3% | 12.0% |
-| Celery: task events published | 7.8% | 5.6% |
-| Celery: receiving a message (BRPOP, unacked hash, task strategy) | 6.2% | 4.1% |
-| dispatcher: publishing admitted jobs (send_task) | 5.9% | 6.7% |
-| call.lua (the sent and answered marks) | 5.0% | 6.7% |
-| Celery event loop, the rest (polling, acks) | 4.0% | 1.9% |
-| Celery trace and thread pool | 3.3% | 5.8% |
-| dispatcher: admit.lua | 3.2% | 2.7% |
-| editq's own job code (plan, pricing, logs) | 3.2% | 3.3% |
-| dispatcher: wake-ups and schedule polls | 2.8% | 2.6% |
-| finish.lua, start.lua, observe.lua | 5.4% | 4.2% |
-| status read before storing outputs | 0.4% | gone |
+| S3 put of the output (floor too) | 18.5% | 25.2% |
+| S3 get of the source (floor too) | 12.0% | 27.7% |
+| provider call, JSON and base64 decode (floor too) | 16.8% | 15.5% |
+| dispatcher: publishing admitted jobs (send_task) | 6.7% | gone |
+| Celery: receiving a message (BRPOP, task strategy) | 4.1% | gone |
+| Celery: trace, thread pool, event loop | 7.7% | 4.0% (webhook and housekeeping queues only) |
+| task events | 5.6% | 1.4% (buffered, one message per flush) |
+| dispatcher: admit.lua | 2.7% | 0.1% (it only fills threads that fall idle) |
+| start.lua, finish.lua, observe.lua | 4.2% | claim (start.lua, which now also notes the call sent) 7.2%; settle with the next job's admission (finish.lua + admit.lua, one round trip) 7.2% |
+| call.lua (the sent and answered marks) | 6.7% | 5.5% (the answered mark and observe.lua in one round trip) |
+| dispatcher: wake-ups and schedule polls | 2.6% | 0.2% |
+| editq's own job code (plan, pricing, logs) and the output check | 3.3% | 5.7% |
 
-Top functions by own samples before: `b64decode` 5.6%, `email.feedparser` 2.8% (HTTP headers),
-redis-py `get_connection` 2.5% and `send_packed_command` 2.4%, redis-py `CaseInsensitiveDict.__setitem__`
-1.9% (a new redis-py client, with its table of response callbacks, for every message kombu published);
-after: `b64decode` 3.5%, the JSON decoder, redis-py's socket reads and writes; the client tables are gone.
-What changed (issue 15): one redis-py client per kombu channel (`editq/worker/broker.py`), no
-`task-started` event for edits (Flower still lists each task from `task-received` and
-`task-succeeded`), no ack emulation on the broker (kombu wrote each delivered message to an unacked
-hash and deleted it again at the ack: two round trips per message, for a redelivery editq never
-uses), the answered-call mark says whether to store outputs (one read less), the dispatcher looks at
-the schedule at most every 50 ms. Redis commands per job (Redis' commandstats, commands inside Lua
-scripts included): PUBLISH 2.6 -> 1.8, MULTI/EXEC 2 -> 0, HGET 7.9 -> 6.9, ZRANGE 2.7 -> 1.7, ZADD, ZREM
-and HDEL one less each. Worker CPU per job in alternating runs of the commit before and after (same
-harness, 2 batches of 200 jobs each): 11.4, 12.0, 12.0, 12.4 ms before; 10.8, 10.9, 10.7, 11.5 ms after
-(-8%). What is left above the floor is mostly Celery itself (a message in and out per job, its
-events, its trace) and editq's five Redis scripts per job; 1.2x would take a worker that runs
-admitted jobs without a broker round trip.
+What changed: an edit no longer crosses the broker. The dispatcher admits a job only while its
+worker has a free edit thread and hands it over in-process (`worker/runner.py`); an edit thread
+whose job succeeded admits its own next job in the round trip that settles the last, so the
+dispatcher thread's CPU per job fell from 0.55 to 0.08 ms (per-thread CPU from /proc). The
+sources are loaded before the claim, and the claim notes the call sent: four Redis round trips
+per job (claim; answered mark with the limiter's observation; settle with the next admission),
+against six scripts, a broker message in and out and two event messages before. Task events are
+buffered and published twice a second. Redis replies are parsed by hiredis (a job record's reply:
+115 us of CPU instead of 277 us). What is left above the floor is mostly threads: the floor is one
+loop, the worker runs six edit threads, and the floor itself costs 9.3 ms per job instead of 7.8-8.8 ms
+when six threads run it at once on this machine (measured beside it, not by this benchmark).
+Worker CPU per job in alternating runs (same harness, 3 batches of 200 jobs each, medians): 14.2
+and 12.9 ms for the worker as issue 15 found it, 11.1 and 8.4 ms with broker-free dispatch and the
+sources loaded ahead; hiredis then 10.2 and 9.5 ms against 10.9 and 9.9 ms without it. With events
+off the ratio is no lower: the events now cost about 1% of the worker's CPU.
 """
 
 API = """

@@ -58,3 +58,42 @@ def test_flower_shows_edit_tasks_received_then_succeeded(make_stack: Callable[..
     assert task["received"]
     assert task["succeeded"]
     assert task["started"] is None  # no task-started event: one publish less per job
+
+
+def test_flower_turns_on_the_edit_events_of_a_worker_started_without_them(
+    make_stack: Callable[..., Universe],
+) -> None:
+    """EDITQ_TASK_EVENTS=false: the edit threads send nothing until Flower's enable_events
+    (which it broadcasts every few seconds) reaches the worker; then its edits show."""
+    u = make_stack(workers=0, beat=False, EDITQ_TASK_EVENTS="false")
+    u.start_worker(4)
+    _, key = u.tenant()
+    port = launcher.free_port()
+    with u.client(key) as client:
+        quiet = client.post(
+            "/v1/edits",
+            data={"prompt": "make it night", "quality": "low"},
+            files={"image": ("a.png", images.scene(320, 240), "image/png")},
+        ).json()
+        assert u.wait_job(client, quiet["id"])["status"] == "succeeded"
+        flower = launcher.flower(
+            u.env, port, ":".join(AUTH), echo=False, log=u.services.logs / f"{u.prefix}-f.log"
+        )
+        try:
+            launcher.wait_for_http(f"http://127.0.0.1:{port}/healthcheck", timeout=60)
+            deadline = time.monotonic() + 60
+            shown: dict[str, Any] = {}
+            while not shown:
+                assert time.monotonic() < deadline, "no edit reached Flower"
+                job = client.post(
+                    "/v1/edits",
+                    # not answered from the quiet job's outputs: each of these runs
+                    data={"prompt": "make it night", "quality": "low", "reuse": "false"},
+                    files={"image": ("a.png", images.scene(320, 240), "image/png")},
+                ).json()
+                assert u.wait_job(client, job["id"])["status"] == "succeeded"
+                time.sleep(1.0)  # a flush of the buffered events
+                shown = {uuid: t for uuid, t in _edit_tasks(port).items() if t["state"] == "SUCCESS"}
+        finally:
+            flower.stop()
+    assert not any(quiet["id"] in task["args"] for task in shown.values())  # sent before Flower asked

@@ -97,7 +97,7 @@ def test_each_slot_runs_one_job_and_frees_when_it_ends() -> None:
 def test_a_job_that_raises_frees_its_slot_and_reports_a_failed_task() -> None:
     gate = Gate()
     events = Recorded()
-    runner = EditRunner(1, gate, TaskEvents(events))
+    runner = EditRunner(1, gate, TaskEvents(lambda: events))
     runner.start()
     gate.open.set()
     runner.hand(_job(1, "boom"))
@@ -134,7 +134,7 @@ def test_a_thread_runs_the_job_it_admitted_itself_without_giving_up_its_slot() -
     gate = Gate()
     events = Recorded()
     gate.following = {"job1": _job(2), "job2": _job(3)}
-    runner = EditRunner(1, gate, TaskEvents(events))
+    runner = EditRunner(1, gate, TaskEvents(lambda: events))
     runner.start()
     runner.hand(_job(1))
     gate.open.set()
@@ -182,7 +182,7 @@ def test_events_carry_what_flower_shows() -> None:
     gate = Gate()
     gate.open.set()
     events = Recorded()
-    runner = EditRunner(1, gate, TaskEvents(events))
+    runner = EditRunner(1, gate, TaskEvents(lambda: events))
     runner.start()
     runner.hand(Admitted("acme", "job_7", "42"))
     _until(lambda: len(events.sent) == 2)
@@ -200,20 +200,30 @@ def test_events_carry_what_flower_shows() -> None:
 
 def test_events_are_not_sent_while_unwanted_and_a_broker_error_never_reaches_the_job() -> None:
     wanted = [False]
-    events = Recorded()
+    made: list[Recorded] = []
+    broken = [False]
+
+    def make() -> Recorded:
+        made.append(Recorded(fail=broken[0]))
+        return made[-1]
+
     gate = Gate()
     gate.open.set()
-    runner = EditRunner(1, gate, TaskEvents(events, lambda: wanted[0]))
+    runner = EditRunner(1, gate, TaskEvents(make, lambda: wanted[0]))
     runner.start()
     runner.hand(_job(1))
     _until(lambda: runner.room() == 1 and gate.started == ["job1"])
-    assert events.sent == []
+    assert made == []  # nothing made, nothing sent
     wanted[0] = True  # Flower's enable_events
-    broken = Recorded(fail=True)
-    runner.events.dispatcher = broken
+    broken[0] = True  # and the broker refuses publishes
     runner.hand(_job(2))
     _until(lambda: runner.room() == 1 and gate.started == ["job1", "job2"])
-    runner.events.flush(force=True)
+    assert len(made) == 2  # each refused send dropped its dispatcher and what it held
+    assert all(d.closed for d in made)
+    broken[0] = False  # the broker is back: the next event makes a dispatcher that works
+    runner.hand(_job(3))
+    _until(lambda: runner.room() == 1 and len(made) == 3 and len(made[-1].sent) == 2)
+    assert made[-1].types() == ["task-received", "task-succeeded"]
     runner.close(5)
 
 
@@ -223,7 +233,8 @@ def test_events_are_not_sent_while_unwanted_and_a_broker_error_never_reaches_the
 def test_buffered_events_are_published_once_they_have_waited(elapsed: float, flushed: int) -> None:
     now = [100.0]
     events = Recorded()
-    task_events = TaskEvents(events, clock=lambda: now[0])
+    task_events = TaskEvents(lambda: events, clock=lambda: now[0])
+    task_events.received(_job(1))  # makes the dispatcher, buffers one event
     now[0] += elapsed
     task_events.flush()
     assert events.flushes == flushed
