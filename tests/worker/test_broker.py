@@ -30,6 +30,17 @@ def _edit_tasks(port: int) -> dict[str, Any]:
     return {uuid: task for uuid, task in tasks.items() if task.get("name") == "editq.edit"}
 
 
+def _edit(u: Universe, client: httpx.Client, **form: str) -> dict[str, Any]:
+    """One edit, submitted and waited for until it succeeded."""
+    job: dict[str, Any] = client.post(
+        "/v1/edits",
+        data={"prompt": "make it night", "quality": "low", **form},
+        files={"image": ("a.png", images.scene(320, 240), "image/png")},
+    ).json()
+    assert u.wait_job(client, job["id"])["status"] == "succeeded"
+    return job
+
+
 def test_flower_shows_edit_tasks_received_then_succeeded(make_stack: Callable[..., Universe]) -> None:
     u = make_stack(workers=0, beat=False)
     port = launcher.free_port()
@@ -41,12 +52,7 @@ def test_flower_shows_edit_tasks_received_then_succeeded(make_stack: Callable[..
         u.start_worker(4)
         _, key = u.tenant()
         with u.client(key) as client:
-            job = client.post(
-                "/v1/edits",
-                data={"prompt": "make it night", "quality": "low"},
-                files={"image": ("a.png", images.scene(320, 240), "image/png")},
-            ).json()
-            assert u.wait_job(client, job["id"])["status"] == "succeeded"
+            job = _edit(u, client)
         deadline = time.monotonic() + 30
         while not (tasks := _edit_tasks(port)) or next(iter(tasks.values()))["state"] != "SUCCESS":
             assert time.monotonic() < deadline, tasks
@@ -70,12 +76,7 @@ def test_flower_turns_on_the_edit_events_of_a_worker_started_without_them(
     _, key = u.tenant()
     port = launcher.free_port()
     with u.client(key) as client:
-        quiet = client.post(
-            "/v1/edits",
-            data={"prompt": "make it night", "quality": "low"},
-            files={"image": ("a.png", images.scene(320, 240), "image/png")},
-        ).json()
-        assert u.wait_job(client, quiet["id"])["status"] == "succeeded"
+        quiet = _edit(u, client)
         flower = launcher.flower(
             u.env, port, ":".join(AUTH), echo=False, log=u.services.logs / f"{u.prefix}-f.log"
         )
@@ -85,13 +86,7 @@ def test_flower_turns_on_the_edit_events_of_a_worker_started_without_them(
             shown: dict[str, Any] = {}
             while not shown:
                 assert time.monotonic() < deadline, "no edit reached Flower"
-                job = client.post(
-                    "/v1/edits",
-                    # not answered from the quiet job's outputs: each of these runs
-                    data={"prompt": "make it night", "quality": "low", "reuse": "false"},
-                    files={"image": ("a.png", images.scene(320, 240), "image/png")},
-                ).json()
-                assert u.wait_job(client, job["id"])["status"] == "succeeded"
+                _edit(u, client, reuse="false")  # not answered from the quiet job's outputs
                 time.sleep(1.0)  # a flush of the buffered events
                 shown = {uuid: t for uuid, t in _edit_tasks(port).items() if t["state"] == "SUCCESS"}
         finally:
