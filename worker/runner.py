@@ -258,13 +258,18 @@ class EditRunner:
                 self._free += 1
                 self._room.notify()
 
-    def close(self, timeout: float | None = None) -> bool:
-        """Take nothing more, let the running and handed-over jobs finish (for at most
-        `timeout` seconds), publish the last events. Whether every thread finished."""
+    def stop_taking(self) -> None:
+        """Take nothing more: no room for the dispatcher, no next job admitted by a thread;
+        the running and handed-over jobs still finish (a warm shutdown's first step)."""
         with self._lock:
             self._closing = True
             self._work.notify_all()
             self._room.notify_all()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Take nothing more, let the running and handed-over jobs finish (for at most
+        `timeout` seconds), publish the last events. Whether every thread finished."""
+        self.stop_taking()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             if thread.is_alive():

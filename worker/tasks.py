@@ -129,6 +129,8 @@ def _stop(how: str = "Warm", **_: Any) -> None:
     probes.phase("stopping")
     if _dispatcher is not None:
         _dispatcher.stop()
+    if _runner is not None:
+        _runner.stop_taking()  # nor do the edit threads admit their next jobs
     ctx = context.current()
     ctx.leases.drain()
     limiter.unregister(ctx.db, ctx.worker_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import Counter
@@ -200,3 +201,26 @@ def test_admission_takes_only_work_that_can_run_now(
     waits = [int(r["started_at"]) - int(r["admitted_at"]) for r in records]
     assert max(waits) <= 3000, sorted(waits)[-5:]
     assert all(r["status"] == "succeeded" for r in records)
+
+
+def test_a_stopping_worker_finishes_its_jobs_and_takes_no_more(
+    make_stack: Callable[..., Universe], private_sim: PrivateSim
+) -> None:
+    """SIGTERM with a backlog: the two running jobs finish, and neither the dispatcher nor an
+    edit thread (which would admit its next job as it settles) takes another."""
+    private_sim(latency_min=2.0, latency_max=2.0)
+    u = make_stack(workers=1, concurrency=4, beat=False, OPENAI_BASE_URL=private_sim.url)
+    tenant, key = u.tenant()
+    with u.client(key) as client:
+        ids = _batch(client, _upload(client), 6)
+    deadline = time.monotonic() + 30
+    while sum(r.get("status") == "running" for r in _records(u, tenant, ids)) < 2:
+        assert time.monotonic() < deadline, [r.get("status") for r in _records(u, tenant, ids)]
+        time.sleep(0.05)
+    worker = u.workers[0]
+    worker.signal(signal.SIGTERM)
+    assert worker.popen.wait(60) == 0
+    statuses = sorted(str(r.get("status")) for r in _records(u, tenant, ids))
+    assert statuses == ["queued"] * 4 + ["succeeded"] * 2
+    now_ms = int(u.redis.time()[0]) * 1000
+    assert u.redis.zcount(f"{u.prefix}:inflight", f"({now_ms}", "+inf") == 0  # no slot left taken

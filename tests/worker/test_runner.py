@@ -168,6 +168,21 @@ def test_a_stopping_worker_admits_nothing_from_its_threads() -> None:
     assert gate.started == ["job1"]
 
 
+def test_a_worker_told_to_stop_taking_finishes_what_it_runs_and_admits_nothing() -> None:
+    gate = Gate()
+    gate.following = {"job1": _job(2)}
+    runner = EditRunner(2, gate)
+    runner.start()
+    runner.hand(_job(1))
+    _until(lambda: gate.started == ["job1"])
+    runner.stop_taking()  # SIGTERM: before Celery's own pool has stopped
+    assert runner.room() == 0
+    gate.open.set()
+    _until(lambda: gate.may_admit == [False])
+    assert runner.close(5)
+    assert gate.started == ["job1"]
+
+
 def test_close_with_no_time_left_reports_the_jobs_still_running() -> None:
     gate = Gate()
     runner = EditRunner(1, gate)
