@@ -2,9 +2,10 @@
 
 Early acks and prefetch 1, and no ack emulation on the broker: Celery never redelivers (editq's
 leases bring lost work back), so no live work goes to a second worker; no result backend (job
-state lives in editq's own records); task events on for Flower (edits send no started event).
-Queues: `editq.edits` (provider calls, admitted only when they can run), `editq.webhooks`,
-`editq.ops` (housekeeping, and the economy lane's batches).
+state lives in editq's own records); task events on for Flower (edits, which do not cross the
+broker, send theirs from `worker/runner.py`). Queues: `editq.webhooks`, `editq.ops`
+(housekeeping, and the economy lane's batches) and `editq.edits`, which only an earlier
+version published to.
 """
 
 from __future__ import annotations

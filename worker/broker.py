@@ -5,10 +5,6 @@ kombu's Redis channel builds a new redis-py client for every message and event i
 fills a table of some two hundred response callbacks when it is made: about a third of the
 cost of each publish. `Transport` keeps one client per channel, on the channel's own
 connection pool (redis-py clients are thread-safe; pipelines and pub/sub are not shared).
-
-`EditRequest` drops the `task-started` event of edit tasks: `task-received` and
-`task-succeeded` (or `task-failed`) still reach Flower, which shows each task with its
-runtime; editq's own job record has the start time.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from celery.worker.request import Request
 from kombu.transport import redis as kombu_redis
 
 #: `broker_transport` for a `redis://` or `rediss://` broker URL.
@@ -46,11 +41,3 @@ class Transport(kombu_redis.Transport):
 def transport_for(url: str) -> str | None:
     """The transport for a broker URL: editq's for plain Redis, kombu's choice otherwise."""
     return TRANSPORT if url.split("://", 1)[0] in ("redis", "rediss") else None
-
-
-class EditRequest(Request):
-    """An edit task's request, without the `task-started` event."""
-
-    def send_event(self, type: str, **fields: Any) -> None:
-        if type != "task-started":
-            super().send_event(type, **fields)

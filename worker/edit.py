@@ -113,15 +113,17 @@ def run(
         return _claimed(ctx, tenant, job_id, token, ahead, then)
 
 
-def _loaded_ahead(ctx: Context, tenant: str, ahead: Ahead | None) -> Loaded | None:
+def _loaded_ahead(ctx: Context, tenant: str, ahead: Ahead | None) -> Loaded | StorageError | None:
     """The job's sources, loaded before the claim when admission named them and its model is
-    served as it is (no reroute ahead). None: load them after the claim, as a rerouted job or
-    one whose sources fail to load needs."""
+    served as it is (no reroute ahead), or why S3 would not give them (the run then retries or
+    fails the job after its claim, without reading S3 again). None: read the job at its claim."""
     if ahead is None or not ctx.availability.get(ctx.db).serves(ahead.model):
         return None
     try:
         return _load(ctx, tenant, ahead.sources, ahead.mask)
-    except (StorageError, KeyError, TypeError) as exc:
+    except StorageError as exc:
+        return exc
+    except (KeyError, TypeError) as exc:
         log.debug("sources of a %s job not loaded ahead: %s", tenant, exc)
         return None
 
@@ -131,7 +133,7 @@ def _claimed(
 ) -> Outcome:
     db = ctx.db
     loaded = _loaded_ahead(ctx, tenant, ahead)
-    job = jobs.start(db, tenant, job_id, token, ctx.worker_id, calling=loaded is not None)
+    job = jobs.start(db, tenant, job_id, token, ctx.worker_id, calling=isinstance(loaded, tuple))
     if isinstance(job, jobs.Refused):
         if job.why is jobs.Refusal.EXPIRED:
             if isinstance(jobs.cancel(db, tenant, job_id, mode=Status.EXPIRED), Status):
@@ -143,9 +145,10 @@ def _claimed(
     logs.event(log, "job.started", priority=job.priority, worker=ctx.worker_id)
     ctx.leases.hold(job)
     try:
-        if loaded is not None and ahead is not None and job.model == ahead.model:
-            return _call_loaded(ctx, job, loaded, then)
-        return _run(ctx, job)
+        prefetched = loaded if ahead is not None and job.model == ahead.model else None
+        if isinstance(prefetched, tuple):
+            return _call_loaded(ctx, job, prefetched, then)
+        return _run(ctx, job, prefetched)
     finally:
         ctx.leases.drop(job)
 
@@ -173,10 +176,6 @@ def _load(ctx: Context, tenant: str, sources: list[dict[str, Any]], mask: dict[s
     return uploads, loaded_mask
 
 
-def _load_sources(ctx: Context, job: Job) -> Loaded:
-    return _load(ctx, job.tenant, job.sources, job.mask)
-
-
 def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
     """The job, moved to its default model's successor if that model became unavailable."""
     availability = ctx.availability.get(ctx.db)
@@ -185,7 +184,9 @@ def _route(ctx: Context, job: Job) -> Job | dict[str, str]:
     return worker_models.reroute(ctx, job, availability)
 
 
-def _run(ctx: Context, job: Job) -> Outcome:
+def _run(ctx: Context, job: Job, unloaded: StorageError | None = None) -> Outcome:
+    """The claimed job's call, after routing it and loading its sources (`unloaded`: what
+    loading them before the claim met, so S3 is not asked again)."""
     routed = _route(ctx, job)
     if isinstance(routed, dict):
         return fail(ctx, job, routed)
@@ -193,7 +194,9 @@ def _run(ctx: Context, job: Job) -> Outcome:
     plan = EditPlan.from_dict(job.plan)
     attempts = job.attempts - job.rate_limited  # calls that were not turned away with a 429
     try:
-        uploads, mask = _load_sources(ctx, job)
+        if unloaded is not None:
+            raise unloaded
+        uploads, mask = _load(ctx, job.tenant, job.sources, job.mask)
     except StorageUnavailable as exc:
         error = {"code": "storage_unavailable", "message": str(exc)}
         if attempts >= ctx.settings.provider_max_attempts:

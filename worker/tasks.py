@@ -30,8 +30,8 @@ def publish(name: str, args: list[str], task_id: str) -> None:
     app.send_task(name, args=args, task_id=task_id)
 
 
-@app.task(name="editq.edit", bind=True, ignore_result=True, Request="editq.worker.broker:EditRequest")
-def edit_task(self: Any, tenant: str, job_id: str, token: str) -> str:
+@app.task(name="editq.edit", ignore_result=True)
+def edit_task(tenant: str, job_id: str, token: str) -> str:
     """Edits run on the dispatcher's own threads (`worker.runner`); this task only runs a message
     a worker of an earlier version left in the `editq.edits` queue (the token check makes a
     stale one a no-op)."""

@@ -29,10 +29,11 @@ What changed: an edit no longer crosses the broker. The dispatcher admits a job 
 worker has a free edit thread and hands it over in-process (`worker/runner.py`); an edit thread
 whose job succeeded admits its own next job in the round trip that settles the last, so the
 dispatcher thread's CPU per job fell from 0.55 to 0.08 ms (per-thread CPU from /proc). The
-sources are loaded before the claim, and the claim notes the call sent: four Redis round trips
-per job (claim; answered mark with the limiter's observation; settle with the next admission),
-against six scripts, a broker message in and out and two event messages before. Task events are
-buffered and published twice a second. Redis replies are parsed by hiredis (a job record's reply:
+sources are loaded before the claim, and the claim notes the call sent: three Redis round trips
+per job on a busy worker (claim; answered mark with the limiter's observation; settle with the
+next admission; four when the dispatcher admits), against six scripts, a broker message in and
+out and two event messages before. Task events are buffered and published by the dispatcher's
+loop (at most twice a second, within about a second). Redis replies are parsed by hiredis (a job record's reply:
 115 us of CPU instead of 277 us). What is left above the floor is mostly threads: the floor is one
 loop, the worker runs six edit threads, and the floor itself costs 9.3 ms per job instead of 7.8-8.8 ms
 when six threads run it at once on this machine (measured beside it, not by this benchmark).

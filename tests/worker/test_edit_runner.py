@@ -104,6 +104,17 @@ def _submit(u: Universe, key: str) -> str:
     return str(response.json()["id"])
 
 
+def _claimed(u: Universe, ctx: context.Context, *, calling: bool) -> tuple[str, str, limiter.Admission, Job]:
+    """A new job, admitted and claimed by a worker ("doomed") that will be lost."""
+    tenant, key = u.tenant()
+    job_id = _submit(u, key)
+    step = limiter.admit(ctx.db)
+    assert step.job_id == job_id
+    job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed", calling=calling)
+    assert isinstance(job, Job)
+    return tenant, job_id, step, job
+
+
 def test_429s_do_not_use_up_the_retry_budget(runner: tuple[Universe, context.Context]) -> None:
     u, ctx = runner
     tenant, key = u.tenant()
@@ -226,18 +237,49 @@ def test_a_succeeded_run_admits_the_next_job_as_it_settles(
     assert limiter.admit(ctx.db).outcome == "empty"
 
 
+def test_sources_that_fail_to_load_ahead_fail_the_job_without_a_second_read(
+    runner: tuple[Universe, context.Context],
+) -> None:
+    u, ctx = runner
+    tenant, key = u.tenant()
+    job_id = _submit(u, key)
+    assert ctx.db.objects.delete_prefix(f"t/{tenant}/src/") == 1
+
+    class Counted:
+        """The store, counting reads of the job's sources."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.reads = inner, 0
+
+        def get(self, object_key: str) -> bytes:
+            self.reads += 1
+            return bytes(self.inner.get(object_key))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    counted = Counted(ctx.db.objects)
+    ctx.db.objects = counted  # type: ignore[assignment]  # a counting stand-in for the store
+    ctx.provider = Scripted([])
+    try:
+        record = _drive(u, ctx, tenant, job_id, ahead=True)
+    finally:
+        ctx.db.objects = counted.inner
+    assert record["status"] == "failed"
+    assert '"source_missing"' in record["error"]
+    assert counted.reads == 1
+    assert "calling" not in record
+    assert ctx.provider.calls == []
+    assert [e["kind"] for e in money.ledger(ctx.db, tenant)] == ["reserved", "released"]
+
+
 def test_a_claim_with_its_sources_loaded_notes_the_call_sent(
     runner: tuple[Universe, context.Context],
 ) -> None:
     """The claim stands for the sent mark: a run lost after it leaves its call in the ledger."""
     u, ctx = runner
-    tenant, key = u.tenant()
-    job_id = _submit(u, key)
-    step = limiter.admit(ctx.db)
-    assert step.job_id == job_id
+    tenant, job_id, step, _ = _claimed(u, ctx, calling=True)
     assert edit.Ahead.parse(step.model, step.sources, step.mask) is not None
-    job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed", calling=True)
-    assert isinstance(job, Job)
     assert u.redis.hget(f"{u.prefix}:job:{tenant}:{job_id}", "calling") == "1"
     u.redis.zadd(f"{u.prefix}:inflight", {f"{tenant}/{job_id}": 0})  # the worker died: lease lapsed
     assert housekeeping.reap_leases(ctx.db) == {"requeued": 1}
@@ -264,12 +306,7 @@ def test_a_lost_run_leaves_its_call_in_the_ledger(
     runner: tuple[Universe, context.Context], answered: bool
 ) -> None:
     u, ctx = runner
-    tenant, key = u.tenant()
-    job_id = _submit(u, key)
-    step = limiter.admit(ctx.db)
-    assert step.job_id == job_id
-    job = jobs.start(ctx.db, tenant, job_id, step.token, "doomed")
-    assert isinstance(job, Job)
+    tenant, job_id, _, job = _claimed(u, ctx, calling=False)
     assert jobs.mark_call(ctx.db, job, jobs.CallPhase.SENT)
     if answered:
         assert jobs.mark_call(ctx.db, job, jobs.CallPhase.ANSWERED, USAGE, 2256)

@@ -153,21 +153,6 @@ def test_a_thread_runs_the_job_it_admitted_itself_without_giving_up_its_slot() -
     assert runner.close(5)
 
 
-def test_a_stopping_worker_admits_nothing_from_its_threads() -> None:
-    gate = Gate()
-    gate.following = {"job1": _job(2)}
-    runner = EditRunner(1, gate)
-    runner.start()
-    runner.hand(_job(1))
-    _until(lambda: gate.started == ["job1"])
-    closer = threading.Thread(target=runner.close, args=(10,))
-    closer.start()
-    _until(lambda: runner.room() == 0 and runner._closing)
-    gate.open.set()
-    closer.join(10)
-    assert gate.started == ["job1"]
-
-
 def test_a_worker_told_to_stop_taking_finishes_what_it_runs_and_admits_nothing() -> None:
     gate = Gate()
     gate.following = {"job1": _job(2)}
@@ -175,7 +160,7 @@ def test_a_worker_told_to_stop_taking_finishes_what_it_runs_and_admits_nothing()
     runner.start()
     runner.hand(_job(1))
     _until(lambda: gate.started == ["job1"])
-    runner.stop_taking()  # SIGTERM: before Celery's own pool has stopped
+    runner.stop_taking()  # SIGTERM: before Celery's own pool has stopped (close() does it too)
     assert runner.room() == 0
     gate.open.set()
     _until(lambda: gate.may_admit == [False])
